@@ -1,0 +1,645 @@
+"""Synthetic benchmarks and pseudo-bulk mixtures with known proportions.
+
+Two generators, both seeded and vectorised:
+
+* :func:`synthetic` draws a whole benchmark from a generative model: a
+  log-normal baseline expression per gene, per-type profiles with marker genes
+  up-regulated in one type, Dirichlet proportions and count noise
+  (negative-binomial or Poisson) at a realistic sequencing depth.
+* :func:`pseudobulk` mixes the cells of a labelled single-cell reference into
+  bulk samples with known cell fractions, and reports both the cell fractions
+  and the RNA fractions (they differ when cell types carry different amounts of
+  RNA).
+
+The results are plain DataFrames with names, ready for :func:`fastdeconv.deconvolve`
+and :func:`fastdeconv.metrics.evaluate`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["SyntheticData", "PseudobulkData", "synthetic", "pseudobulk", "dirichlet_fractions"]
+
+_CPM = 1e6
+
+
+# ---------------------------------------------------------------------------
+# small validation helpers
+# ---------------------------------------------------------------------------
+
+
+def _positive_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _positive_float(value, name, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
+    return value
+
+
+def _alpha_vector(alpha, types):
+    """Dirichlet concentration per type from a scalar, a sequence or a mapping."""
+    k = len(types)
+    if isinstance(alpha, dict):
+        unknown = sorted(set(alpha) - set(types), key=str)
+        if unknown:
+            raise ValueError(f"alpha names unknown cell types {unknown}; known types: {list(types)}")
+        missing = [t for t in types if t not in alpha]
+        if missing:
+            raise ValueError(f"alpha gives no value for cell types {missing}")
+        alpha = [alpha[t] for t in types]
+    elif isinstance(alpha, pd.Series):
+        return _alpha_vector(alpha.to_dict(), types)
+    if np.ndim(alpha) == 0:
+        alpha = np.full(k, _positive_float(alpha, "alpha"))
+    alpha = np.asarray(alpha, dtype=np.float64)
+    if alpha.shape != (k,):
+        raise ValueError(f"alpha must be a scalar or have one value per cell type ({k}), got shape {alpha.shape}")
+    if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
+        raise ValueError(f"alpha values must be finite and > 0, got {alpha.tolist()}")
+    return alpha
+
+
+def dirichlet_fractions(n_samples, types, *, alpha=1.0, seed=0):
+    """Draw random cell-type fractions from a Dirichlet distribution.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples (rows).
+    types : int or sequence of str
+        Number of cell types (named ``type_1`` ...) or their names.
+    alpha : float, sequence or dict, default 1.0
+        Dirichlet concentration: a scalar for all types (1.0 is uniform on the
+        simplex; small values give samples dominated by few types), one value
+        per type, or a mapping type -> value.
+    seed : int or numpy.random.Generator, default 0
+        Random seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Samples x types, rows summing to 1; samples named ``sample_0001`` ...
+
+    Examples
+    --------
+    >>> from fastdeconv.simulate import dirichlet_fractions
+    >>> f = dirichlet_fractions(4, ["T", "B", "NK"], seed=1)
+    >>> f.shape
+    (4, 3)
+    >>> bool(abs(f.sum(axis=1) - 1).max() < 1e-12)
+    True
+    """
+    n_samples = _positive_int(n_samples, "n_samples")
+    if isinstance(types, numbers.Integral) and not isinstance(types, bool):
+        types = _type_names(_positive_int(types, "types"))
+    types = list(types)
+    if len(types) == 0:
+        raise ValueError("types must name at least one cell type")
+    if len(set(types)) != len(types):
+        raise ValueError(f"cell type names must be unique, got {types}")
+    rng = np.random.default_rng(seed)
+    frac = rng.dirichlet(_alpha_vector(alpha, types), size=n_samples)
+    return pd.DataFrame(frac, index=_sample_names(n_samples), columns=types)
+
+
+def _type_names(k):
+    return [f"type_{i + 1}" for i in range(k)]
+
+
+def _sample_names(n):
+    width = max(4, len(str(n)))
+    return [f"sample_{i + 1:0{width}d}" for i in range(n)]
+
+
+def _gene_names(n):
+    width = max(5, len(str(n)))
+    return [f"gene_{i + 1:0{width}d}" for i in range(n)]
+
+
+def _count_noise(rng, mean, noise, dispersion):
+    """Counts with mean ``mean``: Poisson, or gamma-Poisson (negative binomial)."""
+    if noise == "poisson":
+        return rng.poisson(mean)
+    if noise == "negative_binomial":
+        # gamma-Poisson mixture: variance = mean + dispersion * mean**2
+        shape = 1.0 / dispersion
+        return rng.poisson(rng.gamma(shape, mean / shape))
+    if noise == "none":
+        return mean
+    raise ValueError(f"noise must be 'negative_binomial', 'poisson' or 'none', got {noise!r}")
+
+
+# ---------------------------------------------------------------------------
+# synthetic benchmark
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    """A synthetic deconvolution benchmark with known proportions.
+
+    Attributes
+    ----------
+    bulk : pandas.DataFrame
+        Genes x samples, counts per million (the noisy counts divided by each
+        sample's total and multiplied by 10**6).
+    signature : pandas.DataFrame
+        Genes x types, the noise-free type profiles in counts per million.
+    proportions : pandas.DataFrame
+        Samples x types, the true mixing proportions (rows sum to 1).
+    counts : pandas.DataFrame
+        Genes x samples, the raw simulated counts before normalisation.
+    markers : dict
+        Cell type -> list of its marker genes (up-regulated in that type only).
+    params : dict
+        The generator's parameters, for the record.
+    """
+
+    bulk: pd.DataFrame
+    signature: pd.DataFrame
+    proportions: pd.DataFrame
+    counts: pd.DataFrame
+    markers: dict
+    params: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        g, n = self.bulk.shape
+        k = self.signature.shape[1]
+        return f"SyntheticData({g} genes x {n} samples, {k} cell types, params={self.params})"
+
+
+def synthetic(
+    n_genes=2000,
+    n_types=6,
+    n_samples=200,
+    *,
+    seed=0,
+    n_markers=None,
+    marker_fold=10.0,
+    type_sd=0.5,
+    baseline_sd=1.5,
+    alpha=1.0,
+    depth=2e7,
+    noise="negative_binomial",
+    dispersion=0.02,
+):
+    """Generate a realistic synthetic bulk benchmark with known proportions.
+
+    The model, step by step:
+
+    1. baseline expression of gene *g*: ``exp(N(0, baseline_sd))`` (log-normal,
+       so a few genes are very highly expressed and many are low);
+    2. profile of type *t*: the baseline times ``exp(N(0, type_sd))`` (broad
+       differences between types), then ``n_markers`` genes per type (disjoint
+       sets) are multiplied by ``marker_fold * exp(N(0, 0.25))`` in that type
+       only; each profile is scaled to sum to 10**6 (counts per million);
+    3. proportions: one Dirichlet(``alpha``) draw per sample;
+    4. expected expression of a sample: ``signature @ proportions``, scaled to a
+       library size of ``depth * exp(N(0, 0.2))`` reads;
+    5. observed counts: negative-binomial (gamma-Poisson with variance
+       ``mu + dispersion * mu**2``, which also stands in for biological
+       variation between samples), Poisson, or none;
+    6. ``bulk`` is the counts normalised to counts per million.
+
+    Because profiles and bulk are on the same per-million scale, the true
+    proportions are the fractions of RNA a method with this signature
+    estimates (there is no separate cell-size effect in this model; see
+    :func:`pseudobulk` for one).
+
+    Parameters
+    ----------
+    n_genes : int, default 2000
+        Number of genes.
+    n_types : int, default 6
+        Number of cell types.
+    n_samples : int, default 200
+        Number of bulk samples.
+    seed : int or numpy.random.Generator, default 0
+        Random seed; the same seed gives the same data.
+    n_markers : int, optional
+        Marker genes per type; default ``max(5, n_genes // (10 * n_types))``.
+        Must satisfy ``n_markers * n_types <= n_genes``.
+    marker_fold : float, default 10.0
+        Typical fold change of a marker gene in its own type (> 1).
+    type_sd : float, default 0.5
+        Standard deviation of the log fold change between types for all genes.
+    baseline_sd : float, default 1.5
+        Standard deviation of the log baseline expression across genes.
+    alpha : float, sequence or dict, default 1.0
+        Dirichlet concentration of the proportions (see :func:`dirichlet_fractions`).
+    depth : float, default 2e7
+        Typical sequencing depth (reads per sample).
+    noise : {"negative_binomial", "poisson", "none"}, default "negative_binomial"
+        Count noise model.
+    dispersion : float, default 0.02
+        Negative-binomial dispersion (ignored for other noise models).
+
+    Returns
+    -------
+    SyntheticData
+        ``.bulk`` (genes x samples), ``.signature`` (genes x types),
+        ``.proportions`` (samples x types), ``.counts``, ``.markers``, ``.params``.
+
+    Examples
+    --------
+    >>> from fastdeconv.simulate import synthetic
+    >>> data = synthetic(n_genes=300, n_types=4, n_samples=10, seed=1)
+    >>> data.bulk.shape, data.signature.shape, data.proportions.shape
+    ((300, 10), (300, 4), (10, 4))
+    >>> bool(abs(data.proportions.sum(axis=1) - 1).max() < 1e-12)
+    True
+    >>> round(float(data.bulk.sum().iloc[0]))
+    1000000
+    """
+    n_genes = _positive_int(n_genes, "n_genes")
+    n_types = _positive_int(n_types, "n_types")
+    n_samples = _positive_int(n_samples, "n_samples")
+    if n_markers is None:
+        n_markers = max(5, n_genes // (10 * n_types))
+        n_markers = min(n_markers, n_genes // n_types)
+    n_markers = _positive_int(n_markers, "n_markers", minimum=0)
+    if n_markers * n_types > n_genes:
+        raise ValueError(
+            f"n_markers * n_types = {n_markers * n_types} marker genes do not fit in n_genes = "
+            f"{n_genes}; lower n_markers or raise n_genes"
+        )
+    marker_fold = _positive_float(marker_fold, "marker_fold")
+    type_sd = _positive_float(type_sd, "type_sd", allow_zero=True)
+    baseline_sd = _positive_float(baseline_sd, "baseline_sd", allow_zero=True)
+    depth = _positive_float(depth, "depth")
+    dispersion = _positive_float(dispersion, "dispersion")
+    if noise not in ("negative_binomial", "poisson", "none"):
+        raise ValueError(f"noise must be 'negative_binomial', 'poisson' or 'none', got {noise!r}")
+
+    rng = np.random.default_rng(seed)
+    genes = _gene_names(n_genes)
+    types = _type_names(n_types)
+    samples = _sample_names(n_samples)
+
+    baseline = np.exp(rng.normal(0.0, baseline_sd, size=n_genes))
+    profiles = baseline[:, None] * np.exp(rng.normal(0.0, type_sd, size=(n_genes, n_types)))
+    marker_rows = rng.permutation(n_genes)[: n_markers * n_types].reshape(n_types, n_markers)
+    folds = marker_fold * np.exp(rng.normal(0.0, 0.25, size=(n_types, n_markers)))
+    for t in range(n_types):
+        profiles[marker_rows[t], t] *= folds[t]
+    profiles *= _CPM / profiles.sum(axis=0)
+
+    prop = rng.dirichlet(_alpha_vector(alpha, types), size=n_samples)  # samples x types
+    expected = profiles @ prop.T  # genes x samples, each column sums to 1e6
+    library = depth * np.exp(rng.normal(0.0, 0.2, size=n_samples))
+    counts = _count_noise(rng, expected * (library / _CPM), noise, dispersion)
+    totals = counts.sum(axis=0)
+    if np.any(totals <= 0):
+        raise ValueError("a simulated sample has no counts; raise depth")
+    bulk = counts * (_CPM / totals)
+
+    markers = {types[t]: [genes[g] for g in marker_rows[t]] for t in range(n_types)}
+    params = dict(
+        n_genes=n_genes, n_types=n_types, n_samples=n_samples,
+        seed=seed if isinstance(seed, numbers.Integral) else None, n_markers=n_markers, marker_fold=marker_fold, type_sd=type_sd, baseline_sd=baseline_sd,
+        depth=depth, noise=noise, dispersion=dispersion,
+    )
+    return SyntheticData(
+        bulk=pd.DataFrame(bulk, index=genes, columns=samples),
+        signature=pd.DataFrame(profiles, index=genes, columns=types),
+        proportions=pd.DataFrame(prop, index=samples, columns=types),
+        counts=pd.DataFrame(counts, index=genes, columns=samples),
+        markers=markers,
+        params=params,
+    )
+
+
+# ---------------------------------------------------------------------------
+# pseudo-bulk from single cells
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PseudobulkData:
+    """Pseudo-bulk samples mixed from single cells, with the true fractions.
+
+    Attributes
+    ----------
+    bulk : pandas.DataFrame
+        Genes x samples: the summed raw counts of the sampled cells (or counts
+        per million with ``normalize="cpm"``).
+    cell_fractions : pandas.DataFrame
+        Samples x types: the realised share of *cells* of each type.
+    rna_fractions : pandas.DataFrame
+        Samples x types: the share of the sample's total *counts* (RNA) that
+        comes from each type. A signature of per-type mean expression on a
+        per-million scale, fitted to a normalised bulk, estimates these.
+    n_cells : pandas.DataFrame
+        Samples x types: the number of cells of each type in each sample.
+    """
+
+    bulk: pd.DataFrame
+    cell_fractions: pd.DataFrame
+    rna_fractions: pd.DataFrame
+    n_cells: pd.DataFrame
+
+    def __repr__(self):
+        g, n = self.bulk.shape
+        k = self.cell_fractions.shape[1]
+        return f"PseudobulkData({g} genes x {n} samples, {k} cell types)"
+
+
+def _is_anndata(obj):
+    return all(hasattr(obj, a) for a in ("X", "obs", "var_names", "obs_names", "layers"))
+
+
+def _counts_matrix(counts, layer):
+    """Return (matrix genes x cells as ndarray or CSR, genes, cell ids or None)."""
+    import scipy.sparse as sp
+
+    if _is_anndata(counts):
+        x = counts.X if layer is None else counts.layers[layer]
+        genes = [str(g) for g in counts.var_names]
+        cells = [str(c) for c in counts.obs_names]
+        x = x.T  # cells x genes -> genes x cells
+    else:
+        if layer is not None:
+            raise ValueError("layer is only meaningful for AnnData counts")
+        if isinstance(counts, pd.DataFrame):
+            genes, cells = list(counts.index), list(counts.columns)
+            x = counts.sparse.to_coo() if _all_sparse(counts) else counts.to_numpy()
+        else:
+            genes, cells = None, None
+            x = counts
+    if sp.issparse(x):
+        x = sp.csr_array(x)
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise TypeError(f"counts must be numeric, got dtype {x.dtype}")
+        values = x.data
+    else:
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"counts must be a numeric matrix (genes x cells): {exc}") from None
+        values = x
+    if x.ndim != 2:
+        raise ValueError(f"counts must be a 2-D genes x cells matrix, got {x.ndim} dimension(s)")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"counts is empty (shape {x.shape}); it must be genes x cells")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("counts contain NaN or infinite values; remove or replace them")
+    if values.size and values.min() < 0:
+        raise ValueError("counts contain negative values; pseudo-bulk needs raw (non-negative) counts")
+    if genes is None:
+        genes = _gene_names(x.shape[0])
+    return x, genes, cells
+
+
+def _all_sparse(df):
+    return len(df.columns) > 0 and all(isinstance(d, pd.SparseDtype) for d in df.dtypes)
+
+
+def _labels_vector(labels, counts, cells, n_cells):
+    if isinstance(labels, str):
+        if _is_anndata(counts):
+            if labels not in counts.obs.columns:
+                raise KeyError(
+                    f"labels={labels!r} is not a column of counts.obs; columns: {list(counts.obs.columns)}"
+                )
+            labels = counts.obs[labels]
+        else:
+            raise TypeError("labels must give one cell type per cell (a str names an obs column of AnnData only)")
+    if isinstance(labels, pd.DataFrame):
+        if labels.shape[1] != 1:
+            raise ValueError(f"labels must have a single column of cell types, got {labels.shape[1]} columns")
+        labels = labels.iloc[:, 0]
+    if isinstance(labels, pd.Series) and cells is not None and not isinstance(labels.index, pd.RangeIndex):
+        index = labels.index.astype(str)
+        missing = pd.Index(cells).difference(index)
+        if len(missing) == 0:
+            labels = pd.Series(labels.to_numpy(), index=index).reindex(cells)
+        elif len(missing) < len(cells):
+            raise ValueError(
+                f"{len(missing)} of {len(cells)} cells have no label (e.g. {list(missing[:3])}); "
+                "labels must cover every cell of counts"
+            )
+        elif len(labels) != n_cells:
+            raise ValueError(
+                f"labels are indexed by ids that match no cell of counts (e.g. {list(index[:3])} vs "
+                f"{list(cells[:3])}) and their number ({len(labels)}) differs from the cells ({n_cells})"
+            )
+    values = np.asarray(labels, dtype=object)
+    if values.ndim != 1:
+        raise ValueError(f"labels must be 1-D (one cell type per cell), got shape {values.shape}")
+    if values.shape[0] != n_cells:
+        raise ValueError(
+            f"labels has {values.shape[0]} entries but counts has {n_cells} cells (columns); "
+            "counts must be genes x cells with one label per cell"
+        )
+    if pd.isna(values).any():
+        raise ValueError(f"{int(pd.isna(values).sum())} cells have a missing label; drop them or label them")
+    return values
+
+
+def _fractions_matrix(fractions, types, n_samples, alpha, rng):
+    """Samples x types target fractions (ndarray) and the sample names."""
+    if fractions is None:
+        if n_samples is None:
+            raise ValueError("give n_samples (or fractions)")
+        n_samples = _positive_int(n_samples, "n_samples")
+        return rng.dirichlet(_alpha_vector(alpha, types), size=n_samples), _sample_names(n_samples)
+    if isinstance(fractions, dict):
+        fractions = pd.Series(fractions, dtype=np.float64)
+    if isinstance(fractions, pd.Series):
+        fractions = fractions.to_frame().T
+        one_row = True
+    else:
+        one_row = False
+    if isinstance(fractions, pd.DataFrame):
+        unknown = [c for c in fractions.columns if c not in set(types)]
+        if unknown:
+            raise ValueError(
+                f"fractions name cell types not in labels: {unknown}; known types: {list(types)}"
+            )
+        samples = None if one_row else [str(s) for s in fractions.index]
+        frac = fractions.reindex(columns=types, fill_value=0.0).to_numpy(dtype=np.float64)
+    else:
+        frac = np.asarray(fractions, dtype=np.float64)
+        if frac.ndim == 1:
+            frac = frac[None, :]
+            one_row = True
+        if frac.ndim != 2 or frac.shape[1] != len(types):
+            raise ValueError(
+                f"fractions must have one column per cell type ({len(types)}: {list(types)}), "
+                f"got shape {frac.shape}; pass a DataFrame with type names to choose the order"
+            )
+        samples = None
+    if one_row:
+        if n_samples is None:
+            raise ValueError("give n_samples when fractions is a single row shared by all samples")
+        n_samples = _positive_int(n_samples, "n_samples")
+        frac = np.repeat(frac, n_samples, axis=0)
+    elif n_samples is not None and n_samples != frac.shape[0]:
+        raise ValueError(
+            f"n_samples={n_samples} but fractions has {frac.shape[0]} rows; pass n_samples=None "
+            "or one row per sample"
+        )
+    if not np.all(np.isfinite(frac)):
+        raise ValueError("fractions contain NaN or infinite values")
+    if frac.min() < 0:
+        raise ValueError("fractions must be >= 0")
+    sums = frac.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-6)
+    if bad.size:
+        raise ValueError(
+            f"fractions must sum to 1 per sample; row {bad[0]} sums to {sums[bad[0]]:.6g} "
+            "(normalise with df.div(df.sum(axis=1), axis=0))"
+        )
+    frac = frac / sums[:, None]
+    if samples is None:
+        samples = _sample_names(frac.shape[0])
+    return frac, samples
+
+
+def pseudobulk(
+    counts,
+    labels,
+    n_samples=None,
+    *,
+    cells_per_sample=500,
+    fractions=None,
+    alpha=1.0,
+    seed=0,
+    layer=None,
+    normalize=None,
+):
+    """Mix the cells of a labelled single-cell reference into pseudo-bulk samples.
+
+    For each sample, the number of cells of each type is drawn from a
+    multinomial over ``cells_per_sample`` cells with the sample's target
+    fractions; that many cells of each type are drawn with replacement, and
+    their raw counts are summed. The work is one sparse matrix product
+    (``counts @ W`` with ``W`` cells x samples holding how often each cell was
+    drawn), so 10**5 cells and thousands of samples take seconds.
+
+    Two truths are returned. ``cell_fractions`` are the realised shares of
+    cells. ``rna_fractions`` are the shares of the sample's total counts that
+    come from each type; when cell types carry different amounts of RNA
+    (library sizes) the two differ. A reference-based method that fits a
+    per-million signature (mean expression per type) to a normalised bulk
+    estimates the RNA fractions; to estimate cell fractions, divide each type's
+    estimate by its mean RNA content per cell and renormalise.
+
+    Parameters
+    ----------
+    counts : array-like, scipy.sparse matrix, DataFrame or AnnData
+        Raw counts, genes x cells (a DataFrame has genes as index and cell ids
+        as columns). AnnData objects are cells x genes, as usual; their
+        ``.X`` (or ``.layers[layer]``) is used.
+    labels : sequence, pandas.Series or str
+        One cell type per cell. A Series indexed by cell ids is aligned to the
+        columns of ``counts``; with AnnData, a str names a column of ``.obs``.
+    n_samples : int, optional
+        Number of pseudo-bulk samples (required unless ``fractions`` has one
+        row per sample).
+    cells_per_sample : int, default 500
+        Cells summed into each sample.
+    fractions : DataFrame, Series, dict or array, optional
+        Target cell fractions: samples x types (rows summing to 1), or a single
+        row used for every sample. Types missing from a DataFrame/Series get 0;
+        unknown types are an error. Default: Dirichlet(``alpha``) draws.
+    alpha : float, sequence or dict, default 1.0
+        Dirichlet concentration when ``fractions`` is None.
+    seed : int or numpy.random.Generator, default 0
+        Random seed.
+    layer : str, optional
+        AnnData layer holding the raw counts (default ``.X``).
+    normalize : {None, "cpm"}, default None
+        ``"cpm"`` scales each pseudo-bulk sample to sum to 10**6.
+
+    Returns
+    -------
+    PseudobulkData
+        ``.bulk`` (genes x samples), ``.cell_fractions``, ``.rna_fractions``,
+        ``.n_cells`` (samples x types).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.simulate import pseudobulk
+    >>> rng = np.random.default_rng(0)
+    >>> counts = rng.poisson(2.0, size=(50, 30))          # 50 genes x 30 cells
+    >>> labels = ["T"] * 10 + ["B"] * 10 + ["NK"] * 10
+    >>> pb = pseudobulk(counts, labels, n_samples=5, cells_per_sample=100, seed=1)
+    >>> pb.bulk.shape, pb.cell_fractions.shape
+    ((50, 5), (5, 3))
+    >>> pb.n_cells.sum(axis=1).tolist()
+    [100, 100, 100, 100, 100]
+    """
+    import scipy.sparse as sp
+
+    x, genes, cells = _counts_matrix(counts, layer)
+    n_genes, n_cells_total = x.shape
+    values = _labels_vector(labels, counts, cells, n_cells_total)
+    cells_per_sample = _positive_int(cells_per_sample, "cells_per_sample")
+    if normalize not in (None, "cpm"):
+        raise ValueError(f"normalize must be None or 'cpm', got {normalize!r}")
+
+    types, codes = np.unique(values.astype(str), return_inverse=True)
+    types = [str(t) for t in types]
+    rng = np.random.default_rng(seed)
+    frac, samples = _fractions_matrix(fractions, types, n_samples, alpha, rng)
+    n = frac.shape[0]
+
+    # cells of each type, in label order
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(len(types) + 1))
+
+    n_cells = rng.multinomial(cells_per_sample, frac)  # samples x types
+    cell_index, sample_index = [], []
+    for t in range(len(types)):
+        counts_t = n_cells[:, t]
+        total = int(counts_t.sum())
+        if total == 0:
+            continue
+        members = order[starts[t] : starts[t + 1]]
+        cell_index.append(members[rng.integers(0, members.size, size=total)])
+        sample_index.append(np.repeat(np.arange(n), counts_t))
+    cell_index = np.concatenate(cell_index)
+    sample_index = np.concatenate(sample_index)
+    weights = sp.csr_array(
+        (np.ones(cell_index.size), (cell_index, sample_index)), shape=(n_cells_total, n)
+    )  # duplicates are summed: how often each cell was drawn for each sample
+
+    bulk = x @ weights
+    bulk = bulk.toarray() if sp.issparse(bulk) else np.asarray(bulk)
+    bulk = np.asarray(bulk, dtype=np.float64)
+
+    library = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()  # counts per cell
+    rna = np.zeros((n, len(types)))
+    for t in range(len(types)):
+        mask = codes[cell_index] == t
+        rna[:, t] = np.bincount(sample_index[mask], weights=library[cell_index[mask]], minlength=n)
+    rna_total = rna.sum(axis=1, keepdims=True)
+    if np.any(rna_total <= 0):
+        raise ValueError("a pseudo-bulk sample has no counts at all; the sampled cells are empty")
+    rna = rna / rna_total
+    if normalize == "cpm":
+        bulk = bulk * (_CPM / bulk.sum(axis=0))
+
+    return PseudobulkData(
+        bulk=pd.DataFrame(bulk, index=genes, columns=samples),
+        cell_fractions=pd.DataFrame(n_cells / cells_per_sample, index=samples, columns=types),
+        rna_fractions=pd.DataFrame(rna, index=samples, columns=types),
+        n_cells=pd.DataFrame(n_cells, index=samples, columns=types),
+    )
