@@ -1,0 +1,103 @@
+"""Active-set non-negative least squares on the Gram form, one sample at a time.
+
+``min ||A x - b||^2`` subject to ``x >= 0`` is solved from ``Q = A'A`` and
+``c = A'b`` only (see :mod:`fastdeconv.kernels._active_set` for the method and
+its references), so the cost per sample is independent of the number of genes
+once the projection ``A'B`` has been computed with BLAS for a whole block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastdeconv._jit import jit
+from fastdeconv.kernels._active_set import active_set, new_workspace
+
+
+@jit
+def default_max_iter(k):
+    """Default cap on active-set changes for ``k`` variables: ``5 k + 50``.
+
+    Parameters
+    ----------
+    k : int
+        Number of variables.
+
+    Returns
+    -------
+    int
+        The cap.
+    """
+    return 5 * k + 50
+
+
+@jit
+def nnls_gram_kernel(AtA, Atb, max_iter=-1, tol=1e-11):
+    """Solve one NNLS problem given its Gram form; callable from ``@njit`` code.
+
+    Parameters
+    ----------
+    AtA : ndarray, shape (k, k)
+        ``A'A`` (symmetric positive semi-definite), float64.
+    Atb : ndarray, shape (k,)
+        ``A'b``, float64.
+    max_iter : int, optional
+        Cap on active-set changes; ``-1`` (default) means ``5 k + 50``.
+    tol : float, optional
+        Relative tolerance on the dual (KKT) conditions.
+
+    Returns
+    -------
+    x : ndarray, shape (k,)
+        The minimiser of ``||A x - b||^2`` over ``x >= 0``.
+    n_iter : int
+        Active-set changes made.
+    status : int
+        0 converged, 1 iteration cap reached, 2 non-finite input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.kernels import nnls_gram_kernel
+    >>> A = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> b = np.array([2.0, -1.0, 1.0])
+    >>> x, n_iter, status = nnls_gram_kernel(A.T @ A, A.T @ b)
+    >>> np.round(x, 6).tolist(), status
+    ([1.5, 0.0], 0)
+    """
+    k = Atb.shape[0]
+    if max_iter < 0:
+        max_iter = default_max_iter(k)
+    L, P, pos, blocked, z, u, v = new_workspace(k)
+    x = np.zeros(k)
+    n_iter, status = active_set(AtA, Atb, x, False, max_iter, tol, L, P, pos, blocked, z, u, v)
+    return x, n_iter, status
+
+
+@jit
+def nnls_gram_batch(Q, C, X, n_iter, status, max_iter, tol):
+    """Solve NNLS for every row of ``C`` (one sample per row), serially.
+
+    Parameters
+    ----------
+    Q : ndarray, shape (k, k)
+        Gram matrix shared by all samples.
+    C : ndarray, shape (m, k)
+        ``(A'B)'``: one row per sample, C-contiguous.
+    X : ndarray, shape (m, k)
+        Output solutions, one row per sample.
+    n_iter : ndarray of int64, shape (m,)
+        Output iteration counts.
+    status : ndarray of int8, shape (m,)
+        Output status codes (0 converged, 1 cap reached, 2 non-finite).
+    max_iter : int
+        Cap on active-set changes per sample.
+    tol : float
+        Relative dual tolerance.
+    """
+    k = Q.shape[0]
+    L, P, pos, blocked, z, u, v = new_workspace(k)
+    for s in range(C.shape[0]):
+        it, st = active_set(Q, C[s], X[s], False, max_iter, tol, L, P, pos, blocked, z, u, v)
+        n_iter[s] = it
+        status[s] = st
