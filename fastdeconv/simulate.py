@@ -18,12 +18,21 @@ and :func:`fastdeconv.metrics.evaluate`.
 from __future__ import annotations
 
 import numbers
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["SyntheticData", "PseudobulkData", "synthetic", "pseudobulk", "dirichlet_fractions"]
+__all__ = [
+    "SyntheticData",
+    "PseudobulkData",
+    "BenchmarkReport",
+    "synthetic",
+    "pseudobulk",
+    "dirichlet_fractions",
+    "run_benchmark",
+]
 
 _CPM = 1e6
 
@@ -642,4 +651,176 @@ def pseudobulk(
         cell_fractions=pd.DataFrame(n_cells / cells_per_sample, index=samples, columns=types),
         rna_fractions=pd.DataFrame(rna, index=samples, columns=types),
         n_cells=pd.DataFrame(n_cells, index=samples, columns=types),
+    )
+
+
+# ---------------------------------------------------------------------------
+# accuracy and speed on a synthetic benchmark (the `fastdeconv demo` command)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchmarkReport:
+    """Accuracy and speed of fastdeconv on a synthetic benchmark (see :func:`run_benchmark`).
+
+    Attributes
+    ----------
+    data : SyntheticData
+        The benchmark.
+    result : fastdeconv.DeconvolutionResult
+        The deconvolution with the chosen method.
+    evaluation : fastdeconv.metrics.Evaluation
+        Its accuracy against the true proportions.
+    method : str
+        The method used (``"default"`` when the library default was used).
+    times : dict
+        Median wall times in seconds: ``deconvolve`` (the whole pipeline),
+        ``nnls`` (the array solver :func:`fastdeconv.nnls`, all threads),
+        ``nnls_1thread`` (the same on one thread), ``scipy_nnls_loop``
+        (:func:`scipy.optimize.nnls` called once per sample), ``first_call``
+        (a first small call, which loads or compiles the Numba kernels).
+    max_abs_diff : float
+        Largest absolute difference between the NNLS coefficients of
+        fastdeconv and SciPy on the same data.
+    repeats : int
+        Timed runs per measurement (the median is reported).
+    n_jobs : int or None
+        Threads given to fastdeconv (None: all cores).
+    """
+
+    data: SyntheticData
+    result: object
+    evaluation: object
+    method: str
+    times: dict
+    max_abs_diff: float
+    repeats: int
+    n_jobs: object = None
+
+    @property
+    def speedup(self):
+        """``scipy_nnls_loop / nnls``: how many times faster fastdeconv's NNLS is."""
+        return self.times["scipy_nnls_loop"] / self.times["nnls"]
+
+    def summary(self):
+        """Return the printed report (the same as ``str(report)``).
+
+        Returns
+        -------
+        str
+        """
+        p = self.data.params
+        g, n = self.data.bulk.shape
+        k = self.data.signature.shape[1]
+        threads = "all cores" if self.n_jobs is None else f"n_jobs={self.n_jobs}"
+        t = self.times
+        lines = [
+            f"Synthetic benchmark: {g} genes x {n} samples, {k} cell types (seed {p.get('seed')})",
+            f"  log-normal expression, {p['n_markers']} markers per type (~{p['marker_fold']:g}-fold), "
+            f"Dirichlet proportions, {p['noise'].replace('_', '-')} counts at ~{p['depth']:.0e} reads",
+            "",
+            f"Accuracy of fastdeconv.deconvolve (method={self.method}) against the true proportions:",
+            self.evaluation.summary(),
+            "",
+            f"Speed on the same data (median of {self.repeats} runs; fastdeconv on {threads}):",
+            f"  fastdeconv.deconvolve, whole pipeline   {t['deconvolve']:9.4f} s",
+            f"  fastdeconv.nnls                         {t['nnls']:9.4f} s",
+            f"  fastdeconv.nnls, 1 thread               {t['nnls_1thread']:9.4f} s",
+            f"  scipy.optimize.nnls loop over samples   {t['scipy_nnls_loop']:9.4f} s",
+            f"  fastdeconv.nnls is {self.speedup:.1f}x faster than the scipy loop "
+            f"({t['scipy_nnls_loop'] / t['nnls_1thread']:.1f}x on 1 thread); "
+            f"largest coefficient difference {self.max_abs_diff:.1e}",
+            f"  (first call, loading or compiling the Numba kernels: {t['first_call']:.2f} s)",
+        ]
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+
+def _median_time(func, repeats):
+    times = []
+    out = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = func()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), out
+
+
+def run_benchmark(data, *, method=None, repeats=3, n_jobs=None):
+    """Deconvolve a synthetic benchmark; measure accuracy and speed against SciPy.
+
+    Runs :func:`fastdeconv.deconvolve` on ``data.bulk`` with ``data.signature``,
+    evaluates the proportions against ``data.proportions``, and times
+    :func:`fastdeconv.nnls` against a loop of :func:`scipy.optimize.nnls` over
+    the samples of the same matrices, in the same process (median of
+    ``repeats`` runs each), checking that both give the same coefficients.
+
+    Parameters
+    ----------
+    data : SyntheticData
+        A benchmark from :func:`synthetic`.
+    method : str, optional
+        Deconvolution method (default: the library's default).
+    repeats : int, default 3
+        Timed runs per measurement.
+    n_jobs : int, optional
+        Threads for fastdeconv (default: all cores).
+
+    Returns
+    -------
+    BenchmarkReport
+
+    Examples
+    --------
+    >>> from fastdeconv.simulate import synthetic, run_benchmark
+    >>> report = run_benchmark(synthetic(n_genes=500, n_types=4, n_samples=50, seed=0), repeats=1)
+    >>> report.evaluation.overall["pearson_r"] > 0.9
+    True
+    >>> report.max_abs_diff < 1e-6
+    True
+    """
+    from scipy.optimize import nnls as scipy_nnls
+
+    import fastdeconv
+
+    if not isinstance(data, SyntheticData):
+        raise TypeError(f"data must be a SyntheticData from synthetic(), got {type(data).__name__}")
+    repeats = _positive_int(repeats, "repeats")
+    kwargs = {"n_jobs": n_jobs, "progress": False}
+    if method is not None:
+        kwargs["method"] = method
+    S = np.ascontiguousarray(data.signature.to_numpy())
+    B = np.ascontiguousarray(data.bulk.to_numpy())
+
+    start = time.perf_counter()
+    fastdeconv.deconvolve(data.bulk.iloc[:, :2], data.signature, **kwargs)
+    fastdeconv.nnls(S, B[:, :2], n_jobs=n_jobs)
+    first_call = time.perf_counter() - start
+
+    t_deconv, result = _median_time(
+        lambda: fastdeconv.deconvolve(data.bulk, data.signature, **kwargs), repeats
+    )
+    t_nnls, X = _median_time(lambda: fastdeconv.nnls(S, B, n_jobs=n_jobs), repeats)
+    t_nnls1, _ = _median_time(lambda: fastdeconv.nnls(S, B, n_jobs=1), repeats)
+    t_scipy, X_ref = _median_time(
+        lambda: np.column_stack([scipy_nnls(S, B[:, j])[0] for j in range(B.shape[1])]), repeats
+    )
+    evaluation = fastdeconv.evaluate(result.proportions, data.proportions)
+    return BenchmarkReport(
+        data=data,
+        result=result,
+        evaluation=evaluation,
+        method=method if method is not None else "default",
+        times={
+            "deconvolve": t_deconv,
+            "nnls": t_nnls,
+            "nnls_1thread": t_nnls1,
+            "scipy_nnls_loop": t_scipy,
+            "first_call": first_call,
+        },
+        max_abs_diff=float(np.max(np.abs(X - X_ref))),
+        repeats=repeats,
+        n_jobs=n_jobs,
     )

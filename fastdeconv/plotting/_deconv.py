@@ -81,6 +81,43 @@ def new_figure(path=None, ax=None, *, figsize=(8.0, 4.5), nrows=1, ncols=1):
     return fig, axes
 
 
+def check_figure_path(path):
+    """Check that a figure can be saved to ``path``; return its format.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file; the extension chooses the format.
+
+    Returns
+    -------
+    str
+        The format, e.g. ``"png"``.
+
+    Raises
+    ------
+    ValueError
+        For an extension matplotlib cannot write.
+
+    Examples
+    --------
+    >>> from fastdeconv.plotting._deconv import check_figure_path
+    >>> check_figure_path("out/proportions.PDF")
+    'pdf'
+    """
+    _require_matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = Path(path).suffix.lower().lstrip(".")
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in supported:
+        raise ValueError(
+            f"cannot save a figure as {str(path)!r}: use one of the extensions "
+            f"{', '.join('.' + s for s in sorted(supported))}"
+        )
+    return fmt
+
+
 def save_figure(fig, path, *, dpi=150):
     """Save ``fig`` to ``path`` atomically; the format comes from the extension.
 
@@ -115,13 +152,7 @@ def save_figure(fig, path, *, dpi=150):
     True
     """
     path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    supported = fig.canvas.get_supported_filetypes()
-    if fmt not in supported:
-        raise ValueError(
-            f"cannot save a figure as {str(path)!r}: use one of the extensions "
-            f"{', '.join('.' + s for s in sorted(supported))}"
-        )
+    fmt = check_figure_path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {str(folder)!r} for {str(path)!r} does not exist")

@@ -1,0 +1,588 @@
+"""The ``fastdeconv`` command line.
+
+One small function per command; each reads its inputs, calls the public API
+and writes the results. Heavy modules are imported inside the commands, so
+``fastdeconv --help`` starts instantly. Bad input ends the program with exit
+status 1 and a one-line ``fastdeconv: error: ...`` on stderr (no traceback; set
+the environment variable ``FASTDECONV_DEBUG=1`` to see one); usage errors exit
+with status 2.
+
+File formats: tables are TSV (``.tsv``, ``.txt``, ``.tab``) or CSV (``.csv``),
+optionally gzipped (``.gz``), with row ids in the first column and column ids
+in the header. BULK is genes x samples, SIG genes x cell types, TRUTH cell types
+x samples; proportions are written as samples x cell types with ``sample`` as
+the first header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+__all__ = ["main", "build_parser"]
+
+PROG = "fastdeconv"
+
+
+class InputError(ValueError):
+    """A problem with the user's input detected by the command line itself."""
+
+
+# ---------------------------------------------------------------------------
+# small helpers (I/O and messages only; no arithmetic here)
+# ---------------------------------------------------------------------------
+
+
+def _info(args, message):
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
+
+
+def _check_table_path(path, option):
+    """Fail before any work if an output table cannot be written."""
+    from fastdeconv.io import _table_format
+
+    if path is None:
+        return
+    try:
+        _table_format(path)
+    except ValueError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    _check_folder(path, option)
+
+
+def _check_folder(path, option):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"{option}: folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"{option}: {path!r} is a folder, not a file name")
+
+
+def _check_plot_path(path, option="--plot"):
+    if path is None:
+        return
+    from fastdeconv.plotting._deconv import check_figure_path
+
+    try:
+        check_figure_path(path)
+    except ValueError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    _check_folder(path, option)
+
+
+def _read(path, option, **kwargs):
+    from fastdeconv.io import read_table
+
+    try:
+        return read_table(path, **kwargs)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{option}: {_message(exc)}") from None
+    except ValueError as exc:
+        raise InputError(f"{option}: {_message(exc)}") from None
+
+
+def _read_counts(path):
+    """Genes x cells table, or an AnnData object for ``.h5ad``."""
+    if str(path).lower().endswith(".h5ad"):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"--counts: file not found: {path!r}")
+        try:
+            import anndata
+        except ImportError:
+            raise InputError("--counts: reading .h5ad files needs anndata (`pip install anndata`)") from None
+        return anndata.read_h5ad(path)
+    return _read(path, "--counts")
+
+
+def _read_labels(path):
+    """Two-column table with a header: cell id, cell type -> Series indexed by cell id."""
+    table = _read(path, "--labels", index_col=0, numeric=False)
+    if table.shape[1] != 1:
+        raise InputError(
+            f"--labels: {path!r} must have exactly two columns (cell id, cell type), "
+            f"found {table.shape[1] + 1}"
+        )
+    labels = table.iloc[:, 0]
+    labels.index = labels.index.astype(str)
+    return labels.astype(str)
+
+
+def _write(df, path, option, index_label):
+    from fastdeconv.io import write_table
+
+    try:
+        write_table(df, path, index_label=index_label)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{option}: cannot write {path!r}: {_message(exc)}") from None
+
+
+def _proportions_frame(proportions):
+    frame = proportions.copy()
+    frame.index.name = "sample"
+    return frame
+
+
+def _truth_samples_by_types(truth, estimate):
+    """TRUTH files are types x samples; accept samples x types when that is what matches."""
+    if len(estimate.index.intersection(truth.columns)) == 0 and len(estimate.index.intersection(truth.index)):
+        return truth
+    return truth.T
+
+
+def _message(exc):
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"{PROG}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------
+
+
+def cmd_deconvolve(args):
+    """Reference-based deconvolution of BULK with SIG -> proportions table."""
+    _check_table_path(args.output, "--output")
+    _check_table_path(args.fit_output, "--fit-output")
+    _check_plot_path(args.plot)
+    _check_plot_path(args.plot_fit, "--plot-fit")
+    bulk = _read(args.bulk, "--bulk")
+    signature = _read(args.signature, "--signature")
+
+    import fastdeconv
+
+    kwargs = {"n_jobs": args.n_jobs, "progress": False if args.quiet else None}
+    if args.method is not None:
+        kwargs["method"] = args.method
+    result = fastdeconv.deconvolve(bulk, signature, **kwargs)
+    _write(_proportions_frame(result.proportions), args.output, "--output", "sample")
+    if args.fit_output:
+        _write(result.fit, args.fit_output, "--fit-output", "sample")
+    if args.plot:
+        result.plot_proportions(args.plot)
+    if args.plot_fit:
+        result.plot_fit(args.plot_fit)
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
+def cmd_evaluate(args):
+    """Accuracy of an estimate (samples x types) against TRUTH (types x samples)."""
+    _check_table_path(args.output, "--output")
+    _check_plot_path(args.plot)
+    estimate = _read(args.estimate, "--estimate")
+    truth = _read(args.truth, "--truth")
+
+    from fastdeconv.metrics import evaluate
+
+    truth = _truth_samples_by_types(truth, estimate)
+    ev = evaluate(estimate, truth, match=args.match, renormalize=args.renormalize)
+    print(ev.summary())
+    if args.output:
+        _write(ev.to_frame(), args.output, "--output", "cell_type")
+    if args.plot:
+        ev.plot(args.plot)
+    return 0
+
+
+def cmd_demo(args):
+    """Synthetic benchmark: accuracy and speed against a scipy.optimize.nnls loop."""
+    _check_plot_path(args.plot)
+    from fastdeconv.simulate import run_benchmark, synthetic
+
+    _info(args, f"simulating {args.genes} genes x {args.samples} samples, {args.types} cell types ...")
+    data = synthetic(n_genes=args.genes, n_types=args.types, n_samples=args.samples, seed=args.seed)
+    _info(args, "deconvolving and timing ...")
+    report = run_benchmark(data, method=args.method, repeats=args.repeats, n_jobs=args.n_jobs)
+    print(report.summary())
+    if args.plot:
+        report.evaluation.plot(args.plot)
+    return 0
+
+
+def cmd_signature(args):
+    """Signature matrix (and marker table) from labelled single-cell counts."""
+    _check_table_path(args.output, "--output")
+    _check_table_path(args.markers, "--markers")
+    if args.labels is None and args.label_key is None and args.clusters is None:
+        raise InputError(
+            "give --labels (a cell id, cell type table), --label-key (.h5ad) or --clusters N"
+        )
+    counts = _read_counts(args.counts)
+    labels = _read_labels(args.labels) if args.labels is not None else None
+
+    import fastdeconv
+
+    kwargs = {"method": args.method, "seed": args.seed}
+    if args.label_key is not None:
+        kwargs["label_key"] = args.label_key
+    if args.n_markers is not None:
+        kwargs["n_markers"] = args.n_markers
+    if args.clusters is not None:
+        kwargs["n_clusters"] = args.clusters
+    result = fastdeconv.build_signature(counts, labels, **kwargs)
+    result.write(args.output, markers_path=args.markers)
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
+def cmd_simulate(args):
+    """Pseudo-bulk samples with known fractions from labelled single-cell counts."""
+    _check_table_path(args.output_bulk, "--output-bulk")
+    _check_table_path(args.output_truth, "--output-truth")
+    _check_table_path(args.output_rna_truth, "--output-rna-truth")
+    _check_plot_path(args.plot)
+    if args.samples is None and args.fractions is None:
+        raise InputError("give --samples N (random Dirichlet fractions) or --fractions FILE")
+    counts = _read_counts(args.counts)
+    labels = _read_labels(args.labels) if args.labels is not None else args.label_key
+    if labels is None:
+        raise InputError("give --labels (a cell id, cell type table) or, for .h5ad, --label-key")
+    fractions = None
+    if args.fractions is not None:
+        fractions = _read(args.fractions, "--fractions").T  # types x samples -> samples x types
+
+    from fastdeconv.simulate import pseudobulk
+
+    pb = pseudobulk(
+        counts,
+        labels,
+        args.samples,
+        cells_per_sample=args.cells_per_sample,
+        fractions=fractions,
+        alpha=args.alpha,
+        seed=args.seed,
+        normalize=None if args.normalize == "none" else args.normalize,
+    )
+    _write(pb.bulk, args.output_bulk, "--output-bulk", "gene")
+    _write(pb.cell_fractions.T, args.output_truth, "--output-truth", "cell_type")
+    if args.output_rna_truth:
+        _write(pb.rna_fractions.T, args.output_rna_truth, "--output-rna-truth", "cell_type")
+    if args.plot:
+        from fastdeconv.plotting import plot_proportions
+
+        plot_proportions(pb.cell_fractions, args.plot, title="true cell fractions")
+    _info(
+        args,
+        f"wrote {pb.bulk.shape[1]} pseudo-bulk samples ({pb.bulk.shape[0]} genes, "
+        f"{pb.cell_fractions.shape[1]} cell types, {args.cells_per_sample} cells each)",
+    )
+    return 0
+
+
+def cmd_linseed(args):
+    """Reference-free deconvolution (LinSeed) of BULK into K components."""
+    _check_table_path(args.output, "--output")
+    _check_table_path(args.signature_output, "--signature-output")
+    _check_table_path(args.markers_output, "--markers-output")
+    _check_plot_path(args.plot)
+    bulk = _read(args.bulk, "--bulk")
+
+    import fastdeconv
+
+    kwargs = {"seed": args.seed}
+    if args.top_genes is not None:
+        kwargs["top_genes"] = args.top_genes
+    if args.permutations is not None:
+        kwargs["n_permutations"] = args.permutations
+    if args.n_jobs is not None:
+        kwargs["n_jobs"] = args.n_jobs
+    result = fastdeconv.linseed(bulk, args.cell_types, **kwargs)
+    _write(_proportions_frame(result.proportions), args.output, "--output", "sample")
+    if args.signature_output:
+        _write(result.signature, args.signature_output, "--signature-output", "gene")
+    if args.markers_output:
+        _write(_markers_long(result.markers), args.markers_output, "--markers-output", None)
+    if args.plot:
+        result.plot(args.plot)
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
+def _markers_long(markers):
+    """component -> gene list, as a two-column table (component, gene)."""
+    import pandas as pd
+
+    rows = [(component, gene) for component, genes in markers.items() for gene in genes]
+    return pd.DataFrame(rows, columns=["component", "gene"]).set_index("component")
+
+
+# ---------------------------------------------------------------------------
+# parser
+# ---------------------------------------------------------------------------
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _n_types(text):
+    if text == "auto":
+        return "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Show an option's default in its help unless it is None/False or already said."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if default is not None and default is not False and default != argparse.SUPPRESS \
+                and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def build_parser():
+    """Return the :class:`argparse.ArgumentParser` of the ``fastdeconv`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> from fastdeconv.cli import build_parser
+    >>> args = build_parser().parse_args(["demo", "--samples", "50"])
+    >>> args.command, args.samples
+    ('demo', 50)
+    """
+    from fastdeconv import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar or messages on stderr (warnings and errors still show)")
+    common.add_argument("--n-jobs", type=_positive_int, default=None, metavar="N",
+                        help="worker threads (default: all cores)")
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Exact, fast cellular deconvolution of bulk expression data.",
+        epilog="Tables: TSV (.tsv/.txt) or CSV (.csv), optionally .gz; row ids in the first column, "
+        "column ids in the header. Run `fastdeconv demo` for a self-contained example.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "deconvolve", parents=[common], formatter_class=_Formatter,
+        help="estimate cell-type proportions of bulk samples with a signature",
+        description="Estimate the cell-type proportions of bulk samples (BULK, genes x samples, "
+        "linear scale) with a signature (SIG, genes x cell types). Writes OUT as samples x "
+        "cell types.",
+    )
+    p.add_argument("--bulk", required=True, metavar="BULK", help="genes x samples table")
+    p.add_argument("--signature", required=True, metavar="SIG", help="genes x cell types table")
+    p.add_argument("--output", required=True, metavar="OUT", help="proportions, samples x cell types")
+    p.add_argument("--method", default=None,
+                   help="simplex (proportions >= 0 summing to 1), nnls, ... "
+                        "(see fastdeconv.deconvolve; default: the library's default, simplex)")
+    p.add_argument("--fit-output", metavar="FILE", help="per-sample fit diagnostics table")
+    p.add_argument("--plot", metavar="FILE.png", help="stacked bars of the proportions")
+    p.add_argument("--plot-fit", metavar="FILE.png", help="per-sample fit quality")
+    p.set_defaults(func=cmd_deconvolve)
+
+    p = sub.add_parser(
+        "evaluate", parents=[common], formatter_class=_Formatter,
+        help="accuracy of estimated proportions against the truth",
+        description="Compare estimated proportions (EST, samples x cell types, as written by "
+        "`deconvolve`) with the truth (TRUTH, cell types x samples): Pearson r overall and per "
+        "cell type, RMSE, Lin's concordance correlation coefficient (CCC) and bias.",
+    )
+    p.add_argument("--estimate", required=True, metavar="EST", help="samples x cell types table")
+    p.add_argument("--truth", required=True, metavar="TRUTH", help="cell types x samples table")
+    p.add_argument("--match", choices=["names", "best"], default="names",
+                   help="pair types by name, or (reference-free components) by the best "
+                        "one-to-one correlation matching")
+    p.add_argument("--renormalize", action="store_true",
+                   help="rescale the evaluated estimates of each sample to sum to 1")
+    p.add_argument("--output", metavar="FILE", help="write the per-type table (with an overall row)")
+    p.add_argument("--plot", metavar="FILE.png", help="estimated vs true proportions per cell type")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "demo", parents=[common], formatter_class=_Formatter,
+        help="self-contained benchmark: accuracy and speed against scipy",
+        description="Generate a realistic synthetic benchmark with known proportions "
+        "(log-normal expression, marker genes, Dirichlet proportions, negative-binomial counts), "
+        "deconvolve it, print the accuracy and the speed against a scipy.optimize.nnls loop on "
+        "the same data.",
+    )
+    p.add_argument("--genes", type=_positive_int, default=5000, help="number of genes")
+    p.add_argument("--types", type=_positive_int, default=8, help="number of cell types")
+    p.add_argument("--samples", type=_positive_int, default=1000, help="number of bulk samples")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--method", default=None, help="deconvolution method (default: the library's)")
+    p.add_argument("--repeats", type=_positive_int, default=3, help="timed runs (median reported)")
+    p.add_argument("--plot", metavar="FILE.png", help="estimated vs true proportions per cell type")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "signature", parents=[common], formatter_class=_Formatter,
+        help="build a signature matrix from labelled single-cell counts",
+        description="Build a signature (genes x cell types) and a marker table from raw "
+        "single-cell counts: COUNTS is a genes x cells table or an .h5ad file (cells x genes); "
+        "LABELS a two-column table (cell id, cell type) with a header row.",
+    )
+    p.add_argument("--counts", required=True, metavar="COUNTS", help="genes x cells table or .h5ad")
+    p.add_argument("--labels", metavar="LABELS", help="cell id, cell type table")
+    p.add_argument("--label-key", metavar="COLUMN", help=".h5ad only: the .obs column of cell types")
+    p.add_argument("--output", required=True, metavar="SIG", help="signature, genes x cell types")
+    p.add_argument("--markers", metavar="MARKERS_OUT", help="marker table")
+    p.add_argument("--method", default="t-test", help="marker test: t-test, poisson or nb")
+    p.add_argument("--n-markers", type=_n_markers, default=None, metavar="N",
+                   help="markers per cell type, or 'auto' (default: the library's)")
+    p.add_argument("--clusters", type=_positive_int, default=None, metavar="N",
+                   help="no labels: cluster the cells into N groups (names are arbitrary)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.set_defaults(func=cmd_signature)
+
+    p = sub.add_parser(
+        "simulate", parents=[common], formatter_class=_Formatter,
+        help="pseudo-bulk samples with known fractions from single cells",
+        description="Mix the cells of a labelled single-cell reference into pseudo-bulk samples "
+        "with known fractions. Writes the bulk (genes x samples) and the true cell fractions "
+        "(cell types x samples); --output-rna-truth adds the RNA fractions, which is what a "
+        "per-million signature estimates when cell types differ in RNA content.",
+    )
+    p.add_argument("--counts", required=True, metavar="COUNTS", help="genes x cells table or .h5ad")
+    p.add_argument("--labels", metavar="LABELS", help="cell id, cell type table")
+    p.add_argument("--label-key", metavar="COLUMN", help=".h5ad only: the .obs column of cell types")
+    p.add_argument("--samples", type=_positive_int, default=None, metavar="N",
+                   help="number of pseudo-bulk samples (random Dirichlet fractions)")
+    p.add_argument("--fractions", metavar="FILE",
+                   help="target cell fractions, cell types x samples (instead of random ones)")
+    p.add_argument("--cells-per-sample", type=_positive_int, default=500, metavar="N",
+                   help="cells summed into each sample")
+    p.add_argument("--alpha", type=_positive_float, default=1.0,
+                   help="Dirichlet concentration of the random fractions")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--normalize", choices=["none", "cpm"], default="none",
+                   help="scale of the written bulk: summed raw counts, or counts per million")
+    p.add_argument("--output-bulk", required=True, metavar="BULK", help="genes x samples")
+    p.add_argument("--output-truth", required=True, metavar="TRUTH",
+                   help="true cell fractions, cell types x samples")
+    p.add_argument("--output-rna-truth", metavar="FILE",
+                   help="true RNA fractions, cell types x samples")
+    p.add_argument("--plot", metavar="FILE.png", help="stacked bars of the true cell fractions")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "linseed", parents=[common], formatter_class=_Formatter,
+        help="reference-free deconvolution (LinSeed)",
+        description="Reference-free deconvolution of BULK (genes x samples, linear scale) by "
+        "LinSeed's mutual-linearity simplex method. Writes OUT as samples x components "
+        "(component_1..K) in the same format as `deconvolve`.",
+    )
+    p.add_argument("--bulk", required=True, metavar="BULK", help="genes x samples table")
+    p.add_argument("--cell-types", required=True, type=_n_types, metavar="K",
+                   help="number of components, or 'auto' to estimate it")
+    p.add_argument("--output", required=True, metavar="OUT", help="proportions, samples x components")
+    p.add_argument("--signature-output", metavar="SIG", help="estimated signature, genes x components")
+    p.add_argument("--markers-output", metavar="MARKERS", help="marker genes of each component")
+    p.add_argument("--top-genes", type=_positive_int, default=None, metavar="N",
+                   help="most expressed genes analysed (default: the library's)")
+    p.add_argument("--permutations", type=_positive_int, default=None, metavar="N",
+                   help="permutations of the linearity null (default: the library's)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--plot", metavar="FILE.png", help="LinSeed diagnostic plot")
+    p.set_defaults(func=cmd_linseed)
+    return parser
+
+
+def _n_markers(text):
+    if text == "auto":
+        return "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+
+
+# ---------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------
+
+_INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, OSError, ImportError)
+
+
+def main(argv=None):
+    """Run the ``fastdeconv`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 1 for bad input (a one-line message on
+        stderr), 2 for usage errors, 130 when interrupted.
+
+    Examples
+    --------
+    >>> from fastdeconv.cli import main
+    >>> main(["evaluate", "--estimate", "missing.tsv", "--truth", "missing.tsv"])
+    1
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    debug = os.environ.get("FASTDECONV_DEBUG", "") not in ("", "0")
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+        except MemoryError:
+            if debug:
+                raise
+            print(f"{PROG}: error: out of memory; use fewer samples or genes at a time",
+                  file=sys.stderr)
+            return 1
+        except _INPUT_ERRORS as exc:
+            if debug:
+                raise
+            print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
+            return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
