@@ -1,0 +1,403 @@
+"""Tests of the fastdeconv command line (fastdeconv.cli.main)."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import fastdeconv
+from fastdeconv.cli import main
+from fastdeconv.metrics import evaluate
+from fastdeconv.simulate import synthetic
+
+
+def _needs(name):
+    """Skip a test whose command relies on a public function that has not landed."""
+    try:
+        getattr(fastdeconv, name)
+    except (AttributeError, ImportError):
+        pytest.skip(f"fastdeconv.{name} is not available in this build")
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fastdeconv: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _write(df, path, index_label):
+    df.to_csv(path, sep="\t" if ".tsv" in str(path) else ",", index_label=index_label)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small():
+    return synthetic(n_genes=400, n_types=4, n_samples=30, seed=3)
+
+
+@pytest.fixture
+def files(tmp_path, small):
+    bulk = _write(small.bulk, tmp_path / "bulk.tsv", "gene")
+    sig = _write(small.signature, tmp_path / "sig.csv", "gene")
+    truth = _write(small.proportions.T, tmp_path / "truth.tsv", "cell_type")
+    return bulk, sig, truth
+
+
+def _leftovers(folder):
+    return [p.name for p in folder.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def test_help_and_version(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("deconvolve", "evaluate", "demo", "signature", "simulate", "linseed"):
+        assert command in out
+    assert main(["--version"]) == 0
+    assert fastdeconv.__version__ in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["frobnicate"],
+        ["deconvolve", "--bulk", "b.tsv"],
+        ["demo", "--samples", "0"],
+        ["demo", "--samples", "ten"],
+        ["linseed", "--bulk", "b.tsv", "--cell-types", "many", "--output", "o.tsv"],
+        ["evaluate", "--estimate", "e.tsv", "--truth", "t.tsv", "--match", "fuzzy"],
+    ],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert "usage: fastdeconv" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_fast_import():
+    out = subprocess.run(
+        [sys.executable, "-m", "fastdeconv", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == f"fastdeconv {fastdeconv.__version__}"
+    code = (
+        "import sys, fastdeconv.cli; fastdeconv.cli.build_parser();"
+        "print(sorted(m for m in ('numpy', 'pandas', 'numba', 'scipy', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_prints_metrics(tmp_path, small, capsys):
+    truth = _write(small.proportions.T, tmp_path / "truth.tsv", "cell_type")
+    rng = np.random.default_rng(0)
+    est = (small.proportions + rng.normal(0, 0.02, small.proportions.shape)).clip(lower=0)
+    est_path = _write(est, tmp_path / "est.csv", "sample")
+    table = tmp_path / "scores.tsv"
+    assert main(["evaluate", "--estimate", str(est_path), "--truth", str(truth),
+                 "--output", str(table)]) == 0
+    out = capsys.readouterr().out
+    ev = evaluate(est, small.proportions)
+    overall = next(line for line in out.splitlines() if line.startswith("overall"))
+    assert f"{ev.overall['pearson_r']:.4f}" in overall
+    assert f"{ev.overall['rmse']:.4f}" in overall
+    assert f"{ev.overall['ccc']:.4f}" in overall
+    for t in small.proportions.columns:
+        assert any(line.startswith(t) for line in out.splitlines())
+    scores = pd.read_csv(table, sep="\t", index_col=0)
+    assert scores.index.name == "cell_type"
+    assert scores.loc["overall", "rmse"] == pytest.approx(ev.overall["rmse"])
+    assert scores.loc["type_1", "pearson_r"] == pytest.approx(ev.per_type.loc["type_1", "pearson_r"])
+
+
+def test_evaluate_best_match_and_samples_by_types_truth(tmp_path, small, capsys):
+    comps = small.proportions.iloc[:, [2, 0, 3, 1]].copy()
+    comps.columns = [f"component_{i}" for i in range(1, 5)]
+    est = _write(comps, tmp_path / "comps.tsv", "sample")
+    # truth stored samples x types is recognised too
+    truth = _write(small.proportions, tmp_path / "truth_sxt.tsv", "sample")
+    assert main(["evaluate", "--estimate", str(est), "--truth", str(truth), "--match", "best"]) == 0
+    out = capsys.readouterr().out
+    assert "component_1 -> type_3" in out
+    overall = next(line for line in out.splitlines() if line.startswith("overall"))
+    assert "1.0000" in overall
+
+
+def test_evaluate_plot(tmp_path, small, capsys):
+    pytest.importorskip("matplotlib")
+    truth = _write(small.proportions.T, tmp_path / "truth.tsv", "cell_type")
+    est = _write(small.proportions, tmp_path / "est.tsv", "sample")
+    png = tmp_path / "scatter.png"
+    assert main(["evaluate", "--estimate", str(est), "--truth", str(truth), "--plot", str(png)]) == 0
+    assert png.stat().st_size > 1000
+
+
+def test_evaluate_bad_inputs_one_line(tmp_path, small, capsys):
+    truth = _write(small.proportions.T, tmp_path / "truth.tsv", "cell_type")
+    assert main(["evaluate", "--estimate", str(tmp_path / "nope.tsv"), "--truth", str(truth)]) == 1
+    assert "not found" in _one_line_error(capsys)
+
+    bad = small.proportions.astype(object)
+    bad.iloc[2, 1] = "abc"
+    est = _write(bad, tmp_path / "bad.tsv", "sample")
+    assert main(["evaluate", "--estimate", str(est), "--truth", str(truth)]) == 1
+    assert "non-numeric" in _one_line_error(capsys)
+
+    other = _write(small.proportions.add_prefix("x"), tmp_path / "other.tsv", "sample")
+    assert main(["evaluate", "--estimate", str(other), "--truth", str(truth)]) == 1
+    assert "share no cell type names" in _one_line_error(capsys)
+
+    assert main(["evaluate", "--estimate", str(truth), "--truth", str(truth),
+                 "--output", str(tmp_path / "scores.xlsx")]) == 1
+    assert "--output" in _one_line_error(capsys)
+
+
+# --------------------------------------------------------------------------- deconvolve
+
+
+def test_deconvolve_writes_proportions(files, tmp_path, small, capsys):
+    _needs("deconvolve")
+    bulk, sig, _ = files
+    out = tmp_path / "props.tsv"
+    fit = tmp_path / "fit.csv"
+    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(out),
+                 "--fit-output", str(fit), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    assert out.read_text().split("\t", 1)[0] == "sample"
+    props = pd.read_csv(out, sep="\t", index_col=0)
+    assert props.shape == (30, 4)
+    assert list(props.index) == list(small.proportions.index)
+    np.testing.assert_allclose(props.sum(axis=1), 1.0, atol=1e-9)
+    assert evaluate(props, small.proportions).overall["pearson_r"] > 0.9
+    assert pd.read_csv(fit, index_col=0).shape[0] == 30
+    assert _leftovers(tmp_path) == []
+
+
+def test_deconvolve_gz_csv_output_and_method(files, tmp_path, capsys):
+    _needs("deconvolve")
+    bulk, sig, _ = files
+    out = tmp_path / "props.csv.gz"
+    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(out),
+                 "--method", "nnls", "--n-jobs", "1"]) == 0
+    with gzip.open(out, "rt") as handle:
+        header = handle.readline()
+    assert header.startswith("sample,type_1,")
+    assert capsys.readouterr().out.strip() != ""  # a summary is printed without --quiet
+
+
+def test_deconvolve_plots(files, tmp_path, capsys):
+    _needs("deconvolve")
+    pytest.importorskip("matplotlib")
+    bulk, sig, _ = files
+    props_png, fit_png = tmp_path / "p.png", tmp_path / "f.png"
+    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig),
+                 "--output", str(tmp_path / "p.tsv"), "--plot", str(props_png),
+                 "--plot-fit", str(fit_png), "-q"]) == 0
+    assert props_png.stat().st_size > 1000 and fit_png.stat().st_size > 1000
+
+
+def test_deconvolve_failure_keeps_existing_output(files, tmp_path, small, capsys):
+    _needs("deconvolve")
+    bulk, _, _ = files
+    out = tmp_path / "props.tsv"
+    out.write_text("previous result\n")
+    # a signature sharing no genes with the bulk
+    sig = _write(small.signature.rename(index=lambda g: "X" + g), tmp_path / "sig2.tsv", "gene")
+    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig),
+                 "--output", str(out)]) == 1
+    _one_line_error(capsys)
+    assert out.read_text() == "previous result\n"
+    assert _leftovers(tmp_path) == []
+
+
+def test_deconvolve_checks_outputs_before_reading(tmp_path, capsys):
+    # the output folder is checked first: no input is read (they do not even exist)
+    assert main(["deconvolve", "--bulk", "missing.tsv", "--signature", "missing.tsv",
+                 "--output", str(tmp_path / "no" / "props.tsv")]) == 1
+    assert "does not exist" in _one_line_error(capsys)
+    assert main(["deconvolve", "--bulk", "missing.tsv", "--signature", "missing.tsv",
+                 "--output", str(tmp_path / "props.parquet")]) == 1
+    assert "--output" in _one_line_error(capsys)
+
+
+def test_deconvolve_negative_bulk_is_one_line_error(files, tmp_path, small, capsys):
+    _needs("deconvolve")
+    _, sig, _ = files
+    neg = small.bulk.copy()
+    neg.iloc[3, 2] = -5.0
+    bulk = _write(neg, tmp_path / "neg.tsv", "gene")
+    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig),
+                 "--output", str(tmp_path / "o.tsv")]) == 1
+    assert "negative" in _one_line_error(capsys).lower()
+    assert not (tmp_path / "o.tsv").exists()
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_small(capsys, tmp_path):
+    _needs("deconvolve")
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "demo.png"
+    assert main(["demo", "--genes", "300", "--types", "4", "--samples", "40", "--repeats", "1",
+                 "--quiet", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "300 genes x 40 samples, 4 cell types" in out
+    assert "scipy.optimize.nnls loop" in out and "faster" in out
+    overall = next(line for line in out.splitlines() if line.startswith("overall"))
+    r = float(overall.split()[1])
+    assert r > 0.9
+    assert png.stat().st_size > 1000
+
+
+# --------------------------------------------------------------------------- single cells
+
+
+def _cells(tmp_path, n_genes=60, per_type=20, seed=0):
+    """Three well separated cell types with raw counts; genes x cells table and labels."""
+    rng = np.random.default_rng(seed)
+    types = ["T", "B", "Mono"]
+    blocks, labels = [], []
+    for i, t in enumerate(types):
+        rate = np.full(n_genes, 1.0)
+        rate[i * 10 : (i + 1) * 10] = 30.0  # ten strong markers per type
+        blocks.append(rng.poisson(rate[:, None] * (1 + i), size=(n_genes, per_type)))
+        labels += [t] * per_type
+    counts = pd.DataFrame(
+        np.hstack(blocks),
+        index=[f"g{i}" for i in range(n_genes)],
+        columns=[f"cell{i}" for i in range(per_type * 3)],
+    )
+    counts_path = _write(counts, tmp_path / "counts.tsv.gz", "gene")
+    lab = pd.DataFrame({"cell": counts.columns, "cell_type": labels})
+    labels_path = tmp_path / "labels.csv"
+    lab.to_csv(labels_path, index=False)
+    return counts, lab, counts_path, labels_path
+
+
+def test_simulate_writes_bulk_and_truths(tmp_path, capsys):
+    counts, lab, counts_path, labels_path = _cells(tmp_path)
+    bulk, truth, rna = tmp_path / "pb.tsv", tmp_path / "truth.tsv", tmp_path / "rna.csv"
+    assert main(["simulate", "--counts", str(counts_path), "--labels", str(labels_path),
+                 "--samples", "7", "--cells-per-sample", "100", "--seed", "4",
+                 "--output-bulk", str(bulk), "--output-truth", str(truth),
+                 "--output-rna-truth", str(rna)]) == 0
+    assert "wrote 7 pseudo-bulk samples" in capsys.readouterr().err
+    b = pd.read_csv(bulk, sep="\t", index_col=0)
+    t = pd.read_csv(truth, sep="\t", index_col=0)
+    r = pd.read_csv(rna, index_col=0)
+    assert b.shape == (60, 7) and b.index.name == "gene"
+    assert t.shape == (3, 7) and t.index.name == "cell_type"
+    assert list(t.columns) == list(b.columns)
+    np.testing.assert_allclose(t.sum(axis=0), 1.0)
+    np.testing.assert_allclose(r.sum(axis=0), 1.0)
+    # Mono cells carry 3x the RNA of T cells: the RNA share exceeds the cell share
+    assert (r.loc["Mono"] >= t.loc["Mono"] - 1e-12).all()
+    # the truth file feeds `evaluate` directly (itself as the estimate: perfect scores)
+    est = _write(t.T, tmp_path / "est.tsv", "sample")
+    assert main(["evaluate", "--estimate", str(est), "--truth", str(truth)]) == 0
+
+
+def test_simulate_given_fractions_and_errors(tmp_path, capsys):
+    _, _, counts_path, labels_path = _cells(tmp_path)
+    fractions = pd.DataFrame({"m1": [0.5, 0.5, 0.0], "m2": [0.0, 0.2, 0.8]}, index=["T", "B", "Mono"])
+    frac_path = _write(fractions, tmp_path / "target.tsv", "cell_type")
+    truth = tmp_path / "truth.tsv"
+    assert main(["simulate", "--counts", str(counts_path), "--labels", str(labels_path),
+                 "--fractions", str(frac_path), "--cells-per-sample", "1000", "-q",
+                 "--output-bulk", str(tmp_path / "pb.tsv"), "--output-truth", str(truth)]) == 0
+    t = pd.read_csv(truth, sep="\t", index_col=0)
+    assert list(t.columns) == ["m1", "m2"]
+    assert t.loc["Mono", "m1"] == 0.0
+    assert abs(t.loc["Mono", "m2"] - 0.8) < 0.06
+
+    # an unknown cell type in the target fractions: one-line error, outputs untouched
+    truth.write_text("old\n")
+    bad = _write(fractions.rename(index={"Mono": "DC"}), tmp_path / "bad.tsv", "cell_type")
+    assert main(["simulate", "--counts", str(counts_path), "--labels", str(labels_path),
+                 "--fractions", str(bad), "--output-bulk", str(tmp_path / "pb2.tsv"),
+                 "--output-truth", str(truth)]) == 1
+    assert "DC" in _one_line_error(capsys)
+    assert truth.read_text() == "old\n" and not (tmp_path / "pb2.tsv").exists()
+
+    # labels for other cells, and neither --samples nor --fractions
+    other = tmp_path / "other_labels.tsv"
+    other.write_text("cell\tcell_type\nzzz\tT\n")
+    assert main(["simulate", "--counts", str(counts_path), "--labels", str(other), "--samples", "2",
+                 "--output-bulk", str(tmp_path / "x.tsv"), "--output-truth", str(tmp_path / "y.tsv")]) == 1
+    _one_line_error(capsys)
+    assert main(["simulate", "--counts", str(counts_path), "--labels", str(labels_path),
+                 "--output-bulk", str(tmp_path / "x.tsv"), "--output-truth", str(tmp_path / "y.tsv")]) == 1
+    assert "--samples" in _one_line_error(capsys)
+    assert _leftovers(tmp_path) == []
+
+
+def test_simulate_h5ad_with_label_key(tmp_path, capsys):
+    anndata = pytest.importorskip("anndata")
+    counts, lab, _, _ = _cells(tmp_path)
+    adata = anndata.AnnData(
+        X=counts.T.to_numpy().astype(np.float32),
+        obs=pd.DataFrame({"cell_type": lab["cell_type"].to_numpy()}, index=counts.columns),
+        var=pd.DataFrame(index=counts.index),
+    )
+    h5ad = tmp_path / "cells.h5ad"
+    adata.write_h5ad(h5ad)
+    assert main(["simulate", "--counts", str(h5ad), "--label-key", "cell_type", "--samples", "3",
+                 "--output-bulk", str(tmp_path / "pb.tsv"),
+                 "--output-truth", str(tmp_path / "t.tsv"), "-q"]) == 0
+    assert pd.read_csv(tmp_path / "pb.tsv", sep="\t", index_col=0).index[0] == "g0"
+
+
+def test_signature_command(tmp_path, capsys):
+    _needs("build_signature")
+    _, _, counts_path, labels_path = _cells(tmp_path)
+    sig, markers = tmp_path / "sig.tsv", tmp_path / "markers.tsv"
+    assert main(["signature", "--counts", str(counts_path), "--labels", str(labels_path),
+                 "--output", str(sig), "--markers", str(markers), "--n-markers", "5"]) == 0
+    s = pd.read_csv(sig, sep="\t", index_col=0)
+    assert sorted(s.columns) == ["B", "Mono", "T"]
+    assert s.index.name == "gene"
+    m = pd.read_csv(markers, sep="\t")
+    assert {"gene", "cell_type"} <= set(m.columns)
+    # the markers found are the planted ones: T -> g0..g9, B -> g10..g19, Mono -> g20..g29
+    planted = {"T": range(0, 10), "B": range(10, 20), "Mono": range(20, 30)}
+    for _, row in m.iterrows():
+        assert int(row["gene"][1:]) in planted[row["cell_type"]]
+    assert "Signature:" in capsys.readouterr().out
+
+    assert main(["signature", "--counts", str(counts_path), "--output", str(sig)]) == 1
+    assert "--labels" in _one_line_error(capsys)
+
+
+# --------------------------------------------------------------------------- linseed
+
+
+def test_linseed_command(tmp_path, capsys):
+    _needs("linseed")
+    data = synthetic(n_genes=1500, n_types=3, n_samples=40, seed=1, alpha=0.5)
+    bulk = _write(data.bulk, tmp_path / "bulk.tsv", "gene")
+    out, sig, markers = tmp_path / "p.tsv", tmp_path / "s.tsv", tmp_path / "m.tsv"
+    assert main(["linseed", "--bulk", str(bulk), "--cell-types", "3", "--output", str(out),
+                 "--signature-output", str(sig), "--markers-output", str(markers),
+                 "--seed", "0", "-q"]) == 0
+    props = pd.read_csv(out, sep="\t", index_col=0)
+    assert props.index.name == "sample"
+    assert list(props.columns) == ["component_1", "component_2", "component_3"]
+    np.testing.assert_allclose(props.sum(axis=1), 1.0, atol=1e-9)
+    assert pd.read_csv(sig, sep="\t", index_col=0).shape[1] == 3
+    assert pd.read_csv(markers, sep="\t").shape[0] > 0
+    ev = evaluate(props, data.proportions, match="best")
+    assert ev.overall["pearson_r"] > 0.8
