@@ -28,6 +28,11 @@ from fastdeconv.plotting._deconv import (
     save_figure,
 )
 
+# documented (and pickled) under the package name
+for _function in (plot_proportions, plot_estimate_vs_truth, plot_fit_quality, save_figure):
+    _function.__module__ = __name__
+del _function
+
 _EXTRA_MODULES = ("_linseed", "_reference")
 
 __all__ = ["plot_proportions", "plot_estimate_vs_truth", "plot_fit_quality", "save_figure"]
