@@ -233,7 +233,6 @@ class Evaluation:
         n_samples, n_types = self.estimate.shape
         lines = [f"Evaluation of {n_samples} samples x {n_types} cell types"]
         table = self.to_frame()[["pearson_r", "rmse", "ccc", "bias", "n"]]
-        table = table.rename(columns={"pearson_r": "r"})
         lines.append(
             table.to_string(
                 float_format=lambda v: f"{v:.4f}",
@@ -241,6 +240,8 @@ class Evaluation:
                 na_rep="nan",
             )
         )
+        lines.append("pearson_r: Pearson correlation; rmse: root mean squared error; ccc: Lin's")
+        lines.append("concordance correlation; bias: mean(estimate - truth); overall: all entries pooled")
         renamed = {k: v for k, v in self.matching.items() if k != v}
         if renamed:
             lines.append("matching: " + ", ".join(f"{k} -> {v}" for k, v in renamed.items()))
