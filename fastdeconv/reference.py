@@ -21,6 +21,7 @@ PCA, seeded k-means) and the clusters play the role of the cell types.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -79,8 +80,13 @@ class _Counts:
     def library_sizes(self):
         return np.asarray(self.matrix.sum(axis=0), dtype=np.float64).ravel()
 
-    def group_sums(self, groups, n_groups, scale):
-        """Run the one-pass kernel in the matrix's own layout (no copy of the data)."""
+    def group_sums(self, groups, n_groups, scale, n_jobs=1):
+        """Run the one-pass kernel in the matrix's own layout (no copy of the data).
+
+        The rows (genes or cells, whichever is stored contiguously) are split
+        into ``n_jobs`` chunks of similar work, one ``nogil`` kernel call per
+        thread; the partial sums are added at the end.
+        """
         sp = _sparse_module()
         x = self.matrix
         if self.sparse:
@@ -90,17 +96,43 @@ class _Counts:
             data = x.data
             if data.dtype not in (np.float64, np.float32, np.int64, np.int32):
                 data = data.astype(np.float64)
-            out = _mk.group_sums_sparse(
-                x.indptr, x.indices, data, self.n_genes, rows_are_genes, groups, n_groups, scale
-            )
+            n_rows = x.indptr.size - 1
+            work = np.asarray(x.indptr, dtype=np.float64)
+
+            def run(r0, r1):
+                return _mk.group_sums_sparse(
+                    x.indptr, x.indices, data, self.n_genes, rows_are_genes,
+                    groups, n_groups, scale, r0, r1,
+                )
         else:
             if x.flags.c_contiguous:
-                out = _mk.group_sums_dense(x, True, groups, n_groups, scale)
+                mat, rows_are_genes = x, True
             elif x.flags.f_contiguous:
-                out = _mk.group_sums_dense(x.T, False, groups, n_groups, scale)
+                mat, rows_are_genes = x.T, False
             else:
-                out = _mk.group_sums_dense(np.ascontiguousarray(x), True, groups, n_groups, scale)
-        return dict(zip(_mk.SUM_NAMES, out[:6]))
+                mat, rows_are_genes = np.ascontiguousarray(x), True
+            n_rows = mat.shape[0]
+            work = np.arange(n_rows + 1, dtype=np.float64)
+
+            def run(r0, r1):
+                return _mk.group_sums_dense(mat, rows_are_genes, groups, n_groups, scale, r0, r1)
+
+        n_chunks = max(1, min(n_jobs, n_rows))
+        # chunk boundaries with equal work (non-zeros for sparse, rows for dense)
+        bounds = np.searchsorted(work, np.linspace(0.0, work[-1], n_chunks + 1)).tolist()
+        bounds[0], bounds[-1] = 0, n_rows
+        spans = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a] or [(0, n_rows)]
+        if len(spans) == 1:
+            parts = [run(*spans[0])]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(spans)) as pool:
+                parts = list(pool.map(lambda ab: run(*ab), spans))
+        acc = parts[0][0]
+        for part in parts[1:]:
+            acc += part[0]
+        return {name: np.ascontiguousarray(acc[:, :, j]) for j, name in enumerate(_mk.SUM_NAMES)}
 
 
 def _as_counts(counts, layer, gene_names):
@@ -468,6 +500,7 @@ def cluster_cells(
     n_components=20,
     n_init=10,
     seed=0,
+    n_jobs=None,
 ):
     """Cluster cells without labels: log-CPM, variable genes, PCA, k-means.
 
@@ -494,6 +527,8 @@ def cluster_cells(
         k-means restarts.
     seed : int, default 0
         Seed of all random choices (SVD start vector, k-means++).
+    n_jobs : int, optional
+        Threads for the pass over the counts (default: all cores).
 
     Returns
     -------
@@ -513,7 +548,7 @@ def cluster_cells(
     """
     c = _as_counts(counts, layer, gene_names)
     _check_values(c, "t-test")
-    return _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed)
+    return _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, _n_jobs(n_jobs))
 
 
 def _positive_int(value, name, minimum=1):
@@ -522,7 +557,13 @@ def _positive_int(value, name, minimum=1):
     return int(value)
 
 
-def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed):
+def _n_jobs(n_jobs):
+    if n_jobs is None:
+        return os.cpu_count() or 1
+    return _positive_int(n_jobs, "n_jobs")
+
+
+def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1):
     from scipy.cluster.vq import kmeans2
     from scipy.sparse.linalg import LinearOperator, svds
 
@@ -539,7 +580,7 @@ def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed):
     lib = c.library_sizes()
     _check_library(lib, c)
     scale = 1e6 / lib
-    sums = c.group_sums(np.zeros(c.n_cells, np.int64), 1, scale)
+    sums = c.group_sums(np.zeros(c.n_cells, np.int64), 1, scale, n_jobs)
     mean = sums["log_sum"][:, 0] / c.n_cells
     var = sums["log_sq"][:, 0] / c.n_cells - mean * mean
     n_hvg = min(n_top_genes, c.n_genes)
@@ -609,6 +650,7 @@ def build_signature(
     gene_names=None,
     n_clusters=None,
     seed=0,
+    n_jobs=None,
 ):
     """Build a signature matrix and a marker table from labelled single cells.
 
@@ -665,6 +707,9 @@ def build_signature(
         (:func:`cluster_cells`) and build the signature of the clusters.
     seed : int, default 0
         Seed of the clustering.
+    n_jobs : int, optional
+        Threads for the one pass over the counts (default: all cores).  The
+        kernel releases the GIL; each thread sums a chunk of the stored rows.
 
     Returns
     -------
@@ -744,7 +789,7 @@ def build_signature(
                 "no labels: pass labels= (one cell type per cell), label_key= for AnnData, "
                 "or n_clusters= to cluster the cells first"
             )
-        clusters = _cluster(c, n_clusters, 2000, 20, 10, seed)
+        clusters = _cluster(c, n_clusters, 2000, 20, 10, seed, _n_jobs(n_jobs))
         values = clusters.to_numpy().astype(str)
     elif n_clusters is not None:
         raise ValueError("pass either labels (or label_key) or n_clusters, not both")
@@ -753,7 +798,7 @@ def build_signature(
     lib = c.library_sizes()
     _check_library(lib, c)
     scale = 1e6 / lib if normalization == "cpm" else np.ones(c.n_cells)
-    sums = c.group_sums(groups, len(types), scale)
+    sums = c.group_sums(groups, len(types), scale, _n_jobs(n_jobs))
     lib_by_group = np.bincount(groups, weights=lib, minlength=len(types))
 
     genes = c.genes

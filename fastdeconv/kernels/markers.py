@@ -30,8 +30,21 @@ SUM_NAMES = ("count_sum", "count_sq", "norm_sum", "log_sum", "log_sq", "nnz")
 
 
 @jit
-def group_sums_dense(X, rows_are_genes, groups, n_groups, scale):
-    """Per-group sums of a dense count matrix in one pass.
+def _accumulate(acc, g, k, x, v):
+    """Add one non-zero entry to the interleaved accumulator ``acc[g, k, :]``."""
+    lv = math.log1p(v)
+    a = acc[g, k]
+    a[0] += x
+    a[1] += x * x
+    a[2] += v
+    a[3] += lv
+    a[4] += lv * lv
+    a[5] += 1.0
+
+
+@jit
+def group_sums_dense(X, rows_are_genes, groups, n_groups, scale, row_start, row_stop):
+    """Per-group sums of a dense count matrix in one pass over rows ``[row_start, row_stop)``.
 
     Parameters
     ----------
@@ -46,12 +59,16 @@ def group_sums_dense(X, rows_are_genes, groups, n_groups, scale):
         Number of groups.
     scale : ndarray of float64, shape (n_cells,)
         Per-cell normalisation factor (``1e6 / library_size`` for CPM).
+    row_start, row_stop : int
+        The rows of ``X`` to visit (a chunk, so that threads can share the work).
 
     Returns
     -------
-    count_sum, count_sq, norm_sum, log_sum, log_sq, nnz : ndarray, shape (n_genes, n_groups)
-        Sums over the cells of each group of ``x``, ``x**2``, ``x*scale``,
-        ``log1p(x*scale)``, ``log1p(x*scale)**2`` and ``x != 0``.
+    acc : ndarray, shape (n_genes, n_groups, 6)
+        Sums over the visited cells of each group of ``x``, ``x**2``,
+        ``x*scale``, ``log1p(x*scale)``, ``log1p(x*scale)**2`` and ``x != 0``
+        (in the order of :data:`SUM_NAMES`).  Interleaved so that one entry
+        updates one cache line.
     n_visited : int
         Number of non-zero entries accumulated (a diagnostic).
 
@@ -59,48 +76,32 @@ def group_sums_dense(X, rows_are_genes, groups, n_groups, scale):
     --------
     >>> import numpy as np
     >>> X = np.array([[1.0, 0.0, 3.0], [0.0, 2.0, 2.0]])
-    >>> out = group_sums_dense(X, True, np.array([0, 1, 1]), 2, np.ones(3))
-    >>> out[0]
-    array([[1., 3.],
-           [0., 4.]])
+    >>> acc, n = group_sums_dense(X, True, np.array([0, 1, 1]), 2, np.ones(3), 0, 2)
+    >>> acc[:, :, 0], n
+    (array([[1., 3.],
+           [0., 4.]]), 4)
     """
-    if rows_are_genes:
-        n_genes = X.shape[0]
-    else:
-        n_genes = X.shape[1]
-    count_sum = np.zeros((n_genes, n_groups))
-    count_sq = np.zeros((n_genes, n_groups))
-    norm_sum = np.zeros((n_genes, n_groups))
-    log_sum = np.zeros((n_genes, n_groups))
-    log_sq = np.zeros((n_genes, n_groups))
-    nnz = np.zeros((n_genes, n_groups))
+    n_genes = X.shape[0] if rows_are_genes else X.shape[1]
+    acc = np.zeros((n_genes, n_groups, 6))
     n_visited = 0
-    for r in range(X.shape[0]):
+    for r in range(row_start, row_stop):
         for j in range(X.shape[1]):
-            x = X[r, j]
+            x = float(X[r, j])
             if x != 0.0:
                 if rows_are_genes:
-                    g = r
-                    c = j
+                    g, c = r, j
                 else:
-                    g = j
-                    c = r
-                k = groups[c]
-                v = x * scale[c]
-                lv = math.log1p(v)
-                count_sum[g, k] += x
-                count_sq[g, k] += x * x
-                norm_sum[g, k] += v
-                log_sum[g, k] += lv
-                log_sq[g, k] += lv * lv
-                nnz[g, k] += 1.0
+                    g, c = j, r
+                _accumulate(acc, g, groups[c], x, x * scale[c])
                 n_visited += 1
-    return count_sum, count_sq, norm_sum, log_sum, log_sq, nnz, n_visited
+    return acc, n_visited
 
 
 @jit
-def group_sums_sparse(indptr, indices, data, n_genes, rows_are_genes, groups, n_groups, scale):
-    """Per-group sums of a compressed sparse (CSR or CSC) count matrix in one pass.
+def group_sums_sparse(
+    indptr, indices, data, n_genes, rows_are_genes, groups, n_groups, scale, row_start, row_stop
+):
+    """Per-group sums of a compressed sparse (CSR or CSC) matrix over rows ``[row_start, row_stop)``.
 
     Parameters
     ----------
@@ -109,6 +110,7 @@ def group_sums_sparse(indptr, indices, data, n_genes, rows_are_genes, groups, n_
         genes CSC one) the compressed rows are genes: ``rows_are_genes=True``.
         For a genes x cells CSC matrix (or cells x genes CSR, the AnnData
         layout) the compressed rows are cells: ``rows_are_genes=False``.
+        Duplicate entries are summed, as scipy does.
     n_genes : int
         Number of genes.
     rows_are_genes : bool
@@ -119,10 +121,12 @@ def group_sums_sparse(indptr, indices, data, n_genes, rows_are_genes, groups, n_
         Number of groups.
     scale : ndarray of float64, shape (n_cells,)
         Per-cell normalisation factor.
+    row_start, row_stop : int
+        The compressed rows to visit.
 
     Returns
     -------
-    count_sum, count_sq, norm_sum, log_sum, log_sq, nnz : ndarray, shape (n_genes, n_groups)
+    acc : ndarray, shape (n_genes, n_groups, 6)
         As in :func:`group_sums_dense`.
     n_visited : int
         Number of stored non-zero entries accumulated.
@@ -131,42 +135,26 @@ def group_sums_sparse(indptr, indices, data, n_genes, rows_are_genes, groups, n_
     --------
     >>> import numpy as np
     >>> import scipy.sparse as sp
-    >>> X = sp.csr_matrix(np.array([[1.0, 0.0, 3.0], [0.0, 2.0, 2.0]]))
-    >>> out = group_sums_sparse(X.indptr, X.indices, X.data, 2, True,
-    ...                         np.array([0, 1, 1]), 2, np.ones(3))
-    >>> out[5]
+    >>> X = sp.csr_array(np.array([[1.0, 0.0, 3.0], [0.0, 2.0, 2.0]]))
+    >>> acc, n = group_sums_sparse(X.indptr, X.indices, X.data, 2, True,
+    ...                            np.array([0, 1, 1]), 2, np.ones(3), 0, 2)
+    >>> acc[:, :, 5]
     array([[1., 1.],
            [0., 2.]])
     """
-    count_sum = np.zeros((n_genes, n_groups))
-    count_sq = np.zeros((n_genes, n_groups))
-    norm_sum = np.zeros((n_genes, n_groups))
-    log_sum = np.zeros((n_genes, n_groups))
-    log_sq = np.zeros((n_genes, n_groups))
-    nnz = np.zeros((n_genes, n_groups))
+    acc = np.zeros((n_genes, n_groups, 6))
     n_visited = 0
-    n_rows = indptr.shape[0] - 1
-    for r in range(n_rows):
+    for r in range(row_start, row_stop):
         for p in range(indptr[r], indptr[r + 1]):
             x = float(data[p])
             if x != 0.0:
                 if rows_are_genes:
-                    g = r
-                    c = indices[p]
+                    g, c = r, indices[p]
                 else:
-                    g = indices[p]
-                    c = r
-                k = groups[c]
-                v = x * scale[c]
-                lv = math.log1p(v)
-                count_sum[g, k] += x
-                count_sq[g, k] += x * x
-                norm_sum[g, k] += v
-                log_sum[g, k] += lv
-                log_sq[g, k] += lv * lv
-                nnz[g, k] += 1.0
+                    g, c = indices[p], r
+                _accumulate(acc, g, groups[c], x, x * scale[c])
                 n_visited += 1
-    return count_sum, count_sq, norm_sum, log_sum, log_sq, nnz, n_visited
+    return acc, n_visited
 
 
 def _rest(total, part):
