@@ -344,7 +344,7 @@ def _positive_float(text):
     return value
 
 
-def _n_types(text):
+def _int_or_auto(text):
     if text == "auto":
         return "auto"
     try:
@@ -384,8 +384,17 @@ def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bar or messages on stderr (warnings and errors still show)")
-    common.add_argument("--n-jobs", type=_positive_int, default=None, metavar="N",
-                        help="worker threads (default: all cores)")
+    jobs = argparse.ArgumentParser(add_help=False)
+    jobs.add_argument("--n-jobs", type=_positive_int, default=None, metavar="N",
+                      help="worker threads (default: all cores)")
+
+    cells = argparse.ArgumentParser(add_help=False)
+    cells.add_argument("--counts", required=True, metavar="COUNTS",
+                       help="raw counts: genes x cells table, or .h5ad")
+    cells.add_argument("--labels", metavar="LABELS",
+                       help="two-column table (cell id, cell type) with a header row")
+    cells.add_argument("--label-key", metavar="COLUMN",
+                       help=".h5ad only: the .obs column holding the cell types")
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -397,7 +406,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
-        "deconvolve", parents=[common], formatter_class=_Formatter,
+        "deconvolve", parents=[common, jobs], formatter_class=_Formatter,
         help="estimate cell-type proportions of bulk samples with a signature",
         description="Estimate the cell-type proportions of bulk samples (BULK, genes x samples, "
         "linear scale) with a signature (SIG, genes x cell types). Writes OUT as samples x "
@@ -433,7 +442,7 @@ def build_parser():
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
-        "demo", parents=[common], formatter_class=_Formatter,
+        "demo", parents=[common, jobs], formatter_class=_Formatter,
         help="self-contained benchmark: accuracy and speed against scipy",
         description="Generate a realistic synthetic benchmark with known proportions "
         "(log-normal expression, marker genes, Dirichlet proportions, negative-binomial counts), "
@@ -450,19 +459,16 @@ def build_parser():
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
-        "signature", parents=[common], formatter_class=_Formatter,
+        "signature", parents=[common, cells], formatter_class=_Formatter,
         help="build a signature matrix from labelled single-cell counts",
         description="Build a signature (genes x cell types) and a marker table from raw "
         "single-cell counts: COUNTS is a genes x cells table or an .h5ad file (cells x genes); "
         "LABELS a two-column table (cell id, cell type) with a header row.",
     )
-    p.add_argument("--counts", required=True, metavar="COUNTS", help="genes x cells table or .h5ad")
-    p.add_argument("--labels", metavar="LABELS", help="cell id, cell type table")
-    p.add_argument("--label-key", metavar="COLUMN", help=".h5ad only: the .obs column of cell types")
     p.add_argument("--output", required=True, metavar="SIG", help="signature, genes x cell types")
     p.add_argument("--markers", metavar="MARKERS_OUT", help="marker table")
     p.add_argument("--method", default="t-test", help="marker test: t-test, poisson or nb")
-    p.add_argument("--n-markers", type=_n_markers, default=None, metavar="N",
+    p.add_argument("--n-markers", type=_int_or_auto, default=None, metavar="N",
                    help="markers per cell type, or 'auto' (default: the library's)")
     p.add_argument("--clusters", type=_positive_int, default=None, metavar="N",
                    help="no labels: cluster the cells into N groups (names are arbitrary)")
@@ -470,16 +476,13 @@ def build_parser():
     p.set_defaults(func=cmd_signature)
 
     p = sub.add_parser(
-        "simulate", parents=[common], formatter_class=_Formatter,
+        "simulate", parents=[common, cells], formatter_class=_Formatter,
         help="pseudo-bulk samples with known fractions from single cells",
         description="Mix the cells of a labelled single-cell reference into pseudo-bulk samples "
         "with known fractions. Writes the bulk (genes x samples) and the true cell fractions "
         "(cell types x samples); --output-rna-truth adds the RNA fractions, which is what a "
         "per-million signature estimates when cell types differ in RNA content.",
     )
-    p.add_argument("--counts", required=True, metavar="COUNTS", help="genes x cells table or .h5ad")
-    p.add_argument("--labels", metavar="LABELS", help="cell id, cell type table")
-    p.add_argument("--label-key", metavar="COLUMN", help=".h5ad only: the .obs column of cell types")
     p.add_argument("--samples", type=_positive_int, default=None, metavar="N",
                    help="number of pseudo-bulk samples (random Dirichlet fractions)")
     p.add_argument("--fractions", metavar="FILE",
@@ -500,14 +503,14 @@ def build_parser():
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
-        "linseed", parents=[common], formatter_class=_Formatter,
+        "linseed", parents=[common, jobs], formatter_class=_Formatter,
         help="reference-free deconvolution (LinSeed)",
         description="Reference-free deconvolution of BULK (genes x samples, linear scale) by "
         "LinSeed's mutual-linearity simplex method. Writes OUT as samples x components "
         "(component_1..K) in the same format as `deconvolve`.",
     )
     p.add_argument("--bulk", required=True, metavar="BULK", help="genes x samples table")
-    p.add_argument("--cell-types", required=True, type=_n_types, metavar="K",
+    p.add_argument("--cell-types", required=True, type=_int_or_auto, metavar="K",
                    help="number of components, or 'auto' to estimate it")
     p.add_argument("--output", required=True, metavar="OUT", help="proportions, samples x components")
     p.add_argument("--signature-output", metavar="SIG", help="estimated signature, genes x components")
@@ -520,15 +523,6 @@ def build_parser():
     p.add_argument("--plot", metavar="FILE.png", help="LinSeed diagnostic plot")
     p.set_defaults(func=cmd_linseed)
     return parser
-
-
-def _n_markers(text):
-    if text == "auto":
-        return "auto"
-    try:
-        return _positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
 
 
 # ---------------------------------------------------------------------------
