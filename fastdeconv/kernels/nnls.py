@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastdeconv._jit import jit
-from fastdeconv.kernels._active_set import active_set, new_workspace
+from fastdeconv.kernels._active_set import active_set, initial_factor, new_workspace
 
 
 @jit
@@ -68,9 +68,10 @@ def nnls_gram_kernel(AtA, Atb, max_iter=-1, tol=1e-11):
     k = Atb.shape[0]
     if max_iter < 0:
         max_iter = default_max_iter(k)
-    L, P, pos, blocked, z, u, v = new_workspace(k)
     x = np.zeros(k)
-    n_iter, status = active_set(AtA, Atb, x, False, max_iter, tol, L, P, pos, blocked, z, u, v)
+    n_iter, status = active_set(
+        AtA, Atb, x, False, max_iter, tol, initial_factor(AtA), new_workspace(k)
+    )
     return x, n_iter, status
 
 
@@ -95,9 +96,9 @@ def nnls_gram_batch(Q, C, X, n_iter, status, max_iter, tol):
     tol : float
         Relative dual tolerance.
     """
-    k = Q.shape[0]
-    L, P, pos, blocked, z, u, v = new_workspace(k)
+    init = initial_factor(Q)
+    ws = new_workspace(Q.shape[0])
     for s in range(C.shape[0]):
-        it, st = active_set(Q, C[s], X[s], False, max_iter, tol, L, P, pos, blocked, z, u, v)
+        it, st = active_set(Q, C[s], X[s], False, max_iter, tol, init, ws)
         n_iter[s] = it
         status[s] = st

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastdeconv._jit import jit
-from fastdeconv.kernels._active_set import active_set, new_workspace
+from fastdeconv.kernels._active_set import active_set, initial_factor, new_workspace
 from fastdeconv.kernels.nnls import default_max_iter
 
 
@@ -93,9 +93,8 @@ def simplex_gram_kernel(AtA, Atb, max_iter=-1, tol=1e-11):
         max_iter = default_max_iter(k)
     Qa, rho = augment_gram(AtA, False)
     c = Atb + rho
-    L, P, pos, blocked, z, u, v = new_workspace(k)
     x = np.zeros(k)
-    n_iter, status = active_set(Qa, c, x, True, max_iter, tol, L, P, pos, blocked, z, u, v)
+    n_iter, status = active_set(Qa, c, x, True, max_iter, tol, initial_factor(Qa), new_workspace(k))
     return x, n_iter, status
 
 
@@ -125,14 +124,15 @@ def simplex_gram_batch(Qa, rho, C, X, n_iter, status, max_iter, tol):
     """
     ka = Qa.shape[0]
     k = C.shape[1]
-    L, P, pos, blocked, z, u, v = new_workspace(ka)
+    init = initial_factor(Qa)
+    ws = new_workspace(ka)
     c = np.empty(ka)
     for s in range(C.shape[0]):
         for j in range(k):
             c[j] = C[s, j] + rho
         for j in range(k, ka):
             c[j] = rho
-        it, st = active_set(Qa, c, X[s], True, max_iter, tol, L, P, pos, blocked, z, u, v)
+        it, st = active_set(Qa, c, X[s], True, max_iter, tol, init, ws)
         n_iter[s] = it
         status[s] = st
 
