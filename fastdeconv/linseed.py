@@ -1,0 +1,838 @@
+"""Reference-free deconvolution by mutual linearity (LinSeed).
+
+The bulk ``G`` (genes x samples, linear scale) is modelled as ``W H``: ``W``
+the unknown pure profiles (genes x k), ``H`` the unknown proportions (k x
+samples, columns summing to 1).  Normalising each gene's row to sum 1 puts
+every gene inside the (k-1)-simplex whose corners are the row-normalised rows
+of ``H``; a cell type's marker genes, being proportional to its row of ``H``,
+are mutually linear and sit at its corner.  :func:`linseed` finds the
+significantly linear genes, the simplex and its corners, then the
+proportions and the signature:
+
+1. preprocessing: drop non-finite and all-zero genes, keep the ``top_genes``
+   most expressed (mean of ``log2(1 + x)``), refuse log-scale input;
+2. mutual linearity of every gene pair, computed in blocks (BLAS products and a
+   Numba kernel, memory bounded by ``block_rows``), and a per-gene permutation
+   p-value of its summed edge weight; genes with ``p < pvalue`` are kept;
+3. the number of components ``k`` (fixed, or chosen by a documented rule from
+   the singular-value spectrum and a noise-subspace estimate);
+4. projection onto the (k-1)-dimensional affine subspace and the corners: a
+   successive-projection start refined by a hinge-penalised minimum-volume
+   optimisation with seeded restarts;
+5. proportions from the corners with the exact simplex-constrained solver
+   (every sample sums to exactly 1) and the signature by NNLS per gene.
+
+References
+----------
+Zaitsev, K., Bambouskova, M., Swain, A., Artyomov, M. N. (2019). Complete
+deconvolution of cellular mixtures based on linearity of transcriptional
+signatures. Nature Communications 10, 2209. doi:10.1038/s41467-019-09990-5
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["linseed", "LinseedResult", "KDiagnostics", "estimate_k"]
+
+
+# --------------------------------------------------------------------------- k
+
+
+@dataclass
+class KDiagnostics:
+    """How the number of components was chosen.
+
+    Attributes
+    ----------
+    singular_values : ndarray
+        Singular values of the row-normalised, filtered data (genes x samples,
+        not centred), largest first.
+    explained : ndarray
+        Cumulative fraction of the squared singular values (``explained[j]``
+        is the share of the first ``j + 1`` components).
+    variance_threshold : float
+        The threshold of the variance rule.
+    k_variance : int
+        Smallest ``k`` with ``explained[k - 1] >= variance_threshold``.
+    k_noise : int
+        Number of components whose signal power exceeds twice the estimated
+        noise power (HySime).
+    k_auto : int
+        ``min(k_variance, k_noise)``, clipped to ``[2, max_k]``.
+    k : int
+        The number of components used (``k_auto`` or the user's).
+    automatic : bool
+        Whether ``k`` was chosen automatically.
+    """
+
+    singular_values: np.ndarray
+    explained: np.ndarray
+    variance_threshold: float
+    k_variance: int
+    k_noise: int
+    k_auto: int
+    k: int
+    automatic: bool
+
+    def to_frame(self):
+        """Spectrum as a table: component, singular value, cumulative explained variance.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastdeconv.linseed import KDiagnostics
+        >>> d = KDiagnostics(np.array([2.0, 1.0]), np.array([0.8, 1.0]), 0.99, 2, 2, 2, 2, True)
+        >>> d.to_frame().shape
+        (2, 2)
+        """
+        index = pd.RangeIndex(1, len(self.singular_values) + 1, name="component")
+        return pd.DataFrame(
+            {"singular_value": self.singular_values, "explained": self.explained}, index=index
+        )
+
+
+def _hysime_k(Y):
+    """HySime subspace size of ``Y`` (bands x pixels: here samples x genes).
+
+    Noise is estimated by regressing each sample on all the others; a
+    component of the signal correlation matrix counts when the data's power
+    along it exceeds twice the noise power (Bioucas-Dias & Nascimento 2008).
+    """
+    L, N = Y.shape
+    RR = Y @ Y.T
+    RR = RR + (1e-10 * np.trace(RR) / L) * np.eye(L)
+    RRi = np.linalg.inv(RR)
+    noise = np.empty_like(Y)
+    for i in range(L):
+        XX = RRi - np.outer(RRi[:, i], RRi[i, :]) / RRi[i, i]
+        RRa = RR[:, i].copy()
+        RRa[i] = 0.0
+        beta = XX @ RRa
+        beta[i] = 0.0
+        noise[i] = Y[i] - beta @ Y
+    Rn = np.diag(np.einsum("ij,ij->i", noise, noise) / N)
+    Xs = Y - noise
+    Ry = Y @ Y.T / N
+    Rx = Xs @ Xs.T / N
+    _, E = np.linalg.eigh(Rx)
+    E = E[:, ::-1]
+    Py = np.einsum("ij,ik,kj->j", E, Ry, E)
+    Pn = np.einsum("ij,ik,kj->j", E, Rn, E)
+    return int(np.sum(Py > 2.0 * Pn))
+
+
+def estimate_k(normalised, *, variance_threshold=0.99, max_k=None, n_types="auto"):
+    """Choose the number of components of row-normalised expression data.
+
+    The rule: ``k = min(k_variance, k_noise)``, clipped to ``[2, max_k]``, where
+    ``k_variance`` is the smallest number of singular components explaining at
+    least ``variance_threshold`` of the squared norm of the data, and
+    ``k_noise`` the HySime estimate of the signal subspace (components whose
+    power exceeds twice the noise power, the noise being estimated by
+    regressing each sample on the others).  The variance rule stops at the
+    knee of the spectrum; the noise estimate guards against counting noise as
+    a component when the data are noisy.
+
+    Parameters
+    ----------
+    normalised : array_like, shape (n_genes, n_samples)
+        Genes' rows normalised to sum 1 (LinSeed uses the significantly linear genes).
+    variance_threshold : float, default 0.99
+        Share of the squared singular values the components must explain.
+    max_k : int, optional
+        Upper bound (default: the number of samples).
+    n_types : int or "auto", default "auto"
+        A fixed ``k`` to record instead of the automatic choice (the spectrum is
+        computed anyway).
+
+    Returns
+    -------
+    KDiagnostics
+
+    References
+    ----------
+    Bioucas-Dias, J. M., Nascimento, J. M. P. (2008). Hyperspectral subspace
+    identification. IEEE Transactions on Geoscience and Remote Sensing 46, 2435-2445.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.linseed import estimate_k
+    >>> rng = np.random.default_rng(0)
+    >>> H = rng.dirichlet(np.ones(3), size=20).T                 # 3 x 20
+    >>> W = rng.gamma(0.3, 1.0, size=(500, 3))
+    >>> G = W @ H * rng.lognormal(0, 0.02, size=(500, 20))
+    >>> estimate_k(G / G.sum(1, keepdims=True)).k
+    3
+    """
+    X = np.asarray(normalised, dtype=np.float64)
+    if X.ndim != 2 or min(X.shape) < 2:
+        raise ValueError(f"need a 2-D genes x samples array with >= 2 of each, got shape {X.shape}")
+    if not 0.0 < variance_threshold < 1.0:
+        raise ValueError(f"variance_threshold must be in (0, 1), got {variance_threshold}")
+    s = np.linalg.svd(X, compute_uv=False)
+    total = float(np.sum(s**2))
+    explained = np.cumsum(s**2) / total if total > 0 else np.ones_like(s)
+    upper = X.shape[1] if max_k is None else int(max_k)
+    upper = max(2, min(upper, X.shape[1], X.shape[0]))
+    k_variance = int(np.searchsorted(explained, variance_threshold) + 1)
+    k_noise = _hysime_k(X.T)
+    k_auto = int(min(max(min(k_variance, k_noise), 2), upper))
+    automatic = isinstance(n_types, str)
+    k = k_auto if automatic else int(n_types)
+    return KDiagnostics(s, explained, float(variance_threshold), k_variance, k_noise, k_auto, k, automatic)
+
+
+# ------------------------------------------------------------------ linearity
+
+
+def _ranks(G):
+    """Per-gene ranks over samples (average ties), centred and scaled to unit norm."""
+    from scipy.stats import rankdata
+
+    R = rankdata(G, axis=1)
+    R -= R.mean(axis=1, keepdims=True)
+    norm = np.sqrt(np.einsum("ij,ij->i", R, R))
+    ok = norm > 0
+    R[ok] /= norm[ok, None]
+    R[~ok] = 0.0
+    return np.ascontiguousarray(R)
+
+
+def _block_rows(n, memory_mb):
+    """Rows per block so that a worker's two block products fit in ``memory_mb``."""
+    rows = int(memory_mb * 2**20 / (2 * 8 * max(n, 1)))
+    return max(16, min(n, rows))
+
+
+def _linearity(X, R, sq, tss, spearman_threshold, block_rows, n_jobs):
+    """Per-gene summed edge weight and degree over all pairs, in blocks of rows.
+
+    Each block owns its accumulators, and they are added in block order, so
+    the result does not depend on the number of threads.
+    """
+    from fastdeconv.kernels.batch import resolve_n_jobs, single_threaded_blas
+    from fastdeconv.kernels.linearity import accumulate_block
+
+    n = X.shape[0]
+    starts = list(range(0, n, block_rows))
+    parts_power = np.zeros((len(starts), n))
+    parts_degree = np.zeros((len(starts), n), dtype=np.int64)
+    edges = np.zeros(len(starts), dtype=np.int64)
+
+    def run(b):
+        a = starts[b]
+        z = min(a + block_rows, n)
+        Z = X[a:z] @ X[a:].T
+        S = R[a:z] @ R[a:].T
+        edges[b], _ = accumulate_block(Z, S, a, sq, tss, spearman_threshold,
+                                       parts_power[b], parts_degree[b])
+
+    workers = max(1, min(resolve_n_jobs(n_jobs), len(starts)))
+    # the triangle's first blocks are the widest: hand them out first
+    with single_threaded_blas():
+        if workers == 1:
+            for b in range(len(starts)):
+                run(b)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for future in [pool.submit(run, b) for b in range(len(starts))]:
+                    future.result()
+    return parts_power.sum(axis=0), parts_degree.sum(axis=0), int(edges.sum())
+
+
+def _draw_edge_weights(X, R, sq, tss, spearman_threshold, size, n_edges, rng):
+    """``size`` edge weights drawn uniformly with replacement from all edges.
+
+    Uniform random gene pairs are scored and the non-edges rejected, so the
+    n x n weight matrix is never stored.
+    """
+    from fastdeconv.kernels.linearity import pair_weights
+
+    n = X.shape[0]
+    n_pairs = n * (n - 1) / 2.0
+    rate = n_edges / n_pairs
+    out = np.empty(size)
+    filled = 0
+    while filled < size:
+        batch = int(min(max((size - filled) / rate * 1.2, 1024), 5e7))
+        i = rng.integers(0, n, size=batch)
+        j = rng.integers(0, n - 1, size=batch)
+        j += j >= i  # a uniform j != i
+        w = pair_weights(X, R, sq, tss, i, j, spearman_threshold)
+        w = w[w > 0.0]
+        take = min(w.size, size - filled)
+        out[filled:filled + take] = w[:take]
+        filled += take
+    return out
+
+
+def _permutation_pvalues(X, R, sq, tss, power, degree, n_edges, spearman_threshold,
+                         n_permutations, rng):
+    """Permutation p-values of each gene's summed edge weight.
+
+    The null re-assigns the edge weights at random (drawn with replacement
+    from all edges) while every gene keeps its number of edges, as in the
+    LinSeed package; so a gene's null statistic is the sum of ``degree``
+    random edge weights.  Per permutation one pool of weights is drawn and
+    each gene sums a window of ``degree`` consecutive pool values at a random
+    start: exactly that null for every gene, at a cost of
+    ``O(n_permutations * (max degree + n))`` instead of
+    ``O(n_permutations * n_edges)``.
+    """
+    from fastdeconv.kernels.linearity import window_sums
+
+    n = X.shape[0]
+    count = np.zeros(n, dtype=np.int64)
+    max_degree = int(degree.max()) if n else 0
+    if n_edges == 0 or max_degree == 0:
+        return np.ones(n)
+    pool = 2 * max_degree
+    weights = _draw_edge_weights(X, R, sq, tss, spearman_threshold,
+                                 n_permutations * pool, n_edges, rng)
+    cumulative = np.zeros((n_permutations, pool + 1))
+    np.cumsum(weights.reshape(n_permutations, pool), axis=1, out=cumulative[:, 1:])
+    span = pool - degree + 1
+    starts = (rng.random((n_permutations, n)) * span).astype(np.int64)
+    count = window_sums(cumulative, starts, degree.astype(np.int64), power)
+    # a gene without edges has statistic 0 and reaches it in every permutation
+    count[degree == 0] = n_permutations
+    return (count + 1.0) / (n_permutations + 1.0)
+
+
+# -------------------------------------------------------------------- corners
+
+
+def _project(Xf, k):
+    """Centre the filtered rows and keep the top k-1 right singular vectors."""
+    mu = Xf.mean(axis=0)
+    _, _, Vt = np.linalg.svd(Xf - mu, full_matrices=False)
+    V = Vt[: k - 1].T.copy()
+    return mu, V, np.ascontiguousarray((Xf - mu) @ V)
+
+
+def _find_corners(Y, k, hinge_weight, n_restarts, rng):
+    """SPA start, then the hinge-penalised minimum-volume refinement with restarts.
+
+    Returns the corners ((k-1) x k, one column per corner), the SPA genes and
+    a dict of diagnostics.
+    """
+    from scipy.optimize import minimize
+
+    from fastdeconv.kernels.corners import simplex_objective, successive_projection
+
+    Ya = np.ascontiguousarray(np.column_stack([Y, np.ones(len(Y))]))
+    spa, residual = successive_projection(Ya, k)
+    start = np.ascontiguousarray(Y[spa].T)
+    if len(set(spa.tolist())) < k or np.linalg.matrix_rank(np.vstack([start, np.ones(k)])) < k:
+        raise ValueError(
+            f"the significant genes do not span a {k}-corner simplex (the successive "
+            f"projection found only degenerate corners); use fewer components (n_types < {k}) "
+            "or keep more genes (a larger pvalue or top_genes)"
+        )
+    spread = Y.std(axis=0)[:, None]
+
+    def fun(c):
+        value, grad, _ = simplex_objective(c, Ya, hinge_weight)
+        return value, grad
+
+    best = None
+    for r in range(n_restarts + 1):
+        x0 = start if r == 0 else start + rng.normal(scale=0.1, size=start.shape) * spread
+        res = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B",
+                       options={"maxiter": 1000})
+        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+            best = res
+    corners = best.x.reshape(k - 1, k)
+    _, _, n_outside = simplex_objective(best.x, Ya, hinge_weight)
+    info = {"objective": float(best.fun), "n_iter": int(best.nit), "converged": bool(best.success),
+            "n_outside": int(n_outside), "spa_residual": residual}
+    return corners, spa, info
+
+
+# --------------------------------------------------------------------- result
+
+
+@dataclass
+class LinseedResult:
+    """Result of :func:`linseed`.
+
+    Attributes
+    ----------
+    proportions : pandas.DataFrame
+        Samples x components; every row sums to exactly 1.
+    signature : pandas.DataFrame
+        Genes x components, linear scale (NNLS of each gene on the proportions).
+    markers : dict
+        Component -> list of marker genes (the significant genes nearest its
+        corner, nearest first).
+    corners : pandas.DataFrame
+        Components x samples: the simplex corners in sample space (each a
+        row-normalised proportion profile, summing to 1).
+    k_diagnostics : KDiagnostics
+        The spectrum and the automatic choice of ``k``.
+    genes : pandas.DataFrame
+        Per analysed gene: ``power`` (summed edge weight), ``degree`` (edges),
+        ``pvalue``, ``significant``.
+    projection : pandas.DataFrame
+        The significant genes' coordinates in the (k-1)-dimensional subspace,
+        with the ``component`` of their nearest corner.
+    corner_coordinates : pandas.DataFrame
+        The corners in the same coordinates (components x dimensions).
+    fit : pandas.DataFrame
+        Per sample: ``residual_norm`` of the simplex-constrained fit (on the
+        column-normalised significant genes) and ``converged``.
+    dropped : dict
+        Genes removed by preprocessing: ``non_finite``, ``all_zero``,
+        ``below_top`` (not among the most expressed), ``not_significant``.
+    info : dict
+        Diagnostics of the corner search, the number of edges, the seed, and
+        ``timings`` (seconds per stage).
+    """
+
+    proportions: pd.DataFrame
+    signature: pd.DataFrame
+    markers: dict
+    corners: pd.DataFrame
+    k_diagnostics: KDiagnostics
+    genes: pd.DataFrame
+    projection: pd.DataFrame
+    corner_coordinates: pd.DataFrame
+    fit: pd.DataFrame
+    dropped: dict
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_types(self):
+        """Number of components."""
+        return self.proportions.shape[1]
+
+    def summary(self):
+        """A short text report.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import fastdeconv
+        >>> from fastdeconv.simulate import synthetic
+        >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
+        >>> res = fastdeconv.linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
+        >>> print(res.summary().splitlines()[0])
+        LinSeed: 3 components from 12 samples
+        """
+        d = self.k_diagnostics
+        how = "automatic" if d.automatic else "fixed"
+        sig = int(self.genes["significant"].sum())
+        lines = [
+            f"LinSeed: {self.n_types} components from {self.proportions.shape[0]} samples",
+            f"  k = {d.k} ({how}; variance rule {d.k_variance} at {d.variance_threshold:g}, "
+            f"noise subspace {d.k_noise}; explained by k: {d.explained[d.k - 1]:.4f})",
+            f"  genes: {len(self.genes)} analysed, {sig} significantly linear; dropped "
+            + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.dropped.items()),
+            f"  corners: {self.info.get('n_outside', 0)} significant genes outside the simplex",
+        ]
+        for comp, genes in self.markers.items():
+            lines.append(f"  {comp}: {len(genes)} markers, e.g. {', '.join(map(str, genes[:3]))}")
+        timings = self.info.get("timings", {})
+        if timings:
+            lines.append("  time: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+    def to_frame(self):
+        """The proportions, samples x components (a copy).
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Examples
+        --------
+        >>> import fastdeconv
+        >>> from fastdeconv.simulate import synthetic
+        >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
+        >>> res = fastdeconv.linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
+        >>> res.to_frame().sum(axis=1).round(12).unique().tolist()
+        [1.0]
+        """
+        return self.proportions.copy()
+
+    def markers_frame(self):
+        """The markers as a long table (component, gene, rank, distance to the corner).
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Examples
+        --------
+        >>> import fastdeconv
+        >>> from fastdeconv.simulate import synthetic
+        >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
+        >>> res = fastdeconv.linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
+        >>> list(res.markers_frame().columns)
+        ['component', 'gene', 'rank', 'distance']
+        """
+        rows = []
+        for comp, genes in self.markers.items():
+            dist = self.projection.loc[genes, "distance"].to_numpy()
+            for r, (g, dd) in enumerate(zip(genes, dist), start=1):
+                rows.append((comp, g, r, float(dd)))
+        return pd.DataFrame(rows, columns=["component", "gene", "rank", "distance"])
+
+    def plot_spectrum(self, path=None, ax=None):
+        """Singular-value spectrum with the chosen k; see :func:`fastdeconv.plotting.plot_spectrum`."""
+        from fastdeconv.plotting._linseed import plot_spectrum
+
+        return plot_spectrum(self, path=path, ax=ax)
+
+    def plot_simplex(self, path=None, ax=None, dims=(0, 1)):
+        """Projected genes, simplex and corners; see :func:`fastdeconv.plotting.plot_simplex`."""
+        from fastdeconv.plotting._linseed import plot_simplex
+
+        return plot_simplex(self, path=path, ax=ax, dims=dims)
+
+    def plot_significance(self, path=None, ax=None):
+        """Degree vs summed edge weight; see :func:`fastdeconv.plotting.plot_significance`."""
+        from fastdeconv.plotting._linseed import plot_significance
+
+        return plot_significance(self, path=path, ax=ax)
+
+    def plot(self, path=None):
+        """The three diagnostic plots side by side; see :func:`fastdeconv.plotting.plot_linseed`."""
+        from fastdeconv.plotting._linseed import plot_linseed
+
+        return plot_linseed(self, path=path)
+
+
+# ------------------------------------------------------------------ pipeline
+
+
+def _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_markers,
+              hinge_weight, n_restarts, scale):
+    if isinstance(n_types, str):
+        if n_types != "auto":
+            raise ValueError(f"n_types must be a positive integer or 'auto', got {n_types!r}")
+    elif isinstance(n_types, bool) or not isinstance(n_types, (int, np.integer)) or n_types < 2:
+        raise ValueError(f"n_types must be an integer >= 2 or 'auto', got {n_types!r}")
+    for name, value, low in (("top_genes", top_genes, 3), ("n_permutations", n_permutations, 1),
+                             ("n_markers", n_markers, 1), ("n_restarts", n_restarts, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not 0.0 < pvalue <= 1.0:
+        raise ValueError(f"pvalue must be in (0, 1], got {pvalue!r}")
+    if 1.0 / (n_permutations + 1.0) >= pvalue:
+        need = int(np.ceil(1.0 / pvalue))
+        raise ValueError(
+            f"with n_permutations={n_permutations} the smallest possible p-value is "
+            f"1/{n_permutations + 1} = {1 / (n_permutations + 1):.3g}, not below pvalue={pvalue}: "
+            f"no gene could pass; use n_permutations >= {need} or a larger pvalue"
+        )
+    if not -1.0 <= spearman_threshold < 1.0:
+        raise ValueError(f"spearman_threshold must be in [-1, 1), got {spearman_threshold!r}")
+    if not hinge_weight > 0:
+        raise ValueError(f"hinge_weight must be positive, got {hinge_weight!r}")
+    if scale not in ("auto", "linear", "log2"):
+        raise ValueError(f"scale must be 'auto', 'linear' or 'log2', got {scale!r}")
+
+
+def _prepare(bulk, top_genes, scale, genes, layer):
+    """Coerce, clean (count what was dropped), check the scale, keep the top genes."""
+    from fastdeconv.inputs import as_expression_frame, check_expression
+
+    df = as_expression_frame(bulk, name="bulk", genes=genes, layer=layer)
+    if df.shape[1] < 3:
+        raise ValueError(
+            f"bulk has {df.shape[1]} sample(s); LinSeed needs at least 3 samples (and more "
+            "samples than components) to find a simplex"
+        )
+    values = df.to_numpy(dtype=np.float64)
+    finite = np.isfinite(values).all(axis=1)
+    df, values = df.loc[finite], values[finite]
+    if scale == "log2":
+        values = np.exp2(values)
+        df = pd.DataFrame(values, index=df.index, columns=df.columns)
+    nonzero = values.any(axis=1)
+    df, values = df.loc[nonzero], values[nonzero]
+    if df.shape[0] == 0:
+        raise ValueError("bulk has no gene with finite, non-zero values")
+    check_expression(df, name="bulk", allow_log=scale != "auto")
+    dropped = {"non_finite": int((~finite).sum()), "all_zero": int((~nonzero).sum())}
+    mean_log = np.log2(1.0 + values).mean(axis=1)
+    order = np.argsort(-mean_log, kind="stable")[: min(top_genes, len(values))]
+    order.sort()
+    dropped["below_top"] = int(len(values) - len(order))
+    return df, values, order, dropped
+
+
+def _name_components(k, Wn, top_index, marker_genes):
+    """Default names component_1..K, or matched to a user's marker lists."""
+    names = [f"component_{j + 1}" for j in range(k)]
+    if not marker_genes:
+        return names
+    from scipy.optimize import linear_sum_assignment
+
+    if not isinstance(marker_genes, dict):
+        raise TypeError("marker_genes must be a dict {cell type name: list of genes}")
+    share = Wn / np.maximum(Wn.sum(axis=1, keepdims=True), 1e-300)
+    position = pd.Index(top_index)
+    types = list(marker_genes)
+    score = np.zeros((k, len(types)))
+    for t, name in enumerate(types):
+        genes = [g for g in marker_genes[name] if g in position]
+        if not genes:
+            raise ValueError(
+                f"none of the marker genes given for {name!r} is among the analysed genes; "
+                "check the gene names (or raise top_genes)"
+            )
+        score[:, t] = share[position.get_indexer(genes)].mean(axis=0)
+    rows, cols = linear_sum_assignment(-score)
+    for r, c in zip(rows, cols):
+        names[r] = str(types[c])
+    if len(set(names)) < k:
+        raise ValueError(f"component names are not unique after matching markers: {names}")
+    return names
+
+
+def linseed(
+    bulk,
+    n_types="auto",
+    *,
+    top_genes=10000,
+    n_permutations=100,
+    pvalue=0.01,
+    seed=0,
+    spearman_threshold=0.0,
+    variance_threshold=0.99,
+    hinge_weight=1000.0,
+    n_restarts=8,
+    n_markers=100,
+    marker_genes=None,
+    scale="auto",
+    genes=None,
+    layer=None,
+    block_memory_mb=64,
+    n_jobs=None,
+):
+    """Reference-free deconvolution by mutual linearity of marker genes (LinSeed).
+
+    Parameters
+    ----------
+    bulk : DataFrame, ndarray, AnnData or path
+        Bulk expression, genes x samples on a **linear** scale (an AnnData
+        object is samples x genes); anything
+        :func:`fastdeconv.inputs.as_expression_frame` accepts.
+    n_types : int or "auto", default "auto"
+        Number of components ``k``; ``"auto"`` applies the rule of
+        :func:`estimate_k` to the significant genes.
+    top_genes : int, default 10000
+        Analyse the most expressed genes (by mean ``log2(1 + x)``).
+    n_permutations : int, default 100
+        Permutations of the linearity null; the smallest p-value is
+        ``1 / (n_permutations + 1)``.
+    pvalue : float, default 0.01
+        Keep genes whose permutation p-value is below this.
+    seed : int, default 0
+        Seed of the permutation null and of the corner restarts; the result is
+        deterministic for a given seed (and independent of ``n_jobs``).
+    spearman_threshold : float, default 0.0
+        A gene pair is an edge when its linearity R^2 is positive and its
+        Spearman correlation exceeds this.
+    variance_threshold : float, default 0.99
+        Explained-variance threshold of the automatic ``k``.
+    hinge_weight : float, default 1000.0
+        Weight of the squared hinge on genes outside the simplex in the corner
+        refinement; large values give the minimum-volume enclosing simplex,
+        small ones let outlying genes stay outside.
+    n_restarts : int, default 8
+        Seeded random restarts of the corner refinement (besides the SPA start).
+    n_markers : int, default 100
+        Marker genes reported per component.
+    marker_genes : dict, optional
+        ``{cell type: genes}``: name the components after the cell types whose
+        markers they carry most (one-to-one matching); default names are
+        ``component_1..K``.
+    scale : {"auto", "linear", "log2"}, default "auto"
+        ``"auto"`` refuses data that look log-transformed; ``"linear"`` asserts
+        the data are linear; ``"log2"`` un-logs them with ``2**x`` first.
+    genes : sequence of str, optional
+        Gene names for array input.
+    layer : str, optional
+        AnnData layer to read.
+    block_memory_mb : float, default 64
+        Memory per worker for the blocked pairwise step.
+    n_jobs : int, optional
+        Threads for the pairwise step and the solvers (default: all cores).
+
+    Returns
+    -------
+    LinseedResult
+
+    Raises
+    ------
+    ValueError
+        For invalid options, too few samples or genes, log-scale input, or when
+        too few genes are significant to span ``k`` corners.
+
+    Notes
+    -----
+    Corners are estimated in the space of row-normalised genes; each is the
+    row-normalised proportion profile of one component.  The pure profiles
+    ``W0`` follow by NNLS of every analysed gene on the corners; with their
+    columns normalised to sum 1 (pure profiles with equal total expression, as
+    after library-size normalisation), each sample's proportions are the
+    simplex-constrained least-squares fit of the sample (normalised to sum 1)
+    by those profiles on the significant genes, so they sum to exactly 1.  The
+    proportions are therefore fractions of expression (RNA), like those of
+    :func:`fastdeconv.deconvolve` with a normalised signature.  The signature
+    is then NNLS of every gene on the proportions, in the units of ``bulk``.
+
+    The permutation null of a gene's summed edge weight keeps its number of
+    edges and re-draws their weights with replacement from all edges, the
+    null of the LinSeed package; it is computed from prefix sums of one pool
+    of drawn weights per permutation, which gives every gene exactly that null
+    distribution at a fraction of the cost (the statistics of different genes
+    within one permutation are correlated differently from the package's,
+    which does not change any gene's p-value distribution).
+
+    References
+    ----------
+    Zaitsev, K., Bambouskova, M., Swain, A., Artyomov, M. N. (2019). Complete
+    deconvolution of cellular mixtures based on linearity of transcriptional
+    signatures. Nature Communications 10, 2209. doi:10.1038/s41467-019-09990-5
+
+    Examples
+    --------
+    >>> import fastdeconv
+    >>> from fastdeconv.simulate import synthetic
+    >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
+    >>> res = fastdeconv.linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
+    >>> res.proportions.shape
+    (12, 3)
+    >>> bool(abs(res.proportions.sum(axis=1) - 1).max() < 1e-12)
+    True
+    """
+    from fastdeconv.solvers import nnls, simplex_lstsq
+
+    _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_markers,
+              hinge_weight, n_restarts, scale)
+    rng = np.random.default_rng(seed)
+    timings = {}
+    t0 = time.perf_counter()
+
+    # 1. preprocessing
+    df, values, top, dropped = _prepare(bulk, top_genes, scale, genes, layer)
+    m = values.shape[1]
+    if not isinstance(n_types, str) and n_types > m:
+        raise ValueError(f"n_types={n_types} exceeds the number of samples ({m}); use at most {m}")
+    G = np.ascontiguousarray(values[top])
+    top_index = df.index[top]
+    n = len(G)
+    X = G / G.sum(axis=1, keepdims=True)
+    centred = X - X.mean(axis=1, keepdims=True)
+    tss = np.einsum("ij,ij->i", centred, centred)
+    tss[tss <= 1e-28 * np.einsum("ij,ij->i", X, X)] = 0.0  # constant profiles: no edges
+    sq = np.einsum("ij,ij->i", X, X)
+    R = _ranks(G)
+    t1 = time.perf_counter()
+    timings["preprocess"] = t1 - t0
+
+    # 2. mutual linearity and significance
+    block = _block_rows(n, block_memory_mb)
+    power, degree, n_edges = _linearity(X, R, sq, tss, spearman_threshold, block, n_jobs)
+    t2 = time.perf_counter()
+    timings["linearity"] = t2 - t1
+    pvals = _permutation_pvalues(X, R, sq, tss, power, degree, n_edges, spearman_threshold,
+                                 n_permutations, rng)
+    significant = pvals < pvalue
+    keep = np.flatnonzero(significant)
+    dropped["not_significant"] = int(n - keep.size)
+    t3 = time.perf_counter()
+    timings["permutation"] = t3 - t2
+    if keep.size < 3:
+        raise ValueError(
+            f"only {keep.size} of {n} genes are significantly linear at p < {pvalue}; "
+            "raise pvalue, top_genes or n_permutations, or check that the samples are mixtures"
+        )
+
+    # 3. number of components
+    Xf = np.ascontiguousarray(X[keep])
+    kd = estimate_k(Xf, variance_threshold=variance_threshold, n_types=n_types)
+    k = kd.k
+    if keep.size <= k:
+        raise ValueError(
+            f"only {keep.size} significant genes for {k} components; raise pvalue or top_genes"
+        )
+    t4 = time.perf_counter()
+    timings["choose_k"] = t4 - t3
+
+    # 4. projection and corners
+    mu, V, Y = _project(Xf, k)
+    corners_y, spa, cinfo = _find_corners(Y, k, hinge_weight, n_restarts, rng)
+    corners = mu + corners_y.T @ V.T  # k x m, rows sum to 1
+    dist = np.sqrt(((Y[:, :, None] - corners_y[None, :, :]) ** 2).sum(axis=1))  # genes x k
+    t5 = time.perf_counter()
+    timings["corners"] = t5 - t4
+
+    # 5. proportions and signature
+    W0 = nnls(corners.T, G.T, n_jobs=n_jobs).T  # top genes x k
+    totals = W0.sum(axis=0)
+    if np.any(totals <= 0):
+        empty = [j + 1 for j in np.flatnonzero(totals <= 0)]
+        raise ValueError(
+            f"component(s) {empty} explain no gene; the data do not support {k} components: "
+            "use fewer (n_types)"
+        )
+    Wn = W0 / totals
+    Gn = G / G.sum(axis=0)
+    P, pinfo = simplex_lstsq(Wn[keep], Gn[keep], n_jobs=n_jobs, return_info=True)
+    names = _name_components(k, Wn, top_index, marker_genes)
+    signature = nnls(P.T, values.T, n_jobs=n_jobs).T
+    t6 = time.perf_counter()
+    timings["proportions"] = t6 - t5
+    timings["total"] = t6 - t0
+
+    samples = df.columns
+    nearest = dist.argmin(axis=1)
+    sig_index = top_index[keep]
+    markers = {}
+    for j, name in enumerate(names):
+        members = np.flatnonzero(nearest == j)
+        members = members[np.argsort(dist[members, j], kind="stable")][:n_markers]
+        markers[name] = [sig_index[i] for i in members]
+    projection = pd.DataFrame(Y, index=sig_index, columns=[f"dim_{d + 1}" for d in range(k - 1)])
+    projection["component"] = [names[j] for j in nearest]
+    projection["distance"] = dist[np.arange(len(keep)), nearest]
+    cinfo.update({"n_edges": n_edges, "spa_genes": [sig_index[i] for i in spa], "seed": seed,
+                  "block_rows": block, "timings": timings})
+    return LinseedResult(
+        proportions=pd.DataFrame(P.T, index=samples, columns=names),
+        signature=pd.DataFrame(signature, index=df.index, columns=names),
+        markers=markers,
+        corners=pd.DataFrame(corners, index=names, columns=samples),
+        k_diagnostics=kd,
+        genes=pd.DataFrame({"power": power, "degree": degree, "pvalue": pvals,
+                            "significant": significant}, index=top_index),
+        projection=projection,
+        corner_coordinates=pd.DataFrame(corners_y.T, index=names,
+                                        columns=[f"dim_{d + 1}" for d in range(k - 1)]),
+        fit=pd.DataFrame({"residual_norm": pinfo.residual_norm, "converged": pinfo.converged},
+                         index=samples),
+        dropped=dropped,
+        info=cinfo,
+    )
