@@ -164,13 +164,14 @@ def cmd_deconvolve(args):
     if args.method is not None:
         kwargs["method"] = args.method
     result = fastdeconv.deconvolve(bulk, signature, **kwargs)
-    _write(_proportions_frame(result.proportions), args.output, "--output", "sample")
-    if args.fit_output:
-        _write(result.fit, args.fit_output, "--fit-output", "sample")
+    # figures first: if one fails, no table is written either
     if args.plot:
         result.plot_proportions(args.plot)
     if args.plot_fit:
         result.plot_fit(args.plot_fit)
+    _write(_proportions_frame(result.proportions), args.output, "--output", "sample")
+    if args.fit_output:
+        _write(result.fit, args.fit_output, "--fit-output", "sample")
     if not args.quiet:
         print(result.summary())
     return 0
@@ -187,11 +188,11 @@ def cmd_evaluate(args):
 
     truth = _truth_samples_by_types(truth, estimate)
     ev = evaluate(estimate, truth, match=args.match, renormalize=args.renormalize)
-    print(ev.summary())
-    if args.output:
-        _write(ev.to_frame(), args.output, "--output", "cell_type")
     if args.plot:
         ev.plot(args.plot)
+    if args.output:
+        _write(ev.to_frame(), args.output, "--output", "cell_type")
+    print(ev.summary())
     return 0
 
 
@@ -265,14 +266,14 @@ def cmd_simulate(args):
         seed=args.seed,
         normalize=None if args.normalize == "none" else args.normalize,
     )
-    _write(pb.bulk, args.output_bulk, "--output-bulk", "gene")
-    _write(pb.cell_fractions.T, args.output_truth, "--output-truth", "cell_type")
-    if args.output_rna_truth:
-        _write(pb.rna_fractions.T, args.output_rna_truth, "--output-rna-truth", "cell_type")
     if args.plot:
         from fastdeconv.plotting import plot_proportions
 
         plot_proportions(pb.cell_fractions, args.plot, title="true cell fractions")
+    _write(pb.bulk, args.output_bulk, "--output-bulk", "gene")
+    _write(pb.cell_fractions.T, args.output_truth, "--output-truth", "cell_type")
+    if args.output_rna_truth:
+        _write(pb.rna_fractions.T, args.output_rna_truth, "--output-rna-truth", "cell_type")
     _info(
         args,
         f"wrote {pb.bulk.shape[1]} pseudo-bulk samples ({pb.bulk.shape[0]} genes, "
@@ -298,17 +299,32 @@ def cmd_linseed(args):
         kwargs["n_permutations"] = args.permutations
     if args.n_jobs is not None:
         kwargs["n_jobs"] = args.n_jobs
+    if args.scale is not None:
+        kwargs["scale"] = args.scale
+    if args.marker_genes is not None:
+        kwargs["marker_genes"] = _read_marker_lists(args.marker_genes)
     result = fastdeconv.linseed(bulk, args.cell_types, **kwargs)
+    if args.plot:
+        result.plot(args.plot)
     _write(_proportions_frame(result.proportions), args.output, "--output", "sample")
     if args.signature_output:
         _write(result.signature, args.signature_output, "--signature-output", "gene")
     if args.markers_output:
         _write(_markers_long(result.markers), args.markers_output, "--markers-output", None)
-    if args.plot:
-        result.plot(args.plot)
     if not args.quiet:
         print(result.summary())
     return 0
+
+
+def _read_marker_lists(path):
+    """Two-column table (cell type, gene) with a header -> {cell type: [genes]}."""
+    table = _read(path, "--marker-genes", index_col=None, numeric=False)
+    if table.shape[1] != 2:
+        raise InputError(
+            f"--marker-genes: {path!r} must have two columns (cell type, gene), found {table.shape[1]}"
+        )
+    table = table.dropna().astype(str)
+    return {t: list(g) for t, g in table.groupby(table.columns[0], sort=False)[table.columns[1]]}
 
 
 def _markers_long(markers):
@@ -519,8 +535,14 @@ def build_parser():
                    help="most expressed genes analysed (default: the library's)")
     p.add_argument("--permutations", type=_positive_int, default=None, metavar="N",
                    help="permutations of the linearity null (default: the library's)")
+    p.add_argument("--marker-genes", metavar="FILE",
+                   help="known markers, a two-column table (cell type, gene): name the components "
+                        "after the cell types whose markers they carry")
+    p.add_argument("--scale", choices=["auto", "linear", "log2"], default=None,
+                   help="auto refuses log-looking data; linear asserts linear scale; log2 un-logs "
+                        "with 2**x first (default: the library's, auto)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--plot", metavar="FILE.png", help="LinSeed diagnostic plot")
+    p.add_argument("--plot", metavar="FILE.png", help="LinSeed diagnostic plots")
     p.set_defaults(func=cmd_linseed)
     return parser
 

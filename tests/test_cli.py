@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import subprocess
 import sys
 
@@ -401,3 +402,34 @@ def test_linseed_command(tmp_path, capsys):
     assert pd.read_csv(markers, sep="\t").shape[0] > 0
     ev = evaluate(props, data.proportions, match="best")
     assert ev.overall["pearson_r"] > 0.8
+
+
+def test_linseed_marker_names_and_plot(tmp_path, capsys):
+    _needs("linseed")
+    data = synthetic(n_genes=1500, n_types=3, n_samples=40, seed=1, alpha=0.5)
+    bulk = _write(data.bulk, tmp_path / "bulk.tsv", "gene")
+    rows = [(t, g) for t, genes in data.markers.items() for g in genes]
+    known = tmp_path / "known.csv"
+    pd.DataFrame(rows, columns=["cell_type", "gene"]).to_csv(known, index=False)
+    out, png = tmp_path / "p.tsv", tmp_path / "linseed.png"
+    argv = ["linseed", "--bulk", str(bulk), "--cell-types", "auto", "--output", str(out),
+            "--marker-genes", str(known), "-q"]
+    plotting = importlib.util.find_spec("fastdeconv.plotting._linseed") is not None
+    if plotting:
+        argv += ["--plot", str(png)]
+    assert main(argv) == 0
+    props = pd.read_csv(out, sep="\t", index_col=0)
+    assert sorted(props.columns) == ["type_1", "type_2", "type_3"]
+    assert evaluate(props, data.proportions).overall["pearson_r"] > 0.8
+    if plotting:
+        assert png.stat().st_size > 1000
+
+
+def test_linseed_bad_input(tmp_path, capsys):
+    _needs("linseed")
+    bulk = _write(np.log2(1 + synthetic(n_genes=300, n_types=3, n_samples=10).bulk),
+                  tmp_path / "log.tsv", "gene")
+    out = tmp_path / "p.tsv"
+    assert main(["linseed", "--bulk", str(bulk), "--cell-types", "3", "--output", str(out)]) == 1
+    assert "log" in _one_line_error(capsys)
+    assert not out.exists()
