@@ -38,6 +38,8 @@ _NORMALIZATIONS = ("cpm", "none")
 #: grid of markers per type tried by ``n_markers="auto"`` (CIBERSORT tries 50..200
 #: on bulk-derived references; single-cell signatures are noisier, so smaller sizes)
 AUTO_MARKER_GRID = tuple(range(5, 105, 5))
+#: markers per type when ``n_markers`` is not given
+DEFAULT_N_MARKERS = 25
 _MARKER_COLUMNS = [
     "gene",
     "cell_type",
@@ -284,7 +286,7 @@ def _encode(labels, min_cells=2):
         raise ValueError(
             f"need at least 2 cell types to find markers; got only {types.tolist()}"
         )
-    small = [f"{t!r} ({c} cell{'s' if c != 1 else ''})" for t, c in zip(types, n) if c < min_cells]
+    small = [f"{str(t)!r} ({c} cell{'s' if c != 1 else ''})" for t, c in zip(types, n) if c < min_cells]
     if small:
         raise ValueError(
             f"every cell type needs at least {min_cells} cells for the tests; too few: "
@@ -639,7 +641,7 @@ def build_signature(
     label_key=None,
     layer=None,
     method="t-test",
-    n_markers=25,
+    n_markers=None,
     fdr=0.05,
     min_log_fc=1.0,
     min_frac=0.1,
@@ -674,8 +676,10 @@ def build_signature(
         on the counts with library-size offsets; or a negative-binomial
         likelihood-ratio test with a per-gene dispersion (method of moments).
         The two likelihood-ratio tests need integer counts.
-    n_markers : int or "auto", default 25
-        Markers kept per type (the top of the ranking below).  ``"auto"``
+    n_markers : int or "auto", optional
+        Markers kept per type (the top of the ranking below).  Default
+        :data:`DEFAULT_N_MARKERS` (25, about the size per type of LM22),
+        capped at the number of genes.  ``"auto"``
         tries 5, 10, ..., 100 and keeps the size whose signature has the
         smallest condition number, as CIBERSORT does.
     fdr : float, default 0.05
@@ -770,6 +774,8 @@ def build_signature(
         raise ValueError(f"min_log_fc must be a finite number; got {min_log_fc!r}")
 
     c = _as_counts(counts, layer, gene_names)
+    if n_markers is None:
+        n_markers = min(DEFAULT_N_MARKERS, c.n_genes)
     if isinstance(n_markers, str):
         if n_markers != "auto":
             raise ValueError(f"n_markers must be a positive integer or 'auto'; got {n_markers!r}")
