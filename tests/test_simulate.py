@@ -298,3 +298,27 @@ def test_pseudobulk_real_single_cells(data_dir):
     small, large = lib.idxmin(), lib.idxmax()
     assert pb.rna_fractions[small].mean() < pb.cell_fractions[small].mean()
     assert pb.rna_fractions[large].mean() > pb.cell_fractions[large].mean()
+
+
+# --------------------------------------------------------------------------- run_benchmark
+
+
+def test_run_benchmark_report():
+    import fastdeconv
+    from fastdeconv.simulate import run_benchmark
+
+    try:
+        fastdeconv.deconvolve  # noqa: B018
+    except (AttributeError, ImportError):
+        pytest.skip("fastdeconv.deconvolve is not available in this build")
+    data = synthetic(n_genes=500, n_types=4, n_samples=60, seed=2)
+    report = run_benchmark(data, repeats=2, n_jobs=1)
+    assert set(report.times) == {"deconvolve", "nnls", "nnls_1thread", "scipy_nnls_loop", "first_call"}
+    assert all(t > 0 for t in report.times.values())
+    assert report.max_abs_diff < 1e-8
+    assert report.evaluation.overall["pearson_r"] > 0.9
+    assert report.speedup == pytest.approx(report.times["scipy_nnls_loop"] / report.times["nnls"])
+    text = str(report)
+    assert "500 genes x 60 samples, 4 cell types" in text and "faster than the scipy loop" in text
+    with pytest.raises(TypeError, match="SyntheticData"):
+        run_benchmark(data.bulk)
