@@ -82,6 +82,36 @@ COLD = (
 )
 
 
+MEMORY = """
+import sys, numpy as np, fastdeconv
+sys.path.insert(0, {bench!r})
+from benchmarks.common import make_problem
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+S, B = make_problem({n}, {k}, {m})
+fastdeconv.{solver}(S, B[:, :64])
+with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
+    f.write("5")
+base = status("VmRSS")
+X = fastdeconv.{solver}(S, B)
+peak = status("VmHWM")
+print(base, peak, B.nbytes, X.nbytes)
+"""
+
+
+def peak_memory(n, k, m, solver):
+    """RSS of a fresh process holding the data, its peak during one solve, and the data sizes.
+
+    Linux only: the peak (VmHWM) is reset through /proc/self/clear_refs after the
+    data are built, so the temporaries of data generation do not count.
+    """
+    code = MEMORY.format(bench=str(Path(__file__).resolve().parent), n=n, k=k, m=m, solver=solver)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return [int(v) for v in out.stdout.split()]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only")
@@ -129,6 +159,14 @@ def main(argv=None):
         )
     print("(scipy and cvxpy times are measured on a subset of samples and scaled to m)")
 
+    n, k, m = (QUICK if args.quick else FULL)[0]
+    for solver in ("nnls", "simplex_lstsq"):
+        before, after, b_bytes, x_bytes = peak_memory(n, k, m, solver)
+        print(
+            f"memory {solver} {n}x{k}x{m}: process {before / 2**30:.2f} GiB with the data, peak "
+            f"{after / 2**30:.2f} GiB during the solve (+{(after - before) / 2**20:.0f} MiB); "
+            f"bulk {b_bytes / 2**30:.2f} GiB, result {x_bytes / 2**20:.0f} MiB"
+        )
     warm = np.median([fresh_process_seconds(COLD) for _ in range(3)])
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
