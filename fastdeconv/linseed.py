@@ -180,7 +180,8 @@ def estimate_k(normalised, *, variance_threshold=0.99, max_k=None, n_types="auto
         raise ValueError(f"need a 2-D genes x samples array with >= 2 of each, got shape {X.shape}")
     if not 0.0 < variance_threshold < 1.0:
         raise ValueError(f"variance_threshold must be in (0, 1), got {variance_threshold}")
-    s = np.linalg.svd(X, compute_uv=False)
+    # singular values from the small samples x samples Gram matrix
+    s = np.sqrt(np.clip(np.linalg.eigvalsh(X.T @ X)[::-1], 0.0, None))
     total = float(np.sum(s**2))
     explained = np.cumsum(s**2) / total if total > 0 else np.ones_like(s)
     upper = X.shape[1] if max_k is None else int(max_k)
@@ -316,9 +317,14 @@ def _permutation_pvalues(X, R, sq, tss, power, degree, n_edges, spearman_thresho
 def _project(Xf, k):
     """Centre the filtered rows and keep the top k-1 right singular vectors."""
     mu = Xf.mean(axis=0)
-    _, _, Vt = np.linalg.svd(Xf - mu, full_matrices=False)
-    V = Vt[: k - 1].T.copy()
-    return mu, V, np.ascontiguousarray((Xf - mu) @ V)
+    centred = Xf - mu
+    # right singular vectors from the small samples x samples Gram matrix
+    _, vectors = np.linalg.eigh(centred.T @ centred)
+    V = np.ascontiguousarray(vectors[:, ::-1][:, : k - 1])
+    # fix the sign of each axis (largest loading positive) so results are reproducible
+    flip = np.sign(V[np.abs(V).argmax(axis=0), np.arange(k - 1)])
+    V *= np.where(flip == 0, 1.0, flip)
+    return mu, V, np.ascontiguousarray(centred @ V)
 
 
 def _find_corners(Y, k, hinge_weight, n_restarts, rng):
@@ -329,6 +335,7 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng):
     """
     from scipy.optimize import minimize
 
+    from fastdeconv.kernels.batch import single_threaded_blas
     from fastdeconv.kernels.corners import simplex_objective, successive_projection
 
     Ya = np.ascontiguousarray(np.column_stack([Y, np.ones(len(Y))]))
@@ -347,12 +354,14 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng):
         return value, grad
 
     best = None
-    for r in range(n_restarts + 1):
-        x0 = start if r == 0 else start + rng.normal(scale=0.1, size=start.shape) * spread
-        res = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B",
-                       options={"maxiter": 1000})
-        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-            best = res
+    with single_threaded_blas():
+        for r in range(n_restarts + 1):
+            x0 = start if r == 0 else start + rng.normal(scale=0.1, size=start.shape) * spread
+            # small dense algebra: multi-threaded BLAS only adds contention here
+            res = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B",
+                           options={"maxiter": 1000})
+            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+                best = res
     corners = best.x.reshape(k - 1, k)
     _, _, n_outside = simplex_objective(best.x, Ya, hinge_weight)
     info = {"objective": float(best.fun), "n_iter": int(best.nit), "converged": bool(best.success),
