@@ -392,6 +392,10 @@ class SignatureResult:
         a cell type.
     method : str
         The marker test used.
+    notes : list of str
+        Warnings raised while building (e.g. types with few markers).
+    pseudocount : float
+        The pseudocount of the fold changes, reused by :attr:`gene_weights`.
     """
 
     signature: pd.DataFrame
@@ -405,6 +409,7 @@ class SignatureResult:
     condition_numbers: pd.Series | None = None
     clusters: pd.Series | None = None
     notes: list = field(default_factory=list)
+    pseudocount: float = 1.0
 
     def to_frame(self):
         """Return the signature (genes x cell types) as a DataFrame copy."""
@@ -425,6 +430,38 @@ class SignatureResult:
         write_table(self.signature, path, index_label="gene")
         if markers_path is not None:
             write_table(self.markers.set_index("gene"), markers_path, index_label="gene")
+
+    @property
+    def gene_weights(self):
+        """Inverse-mean (Poisson) weights of the signature genes, for weighted least squares.
+
+        Count-like expression has a variance that grows with its mean, so an
+        unweighted fit is dominated by the few most highly expressed markers
+        (immunoglobulins, S100A8/9, platelet genes) and by their noise.
+        Weighting each gene by ``1 / (mean over types + pseudocount)`` is the
+        quasi-Poisson choice: each marker counts in proportion to its
+        information.  Scaled to mean 1; pass as
+        ``deconvolve(bulk, res.signature, weights=res.gene_weights)``.
+
+        Returns
+        -------
+        pandas.Series
+            One weight per gene of :attr:`signature`, same order.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from fastdeconv.reference import SignatureResult
+        >>> sig = pd.DataFrame({"T": [99.0, 0.0], "B": [99.0, 1.0]}, index=["g1", "g2"])
+        >>> res = SignatureResult(signature=sig, markers=pd.DataFrame(),
+        ...     statistics=pd.DataFrame(), rna_content=pd.Series(dtype=float),
+        ...     n_cells=pd.Series(dtype=float), condition_number=1.0, n_markers=1,
+        ...     method="t-test")
+        >>> res.gene_weights.round(4).tolist()
+        [0.0296, 1.9704]
+        """
+        w = 1.0 / (self.signature.mean(axis=1) + self.pseudocount)
+        return (w / w.mean()).rename("weight")
 
     def to_cell_fractions(self, proportions):
         """Convert estimated RNA fractions into cell fractions.
@@ -874,6 +911,7 @@ def build_signature(
         condition_numbers=kappas,
         clusters=clusters,
         notes=notes,
+        pseudocount=float(pseudocount),
     )
 
 

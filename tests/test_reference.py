@@ -314,3 +314,11 @@ def test_anndata_errors(data):
         build_signature(adata, label_key="cell_type", layer="raw")
     res = build_signature(adata, label_key="cell_type", n_markers=10)
     assert sorted(res.signature.columns) == TYPES
+
+
+def test_gene_weights_are_inverse_mean(result):
+    w = result.gene_weights
+    assert list(w.index) == list(result.signature.index)
+    raw = 1.0 / (result.signature.mean(axis=1) + 1.0)
+    np.testing.assert_allclose(w, raw / raw.mean())
+    assert w.mean() == pytest.approx(1.0)
