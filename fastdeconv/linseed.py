@@ -435,10 +435,10 @@ class LinseedResult:
 
         Examples
         --------
-        >>> import fastdeconv
+        >>> from fastdeconv.linseed import linseed
         >>> from fastdeconv.simulate import synthetic
         >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
-        >>> res = fastdeconv.linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
+        >>> res = linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
         >>> print(res.summary().splitlines()[0])
         LinSeed: 3 components from 12 samples
         """
@@ -472,10 +472,10 @@ class LinseedResult:
 
         Examples
         --------
-        >>> import fastdeconv
+        >>> from fastdeconv.linseed import linseed
         >>> from fastdeconv.simulate import synthetic
         >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
-        >>> res = fastdeconv.linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
+        >>> res = linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
         >>> res.to_frame().sum(axis=1).round(12).unique().tolist()
         [1.0]
         """
@@ -490,10 +490,10 @@ class LinseedResult:
 
         Examples
         --------
-        >>> import fastdeconv
+        >>> from fastdeconv.linseed import linseed
         >>> from fastdeconv.simulate import synthetic
         >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
-        >>> res = fastdeconv.linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
+        >>> res = linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
         >>> list(res.markers_frame().columns)
         ['component', 'gene', 'rank', 'distance']
         """
@@ -727,10 +727,10 @@ def linseed(
 
     Examples
     --------
-    >>> import fastdeconv
+    >>> from fastdeconv.linseed import linseed
     >>> from fastdeconv.simulate import synthetic
     >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
-    >>> res = fastdeconv.linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
+    >>> res = linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
     >>> res.proportions.shape
     (12, 3)
     >>> bool(abs(res.proportions.sum(axis=1) - 1).max() < 1e-12)
