@@ -35,13 +35,13 @@ def jit(*signature, **overrides):
     Examples
     --------
     >>> from fastdeconv._jit import jit
-    >>> @jit
+    >>> @jit(cache=False)  # functions typed at a prompt have no file to cache to
     ... def add(a, b):
     ...     return a + b
     >>> add(1.0, 2.0)
     3.0
     """
     options = {**JIT_OPTIONS, **overrides}
-    if len(signature) == 1 and callable(signature[0]) and not overrides:
+    if len(signature) == 1 and callable(signature[0]):
         return numba.njit(**options)(signature[0])
     return numba.njit(*signature, **options)

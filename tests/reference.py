@@ -103,7 +103,7 @@ def kkt_violation(A, b, x, *, simplex=False, w=None):
         mu = -np.median(g[support]) if support.any() else -g.min()
         g = g + mu
     dual = max(0.0, -g.min()) / scale
-    comp = np.max(np.abs(x * g)) / (scale * max(np.abs(x).max(), 1e-300))
+    comp = np.max(np.abs(x * g)) / max(scale * np.abs(x).max(), 1e-300)
     return max(primal, dual, comp)
 
 
