@@ -383,8 +383,8 @@ class LinseedResult:
     signature : pandas.DataFrame
         Genes x components, linear scale (NNLS of each gene on the proportions).
     markers : dict
-        Component -> list of marker genes (the significant genes nearest its
-        corner, nearest first).
+        Component -> list of marker genes: the significant genes whose largest
+        barycentric coordinate is that component's, nearest its corner first.
     corners : pandas.DataFrame
         Components x samples: the simplex corners in sample space (each a
         row-normalised proportion profile, summing to 1).
@@ -395,7 +395,9 @@ class LinseedResult:
         ``pvalue``, ``significant``.
     projection : pandas.DataFrame
         The significant genes' coordinates in the (k-1)-dimensional subspace,
-        with the ``component`` of their nearest corner.
+        the ``component`` whose corner has their largest barycentric
+        coordinate, that ``coordinate`` and the Euclidean ``distance`` to
+        that corner.
     corner_coordinates : pandas.DataFrame
         The corners in the same coordinates (components x dimensions).
     fit : pandas.DataFrame
@@ -795,6 +797,11 @@ def linseed(
     corners_y, spa, cinfo = _find_corners(Y, k, hinge_weight, n_restarts, rng)
     corners = mu + corners_y.T @ V.T  # k x m, rows sum to 1
     dist = np.sqrt(((Y[:, :, None] - corners_y[None, :, :]) ** 2).sum(axis=1))  # genes x k
+    # barycentric coordinates of the significant genes: each gene belongs to the
+    # corner with the largest one (the nearest corner can be another one when the
+    # simplex is elongated)
+    bary = np.column_stack([Y, np.ones(len(Y))]) @ np.linalg.inv(
+        np.vstack([corners_y, np.ones(k)])).T
     t5 = time.perf_counter()
     timings["corners"] = t5 - t4
 
@@ -817,7 +824,7 @@ def linseed(
     timings["total"] = t6 - t0
 
     samples = df.columns
-    nearest = dist.argmin(axis=1)
+    nearest = bary.argmax(axis=1)
     sig_index = top_index[keep]
     markers = {}
     for j, name in enumerate(names):
@@ -826,6 +833,7 @@ def linseed(
         markers[name] = [sig_index[i] for i in members]
     projection = pd.DataFrame(Y, index=sig_index, columns=[f"dim_{d + 1}" for d in range(k - 1)])
     projection["component"] = [names[j] for j in nearest]
+    projection["coordinate"] = bary[np.arange(len(keep)), nearest]
     projection["distance"] = dist[np.arange(len(keep)), nearest]
     cinfo.update({"n_edges": n_edges, "spa_genes": [sig_index[i] for i in spa], "seed": seed,
                   "block_rows": block, "timings": timings})
