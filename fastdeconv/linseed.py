@@ -210,6 +210,16 @@ def _ranks(G):
     return np.ascontiguousarray(R)
 
 
+def _normalise(G):
+    """Row-normalised genes, their squared norms and sums of squares, and scaled ranks."""
+    X = G / G.sum(axis=1, keepdims=True)
+    centred = X - X.mean(axis=1, keepdims=True)
+    tss = np.einsum("ij,ij->i", centred, centred)
+    sq = np.einsum("ij,ij->i", X, X)
+    tss[tss <= 1e-28 * sq] = 0.0  # constant profiles (up to rounding): no edges
+    return X, sq, tss, _ranks(G)
+
+
 def _block_rows(n, memory_mb):
     """Rows per block so that a worker's two block products fit in ``memory_mb``."""
     rows = int(memory_mb * 2**20 / (2 * 8 * max(n, 1)))
@@ -367,6 +377,30 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng):
     info = {"objective": float(best.fun), "n_iter": int(best.nit), "converged": bool(best.success),
             "n_outside": int(n_outside), "spa_residual": residual}
     return corners, spa, info
+
+
+def _proportions(corners, G, keep, n_jobs):
+    """Proportions (k x samples, columns summing to 1) from the corners.
+
+    NNLS of every analysed gene on the corners gives the pure profiles up to
+    scale; normalised to sum 1 they fit each column-normalised sample by
+    simplex-constrained least squares on the significant genes.
+    """
+    from fastdeconv.solvers import nnls, simplex_lstsq
+
+    k = corners.shape[0]
+    W0 = nnls(corners.T, G.T, n_jobs=n_jobs).T  # genes x k
+    totals = W0.sum(axis=0)
+    if np.any(totals <= 0):
+        empty = [j + 1 for j in np.flatnonzero(totals <= 0)]
+        raise ValueError(
+            f"component(s) {empty} explain no gene; the data do not support {k} components: "
+            "use fewer (n_types)"
+        )
+    Wn = W0 / totals
+    Gn = G / G.sum(axis=0)
+    P, info = simplex_lstsq(Wn[keep], Gn[keep], n_jobs=n_jobs, return_info=True)
+    return P, info, Wn
 
 
 # --------------------------------------------------------------------- result
@@ -738,7 +772,7 @@ def linseed(
     >>> bool(abs(res.proportions.sum(axis=1) - 1).max() < 1e-12)
     True
     """
-    from fastdeconv.solvers import nnls, simplex_lstsq
+    from fastdeconv.solvers import nnls
 
     _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_markers,
               hinge_weight, n_restarts, scale)
@@ -754,12 +788,7 @@ def linseed(
     G = np.ascontiguousarray(values[top])
     top_index = df.index[top]
     n = len(G)
-    X = G / G.sum(axis=1, keepdims=True)
-    centred = X - X.mean(axis=1, keepdims=True)
-    tss = np.einsum("ij,ij->i", centred, centred)
-    tss[tss <= 1e-28 * np.einsum("ij,ij->i", X, X)] = 0.0  # constant profiles: no edges
-    sq = np.einsum("ij,ij->i", X, X)
-    R = _ranks(G)
+    X, sq, tss, R = _normalise(G)
     t1 = time.perf_counter()
     timings["preprocess"] = t1 - t0
 
@@ -806,17 +835,7 @@ def linseed(
     timings["corners"] = t5 - t4
 
     # 5. proportions and signature
-    W0 = nnls(corners.T, G.T, n_jobs=n_jobs).T  # top genes x k
-    totals = W0.sum(axis=0)
-    if np.any(totals <= 0):
-        empty = [j + 1 for j in np.flatnonzero(totals <= 0)]
-        raise ValueError(
-            f"component(s) {empty} explain no gene; the data do not support {k} components: "
-            "use fewer (n_types)"
-        )
-    Wn = W0 / totals
-    Gn = G / G.sum(axis=0)
-    P, pinfo = simplex_lstsq(Wn[keep], Gn[keep], n_jobs=n_jobs, return_info=True)
+    P, pinfo, Wn = _proportions(corners, G, keep, n_jobs)
     names = _name_components(k, Wn, top_index, marker_genes)
     signature = nnls(P.T, values.T, n_jobs=n_jobs).T
     t6 = time.perf_counter()

@@ -7,15 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from fastdeconv.kernels.linearity import accumulate_block, pair_weights, window_sums
-from fastdeconv.linseed import _linearity, _permutation_pvalues, _ranks
-
-
-def _prepared(G):
-    X = G / G.sum(axis=1, keepdims=True)
-    c = X - X.mean(axis=1, keepdims=True)
-    tss = (c**2).sum(axis=1)
-    tss[tss <= 1e-28 * (X**2).sum(axis=1)] = 0.0
-    return X, (X**2).sum(axis=1), tss, _ranks(G)
+from fastdeconv.linseed import _linearity, _normalise, _permutation_pvalues
 
 
 def _naive_weights(G, threshold=0.0):
@@ -50,7 +42,7 @@ def _mixture(n=60, m=8, k=3, seed=0):
 @pytest.mark.parametrize("threshold", [0.0, 0.45])  # 0.45: not a Spearman value of 8 samples
 def test_accumulate_block_matches_naive(threshold):
     G = _mixture()
-    X, sq, tss, R = _prepared(G)
+    X, sq, tss, R = _normalise(G)
     naive = _naive_weights(G, threshold)
     n = len(G)
     power = np.zeros(n)
@@ -68,7 +60,7 @@ def test_accumulate_block_matches_naive(threshold):
 
 def test_linearity_driver_independent_of_blocks_and_threads():
     G = _mixture(n=97, seed=3)
-    X, sq, tss, R = _prepared(G)
+    X, sq, tss, R = _normalise(G)
     ref = _linearity(X, R, sq, tss, 0.0, 97, 1)
     for block, jobs in [(5, 1), (16, 2), (33, 3)]:
         got = _linearity(X, R, sq, tss, 0.0, block, jobs)
@@ -85,7 +77,7 @@ def test_constant_and_zero_variance_genes_have_no_edges():
     G = _mixture(n=20)
     G[3] = 7.0  # constant gene: the NaN that crashes the R package
     G[5] = G[4] * 2.0  # exactly proportional pair: r2 == 1
-    X, sq, tss, R = _prepared(G)
+    X, sq, tss, R = _normalise(G)
     power, degree, _ = _linearity(X, R, sq, tss, 0.0, 8, 1)
     assert np.isfinite(power).all()
     assert degree[3] == 0 and power[3] == 0.0
@@ -96,7 +88,7 @@ def test_constant_and_zero_variance_genes_have_no_edges():
 
 def test_pair_weights_match_naive():
     G = _mixture(n=25, seed=5)
-    X, sq, tss, R = _prepared(G)
+    X, sq, tss, R = _normalise(G)
     naive = _naive_weights(G)
     rng = np.random.default_rng(1)
     i = rng.integers(0, 25, 200)
@@ -122,7 +114,7 @@ def test_window_sums_match_loop():
 def test_permutation_null_matches_edge_reassignment():
     """The pooled-window null gives each gene the p-value of LinSeed's edge re-assignment."""
     G = _mixture(n=40, m=6, seed=7)
-    X, sq, tss, R = _prepared(G)
+    X, sq, tss, R = _normalise(G)
     power, degree, n_edges = _linearity(X, R, sq, tss, 0.0, 40, 1)
     iters = 400
     ours = _permutation_pvalues(X, R, sq, tss, power, degree, n_edges, 0.0, iters,
