@@ -65,11 +65,11 @@ def test_pseudobulk_split_half_accuracy(hao, acc):
     # the issue's target, met on RNA fractions (what a CPM signature estimates)
     assert ev_rna.overall["pearson_r"] >= 0.95
     assert ev_rna.overall["rmse"] <= 0.04
-    # cell fractions (after the RNA-content conversion): below the r target on
-    # this 1336-cell reference (6 ILC and 18 plasma cells in the signature half);
-    # a regression guard at the measured level, see docs/reference.md
-    assert ev_cell.overall["pearson_r"] >= 0.88
-    assert ev_cell.overall["rmse"] <= 0.045
+    # cell fractions (after the RNA-content conversion): the RMSE target is met,
+    # r (0.93 measured) is below 0.95 on this 1336-cell reference (6 ILC and 18
+    # plasma cells in the signature half); a regression guard, see docs/reference.md
+    assert ev_cell.overall["pearson_r"] >= 0.90
+    assert ev_cell.overall["rmse"] <= 0.04
 
 
 def test_newman_coarse_groups_beat_baselines(hao, newman, acc):
@@ -79,7 +79,9 @@ def test_newman_coarse_groups_beat_baselines(hao, newman, acc):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         sig = fastdeconv.build_signature(counts, labels, candidate_genes=mixture.index)
-    _, cells = acc.deconvolve_with(sig, mixture, method="simplex")
-    ev = acc.newman_scores(cells, truth5)
     # baselines of the issue (mean-CPM top-50 signature): NNLS r 0.46, simplex LS r 0.80
-    assert ev.overall["pearson_r"] > 0.80
+    for method, baseline in (("simplex", 0.80), ("nnls", 0.46)):
+        _, cells = acc.deconvolve_with(sig, mixture, method=method)
+        ev = acc.newman_scores(cells, truth5)
+        assert ev.overall["pearson_r"] > baseline, method
+        assert ev.per_type["pearson_r"].notna().all()
