@@ -1,0 +1,866 @@
+"""Reference-based deconvolution: from expression tables to cell-type proportions.
+
+:func:`deconvolve` is the one pipeline for a bulk expression table and a
+signature (reference profiles): it reads and checks the inputs
+(:mod:`fastdeconv.inputs`), matches genes by name, selects informative genes,
+solves every sample with the exact core solvers (:func:`fastdeconv.nnls`,
+:func:`fastdeconv.simplex_lstsq`), optionally re-weights genes robustly, and
+returns a :class:`DeconvolutionResult` with names attached again, per-sample
+fit diagnostics and plots.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fastdeconv.inputs import (
+    as_expression_frame,
+    check_expression,
+    harmonize_genes,
+    match_genes,
+    warn_if_collinear,
+)
+
+__all__ = ["deconvolve", "DeconvolutionResult", "select_marker_genes"]
+
+METHODS = ("simplex", "nnls", "wls", "simplex_le")
+_SCALES = ("auto", "linear", "log2", "log2p1")
+#: Name of the extra column holding ``1 - sum(p)`` for ``method="simplex_le"``.
+UNEXPLAINED = "unexplained"
+_BLOCK = 256  # samples per block between progress-bar updates
+_HUBER_C = 1.345  # Huber's constant: 95% efficiency under Gaussian residuals
+_MAD_TO_SD = 1.4826  # consistency factor of the median absolute deviation
+
+
+# ---------------------------------------------------------------------------
+# gene selection
+# ---------------------------------------------------------------------------
+
+
+def select_marker_genes(signature, *, n_markers=200, min_fold_change=2.0, min_per_type=10):
+    """Pick the genes that tell the cell types of a signature apart.
+
+    Each gene is assigned to the cell type in which it is highest, and scored
+    by its fold change over the *second* highest type,
+    ``S[g, first] / S[g, second]``.  For every type the genes assigned to it
+    with a fold change of at least ``min_fold_change`` are ranked by that
+    fold change and the best ``n_markers`` kept.  A type with fewer than
+    ``min_per_type`` such genes keeps its ``min_per_type`` best-ranked genes
+    anyway (a type with no gene of its own cannot be estimated).
+
+    This is the rule by which marker-based signatures such as LM22 are
+    built (genes specific to one type, capped per type so that every type is
+    represented equally); applied to whole-transcriptome references it drops
+    the many genes shared by all types, whose measurement noise and
+    platform effects otherwise dominate a least-squares fit.
+
+    Parameters
+    ----------
+    signature : pandas.DataFrame
+        Genes x cell types, linear scale.
+    n_markers : int, default 200
+        Most genes kept per cell type.
+    min_fold_change : float, default 2.0
+        Smallest fold change (highest / second highest type) of a marker.
+    min_per_type : int, default 10
+        Fewest genes kept per type, relaxing ``min_fold_change`` if needed.
+
+    Returns
+    -------
+    list of str
+        The selected genes, in signature order.
+
+    References
+    ----------
+    .. [1] Newman A. M. et al. (2015) Robust enumeration of cell subsets from
+       tissue expression profiles. Nat Methods 12:453-457. doi:10.1038/nmeth.3337
+    .. [2] Abbas A. R. et al. (2009) Deconvolution of blood microarray data
+       identifies cellular activation patterns in systemic lupus erythematosus.
+       PLoS One 4(7):e6098. doi:10.1371/journal.pone.0006098
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fastdeconv.deconvolve import select_marker_genes
+    >>> sig = pd.DataFrame({"T": [100.0, 5.0, 50.0, 9.0], "B": [10.0, 80.0, 45.0, 10.0]},
+    ...                    index=["CD3E", "MS4A1", "ACTB", "GAPDH"])
+    >>> select_marker_genes(sig, min_per_type=1)
+    ['CD3E', 'MS4A1']
+    """
+    if n_markers < 1 or min_per_type < 0 or min_fold_change < 1:
+        raise ValueError(
+            "need n_markers >= 1, min_per_type >= 0 and min_fold_change >= 1, got "
+            f"{n_markers}, {min_per_type}, {min_fold_change}"
+        )
+    values = signature.to_numpy(dtype=np.float64)
+    k = values.shape[1]
+    if k == 1:
+        return list(signature.index)
+    order = np.sort(values, axis=1)
+    top = np.argmax(values, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fold = order[:, -1] / order[:, -2]
+    fold = np.where(order[:, -1] <= 0, 0.0, np.nan_to_num(fold, nan=0.0, posinf=np.inf))
+    keep = np.zeros(values.shape[0], dtype=bool)
+    for t in range(k):
+        idx = np.flatnonzero(top == t)
+        idx = idx[np.argsort(-fold[idx], kind="stable")]
+        n_pass = int(np.count_nonzero(fold[idx] >= min_fold_change))
+        n_keep = min(n_markers, max(n_pass, min_per_type))
+        keep[idx[:n_keep]] = True
+    return [g for g, k_ in zip(signature.index, keep) if k_]
+
+
+def _choose_genes(signature, genes, n_markers, min_fold_change):
+    """Apply the ``genes=`` option to the matched signature; return the gene list."""
+    k = signature.shape[1]
+    if isinstance(genes, str):
+        if genes == "all":
+            return list(signature.index)
+        if genes == "markers" or (genes == "auto" and signature.shape[0] > n_markers * k):
+            return select_marker_genes(
+                signature, n_markers=n_markers, min_fold_change=min_fold_change
+            )
+        if genes == "auto":
+            return list(signature.index)
+        raise ValueError(
+            f"genes must be 'auto', 'markers', 'all' or a list of gene names, got {genes!r}"
+        )
+    wanted = [str(g) for g in genes]
+    present = signature.index.intersection(pd.Index(wanted))
+    if len(present) < k:
+        raise ValueError(
+            f"only {len(present)} of the {len(wanted)} genes given in genes= are among the "
+            f"genes common to bulk and signature; at least {k} (one per cell type) are needed"
+        )
+    return [g for g in signature.index if g in set(present)]
+
+
+# ---------------------------------------------------------------------------
+# progress
+# ---------------------------------------------------------------------------
+
+
+class _Progress:
+    """A minimal progress bar on stderr (no dependency), shown only when enabled."""
+
+    def __init__(self, total, enabled, label="deconvolve"):
+        self.total = total
+        self.enabled = enabled
+        self.label = label
+        self.done = 0
+        self.start = time.perf_counter()
+
+    def update(self, n):
+        self.done += n
+        if not self.enabled:
+            return
+        frac = self.done / max(self.total, 1)
+        width = 30
+        bar = "#" * int(round(frac * width))
+        elapsed = time.perf_counter() - self.start
+        sys.stderr.write(
+            f"\r{self.label}: |{bar:<{width}}| {self.done}/{self.total} samples "
+            f"[{elapsed:.1f} s]"
+        )
+        sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _progress_enabled(progress, n_samples):
+    if progress is None:
+        try:
+            tty = sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        return tty and n_samples > _BLOCK
+    return bool(progress)
+
+
+# ---------------------------------------------------------------------------
+# solving
+# ---------------------------------------------------------------------------
+
+
+def _solve(S, B, w, method, n_jobs, max_iter, tol):
+    """One call of the core solver for the columns of B with gene weights w."""
+    import fastdeconv
+
+    if method == "simplex":
+        return fastdeconv.simplex_lstsq(
+            S, B, weights=w, constraint="eq", n_jobs=n_jobs, return_info=True,
+            max_iter=max_iter, tol=tol,
+        )
+    if method == "simplex_le":
+        return fastdeconv.simplex_lstsq(
+            S, B, weights=w, constraint="le", n_jobs=n_jobs, return_info=True,
+            max_iter=max_iter, tol=tol,
+        )
+    return fastdeconv.nnls(
+        S, B, weights=w, n_jobs=n_jobs, return_info=True, max_iter=max_iter, tol=tol
+    )
+
+
+def _huber_weights(resid, c):
+    """Huber IRLS weights of residuals scaled by their normalised MAD (None if MAD = 0)."""
+    scale = _MAD_TO_SD * np.median(np.abs(resid))
+    if not np.isfinite(scale) or scale <= 0:
+        return None
+    u = np.abs(resid) / scale
+    return np.minimum(1.0, c / np.maximum(u, c * 1e-12))
+
+
+def _robust_sample(S, b, w0, x, method, max_reweight, reweight_tol, max_iter, tol):
+    """Huber-IRLS refinement of one sample from the starting solution ``x``."""
+    sw0 = np.sqrt(w0) if w0 is not None else 1.0
+    n_iter = 0
+    info = None
+    w = w0
+    for _ in range(max_reweight):
+        hw = _huber_weights(sw0 * (b - S @ x), _HUBER_C)
+        if hw is None:  # exact fit: nothing to down-weight
+            break
+        w = hw if w0 is None else w0 * hw
+        x_new, info = _solve(S, b, w, method, 1, max_iter, tol)
+        n_iter += 1
+        change = np.max(np.abs(x_new - x)) / max(np.max(np.abs(x_new)), 1e-300)
+        x = x_new
+        if change <= reweight_tol:
+            break
+    return x, info, w, n_iter
+
+
+def _fit_block(S, B, w0, method, robust, max_reweight, reweight_tol, n_jobs, max_iter, tol):
+    """Solve a block of samples; return X (k x m), converged, n_iter, gene weights (n x m)."""
+    X, info = _solve(S, B, w0, method, n_jobs, max_iter, tol)
+    converged = np.asarray(info.converged, dtype=bool).copy()
+    n_solver = np.asarray(info.n_iter).copy()
+    n_re = np.zeros(B.shape[1], dtype=np.int64)
+    W = np.broadcast_to(
+        (np.ones(S.shape[0]) if w0 is None else w0)[:, None], B.shape
+    ).copy()
+    if robust == "huber":
+        for j in range(B.shape[1]):
+            if not np.any(B[:, j] > 0):
+                continue
+            x, inf_j, w, n_re[j] = _robust_sample(
+                S, B[:, j], w0, X[:, j], method, max_reweight, reweight_tol, max_iter, tol
+            )
+            X[:, j] = x
+            W[:, j] = w if w is not None else 1.0
+            if inf_j is not None:
+                converged[j] = bool(inf_j.converged)
+                n_solver[j] = int(inf_j.n_iter)
+            if n_re[j] >= max_reweight:
+                converged[j] = False
+    return X, converged, n_solver, n_re, W
+
+
+def _fit_statistics(S, B, X):
+    """Residual norm, RMSE, R^2 and Pearson r of B against the reconstruction S X."""
+    R = S @ X
+    resid = B - R
+    rss = np.einsum("ij,ij->j", resid, resid)
+    n = B.shape[0]
+    Bc = B - B.mean(axis=0)
+    Rc = R - R.mean(axis=0)
+    tss = np.einsum("ij,ij->j", Bc, Bc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = 1.0 - rss / tss
+        pearson = np.einsum("ij,ij->j", Bc, Rc) / np.sqrt(tss * np.einsum("ij,ij->j", Rc, Rc))
+    return np.sqrt(rss), np.sqrt(rss / n), r2, pearson
+
+
+def _unlog(df, scale, name):
+    if scale == "log2":
+        return 2.0**df
+    if scale == "log2p1":
+        return 2.0**df - 1.0
+    return df
+
+
+def _prepare(obj, name, genes, columns, layer, scale, case_insensitive, strip_version, duplicates):
+    if scale not in _SCALES:
+        raise ValueError(f"{name} scale must be one of {_SCALES}, got {scale!r}")
+    df = as_expression_frame(obj, name=name, genes=genes, columns=columns, layer=layer)
+    if scale in ("log2", "log2p1"):
+        check_expression(df.clip(lower=0) if scale == "log2" else df, name=name, allow_log=True)
+        df = _unlog(df, scale, name)
+    else:
+        check_expression(df, name=name, allow_log=scale == "linear")
+    return harmonize_genes(
+        df, name=name, case_insensitive=case_insensitive, strip_version=strip_version,
+        duplicates=duplicates,
+    )
+
+
+# ---------------------------------------------------------------------------
+# the pipeline
+# ---------------------------------------------------------------------------
+
+
+def deconvolve(
+    bulk,
+    signature,
+    method="nnls",
+    *,
+    weights=None,
+    genes="auto",
+    n_markers=200,
+    min_fold_change=2.0,
+    robust="huber",
+    background=None,
+    max_reweight=100,
+    reweight_tol=1e-5,
+    scale="auto",
+    signature_scale="auto",
+    case_insensitive=False,
+    strip_version=False,
+    duplicates="raise",
+    min_genes=None,
+    layer=None,
+    bulk_genes=None,
+    signature_genes=None,
+    cell_types=None,
+    n_jobs=None,
+    progress=None,
+    max_iter=None,
+    tol=None,
+):
+    """Estimate cell-type proportions of bulk samples from a signature.
+
+    Solves ``bulk ~ signature @ P`` sample by sample, ``P >= 0``, with the
+    exact solvers :func:`fastdeconv.nnls` and :func:`fastdeconv.simplex_lstsq`,
+    after matching genes by name, checking the inputs and selecting
+    informative genes.  Everything is on the linear scale; nothing is
+    log-transformed inside.
+
+    Parameters
+    ----------
+    bulk : DataFrame, ndarray, AnnData or path
+        Bulk expression, genes x samples (AnnData: samples x genes). See
+        :func:`fastdeconv.inputs.as_expression_frame`.
+    signature : DataFrame, ndarray, AnnData or path
+        Reference profiles, genes x cell types (AnnData: cell types x genes),
+        on the same linear scale as the bulk.
+    method : {"nnls", "simplex", "wls", "simplex_le"}, default "nnls"
+        ``"nnls"``: non-negative least squares; the raw coefficients are kept
+        in ``.coefficients`` and the proportions are them divided by their
+        sum (scale-free: bulk and signature may differ by a factor per
+        sample, as they do across platforms or normalisations).
+        ``"simplex"``: exact sum-to-one constraint (bulk and signature must be
+        on the same scale).  ``"wls"``: NNLS with the per-gene ``weights``
+        (required), normalised like ``"nnls"``.  ``"simplex_le"``: sum at most
+        one; the remainder ``1 - sum(p)`` is reported as an extra column
+        ``"unexplained"`` (cells the signature does not describe, EPIC's
+        "other cells").
+    weights : array_like or pandas.Series, optional
+        Non-negative per-gene weights, minimising ``sum_g w_g (S p - b)_g^2``;
+        a Series is matched by gene name (genes without a weight get 0), an
+        array must have one weight per *signature* gene (in signature order).
+        Accepted by every method; required by ``"wls"``.
+    genes : {"auto", "markers", "all"} or list of str, default "auto"
+        Genes used in the fit, among those common to bulk and signature.
+        ``"markers"``: :func:`select_marker_genes` (at most ``n_markers``
+        type-specific genes per cell type).  ``"auto"``: markers when the
+        signature has more than ``n_markers`` genes per cell type (a
+        whole-transcriptome reference), else all its genes (it already is a
+        marker signature such as LM22).  ``"all"``: every common gene.  A list
+        uses exactly those genes.
+    n_markers : int, default 200
+        Marker genes per cell type for ``genes="auto"``/``"markers"``.
+    min_fold_change : float, default 2.0
+        Fold change over the second-highest type required of a marker.
+    robust : {"huber", None}, default "huber"
+        ``"huber"``: iteratively re-weighted least squares with Huber's loss
+        (constant 1.345, residuals scaled by their median absolute deviation),
+        so that genes that fit badly -- cross-hybridisation, platform or
+        batch effects, genes of cells missing from the signature -- lose
+        influence instead of pulling every proportion.  Each re-weighted
+        problem is solved exactly by the core solver.  ``None``: plain
+        (weighted) least squares.
+    background : bool, optional
+        Fit a non-negative constant background level per sample alongside
+        the cell types (a column of ones in the signature): the additive
+        floor of microarray intensities and of noisy low counts, which a
+        signature of purified cells does not share, would otherwise be
+        explained by spurious fractions of cell types.  The level is
+        reported in ``.fit["background"]`` and is not a proportion.  Default:
+        on for ``"nnls"`` and ``"wls"``; not available for the simplex
+        methods (the sum constraint would include it).
+    max_reweight : int, default 100
+        Most re-weighting rounds per sample (robust fits).
+    reweight_tol : float, default 1e-5
+        Stop re-weighting when no coefficient changes by more than this
+        fraction of the largest.
+    scale : {"auto", "linear", "log2", "log2p1"}, default "auto"
+        Scale of the bulk.  ``"auto"`` refuses data that look log-transformed
+        (maximum below 50 with non-integer values); ``"linear"`` asserts the
+        linear scale (skips that check); ``"log2"``/``"log2p1"`` un-log with
+        ``2**x`` / ``2**x - 1`` first.
+    signature_scale : {"auto", "linear", "log2", "log2p1"}, default "auto"
+        The same for the signature.
+    case_insensitive : bool, default False
+        Match gene names ignoring case.
+    strip_version : bool, default False
+        Drop Ensembl version suffixes (``ENSG00000010610.12`` -> ``ENSG00000010610``).
+    duplicates : {"raise", "sum"}, default "raise"
+        Duplicated gene names: raise, or add their rows up.
+    min_genes : int, optional
+        Fewest common genes accepted (default: ``max(2 k, 50)`` and at least
+        half of the signature; see :func:`fastdeconv.inputs.match_genes`).
+    layer : str, optional
+        AnnData layer of the bulk to use instead of ``.X``.
+    bulk_genes, signature_genes : sequence of str, optional
+        Gene names for array input.
+    cell_types : sequence of str, optional
+        Cell-type names for array signatures.
+    n_jobs : int, optional
+        Worker threads of the solver (default: all cores).
+    progress : bool, optional
+        Progress bar on stderr; default: shown when stderr is a terminal and
+        there are more than 256 samples.
+    max_iter, tol : optional
+        Passed to the core solver (active-set iteration cap and tolerance).
+
+    Returns
+    -------
+    DeconvolutionResult
+        ``.proportions`` (samples x cell types), ``.fit`` (per-sample residual
+        norm, RMSE, R^2, Pearson r, convergence), ``.coefficients``,
+        ``.genes_used``, ``.gene_match``, ``.gene_weights``, summary and plots.
+
+    Raises
+    ------
+    ValueError
+        On NaN/inf, negative or log-looking input, duplicated gene names
+        (``duplicates="raise"``), too few common genes, or invalid options;
+        every message says what to change.
+    TypeError
+        On unsupported input types.
+
+    Warns
+    -----
+    UserWarning
+        When samples are all zero on the genes used (their proportions are
+        NaN), or when the signature is badly conditioned (naming the nearly
+        collinear cell types).
+
+    See Also
+    --------
+    fastdeconv.nnls, fastdeconv.simplex_lstsq : the solvers.
+    fastdeconv.evaluate : accuracy against known proportions.
+
+    Notes
+    -----
+    The defaults (NNLS normalised to sum one, marker genes for
+    whole-transcriptome references, Huber re-weighting) and the reasons for
+    them are described in the user guide; their accuracy on real mixtures
+    with known proportions is on the accuracy page
+    (``benchmarks/accuracy_reference.py`` reproduces it).
+
+    References
+    ----------
+    .. [1] Huber P. J. (1964) Robust estimation of a location parameter. Ann Math
+       Statist 35(1):73-101. doi:10.1214/aoms/1177703732
+    .. [2] Lawson C. L., Hanson R. J. (1974) Solving Least Squares Problems.
+       Prentice-Hall (NNLS).
+    .. [3] Racle J. et al. (2017) Simultaneous enumeration of cancer and immune cell
+       types from bulk tumor gene expression data. eLife 6:e26476.
+       doi:10.7554/eLife.26476 (EPIC; the "other cells" fraction)
+    .. [4] Newman A. M. et al. (2015) Robust enumeration of cell subsets from tissue
+       expression profiles. Nat Methods 12:453-457. doi:10.1038/nmeth.3337
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import fastdeconv
+    >>> rng = np.random.default_rng(0)
+    >>> genes = [f"g{i}" for i in range(100)]
+    >>> sig = pd.DataFrame(rng.gamma(1.0, 200.0, size=(100, 3)), index=genes,
+    ...                    columns=["T cells", "B cells", "Monocytes"])
+    >>> truth = np.array([[0.6, 0.1], [0.3, 0.2], [0.1, 0.7]])
+    >>> bulk = pd.DataFrame(sig.to_numpy() @ truth, index=genes, columns=["s1", "s2"])
+    >>> result = fastdeconv.deconvolve(bulk, sig)
+    >>> result.proportions.round(3)
+         T cells  B cells  Monocytes
+    s1       0.6      0.3        0.1
+    s2       0.1      0.2        0.7
+    >>> bool(result.fit["converged"].all())
+    True
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if robust not in ("huber", None):
+        raise ValueError(f"robust must be 'huber' or None, got {robust!r}")
+    if method == "wls" and weights is None:
+        raise ValueError("method='wls' needs per-gene weights: pass weights= (one per gene)")
+    if background is None:
+        background = method in ("nnls", "wls")
+    elif background and method not in ("nnls", "wls"):
+        raise ValueError(
+            f"background=True needs method 'nnls' or 'wls' (the sum constraint of {method!r} "
+            "would include the background); use method='nnls' or background=False"
+        )
+    if max_reweight < 0:
+        raise ValueError(f"max_reweight must be >= 0, got {max_reweight}")
+    options = dict(
+        method=method, genes=genes if isinstance(genes, str) else f"{len(genes)} given",
+        n_markers=n_markers, min_fold_change=min_fold_change, robust=robust,
+        background=bool(background),
+    )
+
+    B_df = _prepare(bulk, "bulk", bulk_genes, None, layer, scale, case_insensitive,
+                    strip_version, duplicates)
+    S_df = _prepare(signature, "signature", signature_genes, cell_types, None, signature_scale,
+                    case_insensitive, strip_version, duplicates)
+    if isinstance(weights, pd.Series):
+        weights = weights.set_axis(
+            harmonize_genes(weights.to_frame(), name="weights", case_insensitive=case_insensitive,
+                            strip_version=strip_version, duplicates="raise").index
+        )
+        w_full = weights.reindex(S_df.index).fillna(0.0)
+    elif weights is not None:
+        w_arr = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w_arr.shape[0] != S_df.shape[0]:
+            raise ValueError(
+                f"weights has {w_arr.shape[0]} entries but the signature has {S_df.shape[0]} "
+                "genes; pass one weight per signature gene, or a pandas Series indexed by gene"
+            )
+        w_full = pd.Series(w_arr, index=S_df.index)
+    if weights is not None:
+        if not np.all(np.isfinite(w_full.to_numpy())) or (w_full.to_numpy() < 0).any():
+            raise ValueError("weights must be finite and non-negative")
+
+    B_m, S_m, gene_match = match_genes(B_df, S_df, min_genes=min_genes)
+    used = _choose_genes(S_m, genes, n_markers, min_fold_change)
+    S_u = S_m.loc[used]
+    B_u = B_m.loc[used]
+    warn_if_collinear(S_u)
+
+    S = np.ascontiguousarray(S_u.to_numpy(dtype=np.float64))
+    B = np.ascontiguousarray(B_u.to_numpy(dtype=np.float64))
+    w0 = None
+    if weights is not None:
+        w0 = np.ascontiguousarray(w_full.loc[used].to_numpy(dtype=np.float64))
+        if not np.any(w0 > 0):
+            raise ValueError("all weights of the genes used are zero")
+    n, m = B.shape
+    k = S.shape[1]
+    S_fit = S
+    if background:
+        # constant column at the signature's mean level: coefficient * level = background
+        level = float(S.mean()) if S.mean() > 0 else 1.0
+        S_fit = np.ascontiguousarray(np.column_stack([S, np.full(n, level)]))
+
+    zero = ~np.any(B > 0, axis=0)
+    X = np.full((S_fit.shape[1], m), np.nan)
+    converged = np.zeros(m, dtype=bool)
+    n_solver = np.zeros(m, dtype=np.int64)
+    n_re = np.zeros(m, dtype=np.int64)
+    gene_w = np.zeros((n, m))
+    live = np.flatnonzero(~zero)
+    bar = _Progress(m, _progress_enabled(progress, m))
+    try:
+        bar.update(int(zero.sum()))
+        for start in range(0, live.size, _BLOCK):
+            cols = live[start:start + _BLOCK]
+            Xb, cb, nb, rb, Wb = _fit_block(
+                S_fit, B[:, cols], w0, method, robust, max_reweight, reweight_tol, n_jobs,
+                max_iter, tol,
+            )
+            X[:, cols] = Xb
+            converged[cols] = cb
+            n_solver[cols] = nb
+            n_re[cols] = rb
+            gene_w[:, cols] = Wb
+            bar.update(cols.size)
+    finally:
+        bar.close()
+    if zero.any():
+        names = [str(B_u.columns[j]) for j in np.flatnonzero(zero)]
+        warnings.warn(
+            f"{len(names)} sample(s) are zero on all {n} genes used (first: {names[:5]}); "
+            "their proportions are NaN",
+            UserWarning,
+            stacklevel=2,
+        )
+        gene_w[:, zero] = np.nan
+
+    resid_norm, rmse, r2, pearson = _fit_statistics(S_fit, B, np.nan_to_num(X))
+    bg = X[k] * level if background else np.zeros(m)
+    X = X[:k]
+    coef = pd.DataFrame(X.T, index=B_u.columns, columns=S_u.columns)
+    total = X.sum(axis=0)
+    if method in ("nnls", "wls"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            P = X / total
+        P[:, total <= 0] = np.nan
+        props = pd.DataFrame(P.T, index=B_u.columns, columns=S_u.columns)
+    else:
+        props = coef.copy()
+        if method == "simplex_le":
+            props[UNEXPLAINED] = np.clip(1.0 - total, 0.0, 1.0)
+    fit = pd.DataFrame(
+        {
+            "residual_norm": resid_norm,
+            "rmse": rmse,
+            "r2": r2,
+            "pearson_r": pearson,
+            "converged": converged,
+            "total": total,
+            "background": bg,
+            "n_iter": n_solver,
+            "n_reweight": n_re,
+        },
+        index=B_u.columns,
+    )
+    fit.loc[zero, ["residual_norm", "rmse", "r2", "pearson_r"]] = np.nan
+    return DeconvolutionResult(
+        proportions=props,
+        coefficients=coef,
+        fit=fit,
+        genes_used=list(used),
+        gene_match=gene_match,
+        gene_weights=pd.DataFrame(gene_w, index=used, columns=B_u.columns),
+        method=method,
+        options=options,
+    )
+
+
+@dataclass
+class DeconvolutionResult:
+    """Result of :func:`deconvolve`.
+
+    Attributes
+    ----------
+    proportions : pandas.DataFrame
+        Samples x cell types; rows sum to 1 (NaN rows for all-zero samples).
+        With ``method="simplex_le"`` an extra column ``"unexplained"`` holds
+        ``1 - sum`` of the cell-type fractions.
+    coefficients : pandas.DataFrame
+        Samples x cell types, the raw solver output (for NNLS not normalised;
+        the same as the proportions otherwise).  The background level, when
+        fitted, is not among them (see ``fit``).
+    fit : pandas.DataFrame
+        Per sample: ``residual_norm`` (``||b - S x||_2`` over the genes used,
+        unweighted), ``rmse`` (that divided by ``sqrt(n_genes)``), ``r2``
+        (``1 - RSS / TSS``), ``pearson_r`` (observed bulk vs the
+        reconstruction ``S x``), ``converged`` (the solver's KKT flag, and for
+        robust fits that the re-weighting settled), ``total`` (sum of the
+        coefficients: the scale of the bulk relative to the signature for
+        NNLS), ``background`` (the fitted constant background level, 0 when
+        not fitted), ``n_iter`` (solver iterations, last solve) and ``n_reweight``
+        (robust re-weighting rounds).
+    genes_used : list of str
+        Genes entering the fit.
+    gene_match : fastdeconv.inputs.GeneMatch
+        How many signature genes matched the bulk and which are missing.
+    gene_weights : pandas.DataFrame
+        Genes used x samples: the final weight of each gene in each fit (user
+        weights times robust weights; 1 without either).  Genes with small
+        weights fitted badly.
+    method : str
+        The method used.
+    options : dict
+        The gene-selection and robustness options used.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import fastdeconv
+    >>> rng = np.random.default_rng(1)
+    >>> genes = [f"g{i}" for i in range(80)]
+    >>> sig = pd.DataFrame(rng.gamma(1.0, 100.0, size=(80, 2)), index=genes, columns=["A", "B"])
+    >>> bulk = pd.DataFrame(sig.to_numpy() @ [[0.25], [0.75]], index=genes, columns=["s"])
+    >>> res = fastdeconv.deconvolve(bulk, sig, method="simplex")
+    >>> print(res.proportions.round(2).to_string())
+          A     B
+    s  0.25  0.75
+    """
+
+    proportions: pd.DataFrame
+    coefficients: pd.DataFrame
+    fit: pd.DataFrame
+    genes_used: list
+    gene_match: object
+    gene_weights: pd.DataFrame
+    method: str
+    options: dict = field(default_factory=dict)
+
+    def summary(self):
+        """Return a readable summary of the result.
+
+        Returns
+        -------
+        str
+            Method, genes, fit quality and mean proportions.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, fastdeconv
+        >>> genes = [f"g{i}" for i in range(60)]
+        >>> sig = pd.DataFrame(np.random.default_rng(2).gamma(1.0, 100.0, (60, 2)),
+        ...                    index=genes, columns=["A", "B"])
+        >>> bulk = pd.DataFrame(sig.to_numpy() @ [[0.5], [0.5]], index=genes, columns=["s"])
+        >>> print(fastdeconv.deconvolve(bulk, sig).summary().splitlines()[0])
+        Deconvolution of 1 sample(s) into 2 cell types (method 'nnls', robust 'huber')
+        """
+        m, k = self.coefficients.shape
+        fit = self.fit
+        ok = fit["pearson_r"].notna()
+        lines = [
+            f"Deconvolution of {m} sample(s) into {k} cell types "
+            f"(method {self.method!r}, robust {self.options.get('robust')!r})",
+            f"Genes: {self.gene_match}; {len(self.genes_used)} used in the fit "
+            f"(selection {self.options.get('genes')!r})",
+        ]
+        if ok.any():
+            lines.append(
+                "Fit (median over samples): Pearson r {:.4f}, R^2 {:.4f}, RMSE {:.4g}; "
+                "{} of {} converged".format(
+                    fit.loc[ok, "pearson_r"].median(), fit.loc[ok, "r2"].median(),
+                    fit.loc[ok, "rmse"].median(), int(fit["converged"].sum()), m,
+                )
+            )
+        if (~ok).any():
+            lines.append(f"{int((~ok).sum())} sample(s) all zero on the genes used: proportions NaN")
+        mean = self.proportions.mean(axis=0).sort_values(ascending=False)
+        lines.append("Mean proportions:")
+        width = max(len(str(c)) for c in mean.index)
+        lines.extend(f"  {str(c):<{width}}  {v:.4f}" for c, v in mean.items())
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+    def to_frame(self):
+        """Proportions and fit diagnostics side by side, one row per sample.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The proportion columns followed by the :attr:`fit` columns.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, fastdeconv
+        >>> genes = [f"g{i}" for i in range(60)]
+        >>> sig = pd.DataFrame(np.random.default_rng(3).gamma(1.0, 100.0, (60, 2)),
+        ...                    index=genes, columns=["A", "B"])
+        >>> bulk = pd.DataFrame(sig.to_numpy() @ [[0.3], [0.7]], index=genes, columns=["s"])
+        >>> list(fastdeconv.deconvolve(bulk, sig).to_frame().columns[:4])
+        ['A', 'B', 'residual_norm', 'rmse']
+        """
+        return pd.concat([self.proportions, self.fit], axis=1)
+
+    def write(self, path, *, fit_path=None):
+        """Write the proportions (and optionally the fit table) atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Proportions table (samples x types), ``.tsv``/``.csv``, optionally ``.gz``.
+        fit_path : str or os.PathLike, optional
+            Where to write the per-sample fit table.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np, pandas as pd, fastdeconv
+        >>> genes = [f"g{i}" for i in range(60)]
+        >>> sig = pd.DataFrame(np.random.default_rng(4).gamma(1.0, 100.0, (60, 2)),
+        ...                    index=genes, columns=["A", "B"])
+        >>> bulk = pd.DataFrame(sig.to_numpy() @ [[0.3], [0.7]], index=genes, columns=["s"])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     fastdeconv.deconvolve(bulk, sig).write(os.path.join(d, "p.tsv"))
+        ...     print(fastdeconv.read_table(os.path.join(d, "p.tsv")).round(2).to_string())
+                  A    B
+        sample
+        s       0.3  0.7
+        """
+        from fastdeconv.io import write_table
+
+        write_table(self.proportions, path, index_label="sample")
+        if fit_path is not None:
+            write_table(self.fit, fit_path, index_label="sample")
+
+    def plot_proportions(self, path=None, **kwargs):
+        """Stacked bars of the proportions (see :func:`fastdeconv.plotting.plot_proportions`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Save the figure there.
+        **kwargs
+            Passed to :func:`fastdeconv.plotting.plot_proportions`.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, fastdeconv
+        >>> genes = [f"g{i}" for i in range(60)]
+        >>> sig = pd.DataFrame(np.random.default_rng(5).gamma(1.0, 100.0, (60, 2)),
+        ...                    index=genes, columns=["A", "B"])
+        >>> bulk = pd.DataFrame(sig.to_numpy() @ [[0.3], [0.7]], index=genes, columns=["s"])
+        >>> fig = fastdeconv.deconvolve(bulk, sig).plot_proportions()
+        """
+        from fastdeconv.plotting import plot_proportions
+
+        return plot_proportions(self.proportions, path=path, **kwargs)
+
+    def plot_fit(self, path=None):
+        """Per-sample fit diagnostics (see :func:`fastdeconv.plotting.plot_fit_quality`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Save the figure there.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, fastdeconv
+        >>> genes = [f"g{i}" for i in range(60)]
+        >>> sig = pd.DataFrame(np.random.default_rng(6).gamma(1.0, 100.0, (60, 2)),
+        ...                    index=genes, columns=["A", "B"])
+        >>> bulk = pd.DataFrame(sig.to_numpy() @ [[0.3], [0.7]], index=genes, columns=["s"])
+        >>> fig = fastdeconv.deconvolve(bulk, sig).plot_fit()
+        """
+        from fastdeconv.plotting import plot_fit_quality
+
+        return plot_fit_quality(self.fit, path=path)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`deconvolve`.
+
+    The package exports the function ``fastdeconv.deconvolve`` lazily, but once
+    the submodule of the same name has been imported (``from
+    fastdeconv.deconvolve import ...``) Python's import system binds the
+    attribute ``fastdeconv.deconvolve`` to the module.  Making the module
+    callable keeps ``fastdeconv.deconvolve(bulk, signature)`` working either way.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return deconvolve(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
