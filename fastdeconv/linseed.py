@@ -772,10 +772,24 @@ def linseed(
     >>> bool(abs(res.proportions.sum(axis=1) - 1).max() < 1e-12)
     True
     """
-    from fastdeconv.solvers import nnls
+    from fastdeconv.kernels.batch import single_threaded_blas
 
     _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_markers,
               hinge_weight, n_restarts, scale)
+    # our threads are the parallelism; multi-threaded BLAS on the many small
+    # products below only adds contention (and would change the rounding)
+    with single_threaded_blas():
+        return _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed,
+                         spearman_threshold, variance_threshold, hinge_weight, n_restarts,
+                         n_markers, marker_genes, scale, genes, layer, block_memory_mb, n_jobs)
+
+
+def _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed, spearman_threshold,
+              variance_threshold, hinge_weight, n_restarts, n_markers, marker_genes, scale,
+              genes, layer, block_memory_mb, n_jobs):
+    """The body of :func:`linseed`, after validation."""
+    from fastdeconv.solvers import nnls
+
     rng = np.random.default_rng(seed)
     timings = {}
     t0 = time.perf_counter()

@@ -1,0 +1,102 @@
+"""asv benchmarks: the reference-free LinSeed pipeline, whole and stage by stage.
+
+The data are GSE19830 (rat liver/brain/lung mixtures, 13841 genes x 33
+samples) from the shared data folder when present (``FASTDECONV_DATA`` or
+``../shared/data`` beside the repository), otherwise a seeded synthetic
+mixture of the same shape.  The analysis uses the top 10000 genes and 100
+permutations, the settings of the R package's README.  ``setup`` runs the
+pipeline once (compiling or loading the Numba kernels) and prepares each
+stage's input, so ``time_*`` measure warm calls.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fastdeconv.linseed import (
+    _find_corners,
+    _linearity,
+    _normalise,
+    _permutation_pvalues,
+    _prepare,
+    _project,
+    _proportions,
+    estimate_k,
+    linseed,
+)
+
+
+def load_gse19830():
+    """GSE19830 mixture (genes x samples) or a synthetic stand-in of the same shape."""
+    root = Path(os.environ.get("FASTDECONV_DATA", Path(__file__).resolve().parents[2].parent
+                               / "shared" / "data"))
+    path = root / "shenorr_GSE19830" / "mixture.tsv.gz"
+    if path.is_file():
+        return pd.read_csv(path, sep="\t", index_col=0)
+    rng = np.random.default_rng(0)
+    H = rng.dirichlet(np.ones(3), size=33).T
+    W = rng.gamma(0.5, 300.0, size=(13841, 3)) + 5.0
+    G = W @ H * rng.lognormal(0.0, 0.05, size=(13841, 33))
+    return pd.DataFrame(G, index=[f"g{i}" for i in range(13841)])
+
+
+class LinseedGSE19830:
+    """LinSeed on GSE19830: 10000 genes, 100 permutations, k = 3."""
+
+    timeout = 600
+
+    def setup(self):
+        self.bulk = load_gse19830()
+        linseed(self.bulk, 3)  # compile / load the kernels
+        _, values, top, _ = _prepare(self.bulk, 10000, "auto", None, None)
+        self.G = np.ascontiguousarray(values[top])
+        self.X, self.sq, self.tss, self.R = _normalise(self.G)
+        self.block = 10000 // 25
+        self.power, self.degree, self.n_edges = _linearity(
+            self.X, self.R, self.sq, self.tss, 0.0, self.block, None)
+        p = _permutation_pvalues(self.X, self.R, self.sq, self.tss, self.power, self.degree,
+                                 self.n_edges, 0.0, 100, np.random.default_rng(0))
+        self.keep = np.flatnonzero(p < 0.01)
+        self.Xf = np.ascontiguousarray(self.X[self.keep])
+        self.mu, self.V, self.Y = _project(self.Xf, 3)
+        corners_y, _, _ = _find_corners(self.Y, 3, 1000.0, 8, np.random.default_rng(0))
+        self.corners = self.mu + corners_y.T @ self.V.T
+
+    def time_total(self):
+        linseed(self.bulk, 3)
+
+    def peakmem_total(self):
+        linseed(self.bulk, 3)
+
+    def time_total_auto_k(self):
+        linseed(self.bulk, "auto")
+
+    def time_stage_preprocess(self):
+        _, values, top, _ = _prepare(self.bulk, 10000, "auto", None, None)
+        _normalise(np.ascontiguousarray(values[top]))
+
+    def time_stage_linearity(self):
+        _linearity(self.X, self.R, self.sq, self.tss, 0.0, self.block, None)
+
+    def time_stage_permutation(self):
+        _permutation_pvalues(self.X, self.R, self.sq, self.tss, self.power, self.degree,
+                             self.n_edges, 0.0, 100, np.random.default_rng(0))
+
+    def time_stage_choose_k(self):
+        estimate_k(self.Xf)
+
+    def time_stage_corners(self):
+        mu, V, Y = _project(self.Xf, 3)
+        _find_corners(Y, 3, 1000.0, 8, np.random.default_rng(0))
+
+    def time_stage_proportions(self):
+        _proportions(self.corners, self.G, self.keep, None)
+
+    def track_n_significant(self):
+        return int(self.keep.size)
+
+    track_n_significant.unit = "genes"
