@@ -11,6 +11,7 @@ time of each stage (median of ``--repeats`` warm runs) and the peak memory
 Usage::
 
     python benchmarks/accuracy_linseed.py [--data ../shared/data] [--repeats 5] [--seed 0]
+        [--figure docs/_static/linseed_gse19830.png]
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ R_PACKAGE = {
 }
 
 
-def run(data_dir, repeats, seed):
+def run(data_dir, repeats, seed, figure=None):
     rows = []
     for name, k_true in DATASETS.items():
         folder = Path(data_dir) / name
@@ -82,6 +83,9 @@ def run(data_dir, repeats, seed):
         ref = R_PACKAGE[name]
         print(f"R package: r = {ref['pearson_r']}, RMSE = {ref['rmse']}, {ref['seconds']} s "
               f"-> speed-up {ref['seconds'] / stages['total']:.0f}x")
+        if figure and name == "shenorr_GSE19830":
+            res.plot(figure)
+            print(f"wrote the diagnostic figure to {figure}")
         rows.append((name, ev.overall["pearson_r"], ev.overall["rmse"], d.k, stages["total"], peak))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nprocess peak resident memory (imports, data and all runs): {rss:.0f} MiB")
@@ -95,8 +99,10 @@ def main(argv=None):
     parser.add_argument("--data", default=default, help="folder of the shared datasets")
     parser.add_argument("--repeats", type=int, default=5, help="warm runs timed per dataset")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--figure", help="save the GSE19830 diagnostic figure (spectrum, simplex, "
+                        "significance) to this file, e.g. docs/_static/linseed_gse19830.png")
     args = parser.parse_args(argv)
-    run(args.data, args.repeats, args.seed)
+    run(args.data, args.repeats, args.seed, args.figure)
     return 0
 
 
