@@ -159,10 +159,10 @@ def newman_scores(estimate, truth):
     return evaluate(est, truth.loc[est.index, est.columns])
 
 
-def run_pseudobulk(counts, labels, seeds, method="nnls"):
+def run_pseudobulk(counts, labels, seeds, method="nnls", **options):
     rows = []
     for seed in seeds:
-        ev_rna, ev_cell, _, _ = pseudobulk_split(counts, labels, seed, method=method)
+        ev_rna, ev_cell, _, _ = pseudobulk_split(counts, labels, seed, method=method, **options)
         rows.append(
             {
                 "seed": seed,
@@ -183,15 +183,22 @@ def run_newman(counts, labels, mixture, truth):
         res = fastdeconv.deconvolve(mixture, base, method=method, progress=False)
         ev = newman_scores(res.proportions, truth5)
         rows.append(("baseline mean-CPM top-50, unweighted", method, "RNA", ev))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        sig = fastdeconv.build_signature(counts, labels, candidate_genes=mixture.index)
-    for method in ("nnls", "simplex"):
-        for weighted in (False, True):
-            rna, cells = deconvolve_with(sig, mixture, method=method, weighted=weighted)
-            name = "build_signature defaults" + (", gene_weights" if weighted else ", unweighted")
-            rows.append((name, method, "RNA", newman_scores(rna, truth5)))
-            rows.append((name, method, "cells", newman_scores(cells, truth5)))
+    for average in ("cells", "pooled"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            sig = fastdeconv.build_signature(
+                counts, labels, candidate_genes=mixture.index, average=average
+            )
+        for method in ("nnls", "simplex"):
+            for weighted in (False, True):
+                if average == "pooled" and not weighted:
+                    continue
+                rna, cells = deconvolve_with(sig, mixture, method=method, weighted=weighted)
+                name = f"build_signature(average={average!r})" + (
+                    ", gene_weights" if weighted else ", unweighted"
+                )
+                rows.append((name, method, "RNA", newman_scores(rna, truth5)))
+                rows.append((name, method, "cells", newman_scores(cells, truth5)))
     table = pd.DataFrame(
         [
             {
@@ -235,9 +242,10 @@ def main(argv=None):
     pd.set_option("display.width", 200)
     counts, labels = load_hao()
     print("== split-half pseudo-bulk, hao_pbmc_sc_subset (100 samples x 500 cells) ==")
-    for method in ("nnls", "simplex"):
-        table = run_pseudobulk(counts, labels, range(args.seeds), method=method)
-        print(f"-- deconvolve method={method!r}, weights=gene_weights")
+    for method, average in (("nnls", "cells"), ("simplex", "cells"), ("nnls", "pooled")):
+        table = run_pseudobulk(counts, labels, range(args.seeds), method=method, average=average)
+        print(f"-- build_signature(average={average!r}); deconvolve method={method!r}, "
+              "weights=gene_weights")
         print(table.round(3).to_string())
         print("mean:", table.mean().round(3).to_dict())
 

@@ -35,6 +35,7 @@ __all__ = ["build_signature", "SignatureResult", "cluster_cells"]
 _METHODS = ("t-test", "poisson", "nb")
 _RANKS = ("specificity", "fold_change", "statistic")
 _NORMALIZATIONS = ("cpm", "none")
+_AVERAGES = ("cells", "pooled")
 #: grid of markers per type tried by ``n_markers="auto"`` (CIBERSORT tries 50..200
 #: on bulk-derived references; single-cell signatures are noisier, so smaller sizes)
 AUTO_MARKER_GRID = tuple(range(5, 105, 5))
@@ -367,7 +368,8 @@ class SignatureResult:
     ----------
     signature : pandas.DataFrame
         Genes (the union of the markers) x cell types: mean normalised
-        expression (CPM by default), linear scale.  Pass it to
+        expression (CPM by default; the pooled CPM with ``average="pooled"``),
+        linear scale.  Pass it to
         :func:`fastdeconv.deconvolve`.
     markers : pandas.DataFrame
         The selected markers, one row per (gene, cell type) selection, best
@@ -684,6 +686,7 @@ def build_signature(
     min_frac=0.1,
     rank_by="specificity",
     normalization="cpm",
+    average="cells",
     pseudocount=1.0,
     candidate_genes=None,
     gene_names=None,
@@ -736,6 +739,15 @@ def build_signature(
     normalization : {"cpm", "none"}, default "cpm"
         ``"cpm"`` scales each cell to 10**6 counts before averaging and
         testing; ``"none"`` uses the values as given (already normalised data).
+    average : {"cells", "pooled"}, default "cells"
+        How the signature averages a type's cells.  ``"cells"``: the mean of
+        the cells' normalised values (each cell normalised, then averaged).
+        ``"pooled"``: the normalised sum of the type's counts
+        (``sum_c x_gc / sum_c L_c * 10**6``), i.e. the library-size-weighted
+        mean -- exactly what a bulk made of these cells adds up to, and less
+        noisy when few cells with very different library sizes make a type.
+        The same with ``normalization="none"``.  The marker statistics use the
+        per-cell values either way.
     pseudocount : float, default 1.0
         Added to both means in the fold changes (in normalised units).
     candidate_genes : sequence of str, optional
@@ -800,6 +812,8 @@ def build_signature(
         raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
     if rank_by not in _RANKS:
         raise ValueError(f"rank_by must be one of {_RANKS}; got {rank_by!r}")
+    if average not in _AVERAGES:
+        raise ValueError(f"average must be one of {_AVERAGES}; got {average!r}")
     if normalization not in _NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {_NORMALIZATIONS}; got {normalization!r}")
     for name, value, lo, hi in (("fdr", fdr, 0.0, 1.0), ("min_frac", min_frac, 0.0, 1.0)):
@@ -857,13 +871,16 @@ def build_signature(
         genes = genes[rows]
     st = _statistics(sums, n.astype(np.float64), lib_by_group, method, float(pseudocount))
     candidates = _ranked_candidates(st, rank_by, fdr, min_log_fc, min_frac)
-    mean = st["mean_expression"]
+    if average == "pooled" and normalization == "cpm":
+        profile = sums["count_sum"] / lib_by_group[None, :] * 1e6
+    else:
+        profile = st["mean_expression"]
 
     kappas = None
     if n_markers == "auto":
         grid = [g for g in AUTO_MARKER_GRID if g <= len(genes)] or [len(genes)]
         kappas = pd.Series(
-            [_condition_number(mean[_union_top(candidates, g)]) for g in grid],
+            [_condition_number(profile[_union_top(candidates, g)]) for g in grid],
             index=pd.Index(grid, name="n_markers"),
             name="condition_number",
         )
@@ -888,7 +905,7 @@ def build_signature(
             "min_frac, or check that the labels match the counts"
         )
 
-    signature = pd.DataFrame(mean[chosen], index=genes[chosen], columns=types)
+    signature = pd.DataFrame(profile[chosen], index=genes[chosen], columns=types)
     signature.index.name = "gene"
     kappa = _condition_number(signature.to_numpy())
     statistics = _long_table(st, genes, types)

@@ -69,6 +69,19 @@ def test_signature_is_mean_cpm_of_each_type(data, result):
     assert result.n_cells.to_dict() == {"B": 40, "Mono": 30, "NK": 25, "T": 35}
 
 
+def test_pooled_average_is_normalised_sum(data, result):
+    df, labels, _ = data
+    res = build_signature(df, labels, n_markers=10, average="pooled")
+    lab = labels.loc[df.columns].to_numpy()
+    pooled = df.T.groupby(lab).sum().T / df.sum(axis=0).groupby(lab).sum() * 1e6
+    pd.testing.assert_frame_equal(
+        res.signature, pooled.loc[res.signature.index, TYPES], check_names=False, rtol=1e-12
+    )
+    pd.testing.assert_frame_equal(res.markers, result.markers)  # same markers either way
+    with pytest.raises(ValueError, match="average must be one of"):
+        build_signature(df, labels, average="median")
+
+
 def test_marker_table_statistics_match_scipy(data, result):
     df, labels, _ = data
     lab = labels.loc[df.columns].to_numpy()
