@@ -398,6 +398,20 @@ class SignatureResult:
         Warnings raised while building (e.g. types with few markers).
     pseudocount : float
         The pseudocount of the fold changes, reused by :attr:`gene_weights`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv import build_signature
+    >>> rng = np.random.default_rng(1)
+    >>> mu = rng.gamma(1.0, 2.0, size=(200, 2))
+    >>> mu[:10, 0] *= 20; mu[10:20, 1] *= 20
+    >>> res = build_signature(rng.poisson(mu[:, [0] * 30 + [1] * 30]), ["A"] * 30 + ["B"] * 30,
+    ...                       n_markers=10)
+    >>> res.signature.shape, res.n_cells.tolist()
+    ((20, 2), [30, 30])
+    >>> res.markers.groupby("cell_type").size().tolist()
+    [10, 10]
     """
 
     signature: pd.DataFrame
