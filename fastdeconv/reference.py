@@ -588,8 +588,9 @@ def cluster_cells(
     Returns
     -------
     pandas.Series
-        Cell id -> cluster name ``cluster_0`` (largest) ... ``cluster_{k-1}``.
-        The names are arbitrary: match them to cell types by their markers.
+        Cell id -> cluster name ``cluster_0`` (largest) ... ``cluster_{k-1}``
+        (zero-padded from 10 clusters on: ``cluster_00``).  The names are
+        arbitrary: match them to cell types by their markers.
 
     Examples
     --------
@@ -619,7 +620,7 @@ def _n_jobs(n_jobs):
 
 
 def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1):
-    from scipy.cluster.vq import kmeans2
+    from scipy.cluster.vq import ClusterError, kmeans2
     from scipy.sparse.linalg import LinearOperator, svds
 
     sp = _sparse_module()
@@ -650,29 +651,39 @@ def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1):
     mu = mean[hvg]
     k = max(1, min(n_components, n_hvg - 1, c.n_cells - 1))
     rng = np.random.default_rng(seed)
-    if c.sparse:
-        op = LinearOperator(
-            (c.n_cells, n_hvg),
-            matvec=lambda v: x @ np.ravel(v) - mu @ np.ravel(v),
-            rmatvec=lambda u: x.T @ np.ravel(u) - mu * np.sum(u),
-            dtype=np.float64,
-        )
-        u, s, _ = svds(op, k=k, rng=rng)
-        pcs = u * s
-    else:
-        xc = x - mu[None, :]
-        u, s, _ = np.linalg.svd(xc, full_matrices=False)
-        pcs = u[:, :k] * s[:k]
+    # PCA of the centred matrix without forming it (sparse stays sparse)
+    op = LinearOperator(
+        (c.n_cells, n_hvg),
+        matvec=lambda v: x @ np.ravel(v) - mu @ np.ravel(v),
+        rmatvec=lambda u: x.T @ np.ravel(u) - mu * np.sum(u),
+        dtype=np.float64,
+    )
+    u, s, _ = svds(op, k=k, rng=rng)
+    pcs = u * s
     best, best_inertia = None, np.inf
     for _ in range(n_init):
-        centres, assign = kmeans2(pcs, n_clusters, minit="++", seed=rng, missing="raise")
+        try:
+            centres, assign = kmeans2(pcs, n_clusters, minit="++", rng=rng, missing="raise")
+        except ClusterError:  # a cluster emptied during the iterations: next restart
+            continue
         inertia = float(((pcs - centres[assign]) ** 2).sum())
         if inertia < best_inertia:
             best, best_inertia = assign, inertia
+    if best is None:
+        raise ValueError(
+            f"k-means found no partition into {n_clusters} non-empty clusters in {n_init} "
+            "restarts; ask for fewer clusters"
+        )
     sizes = np.bincount(best, minlength=n_clusters)
+    if sizes.min() < 2:
+        raise ValueError(
+            f"a cluster has fewer than 2 cells (sizes {sorted(sizes.tolist(), reverse=True)}); "
+            "ask for fewer clusters"
+        )
     rename = np.empty(n_clusters, np.int64)
     rename[np.argsort(-sizes, kind="stable")] = np.arange(n_clusters)
-    names = np.array([f"cluster_{i}" for i in range(n_clusters)])[rename[best]]
+    width = len(str(n_clusters - 1))  # cluster_01 ... cluster_11 sort in size order
+    names = np.array([f"cluster_{i:0{width}d}" for i in range(n_clusters)])[rename[best]]
     return pd.Series(names, index=c.cells, name="cluster")
 
 
