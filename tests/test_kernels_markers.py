@@ -215,3 +215,32 @@ def test_bh_fdr_matches_scipy(pvals, n_cols):
 
 def test_bh_fdr_empty():
     assert mk.bh_fdr(np.empty((0, 3)), axis=0).shape == (0, 3)
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    st.integers(1, 12),
+    st.integers(1, 15),
+    st.integers(1, 4),
+    st.floats(0.05, 1.0),
+    st.integers(0, 2**32 - 1),
+)
+def test_group_sums_property_all_layouts(n_genes, n_cells, n_groups, density, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(3.0, size=(n_genes, n_cells)) * (rng.random((n_genes, n_cells)) < density)
+    x = x.astype(np.float64)
+    groups = rng.integers(0, n_groups, n_cells).astype(np.int64)
+    scale = rng.uniform(0.5, 2.0, n_cells)
+    expected = _naive_sums(x, groups, n_groups, scale)
+    csr, csc = sp.csr_array(x), sp.csc_array(x)
+    results = [
+        mk.group_sums_dense(x, True, groups, n_groups, scale, 0, n_genes)[0],
+        mk.group_sums_dense(np.ascontiguousarray(x.T), False, groups, n_groups, scale, 0, n_cells)[0],
+        mk.group_sums_sparse(csr.indptr, csr.indices, csr.data, n_genes, True, groups, n_groups,
+                             scale, 0, n_genes)[0],
+        mk.group_sums_sparse(csc.indptr, csc.indices, csc.data, n_genes, False, groups, n_groups,
+                             scale, 0, n_cells)[0],
+    ]
+    for acc in results:
+        for got, want in zip(_sums(acc), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -153,12 +153,27 @@ def test_input_layouts_agree(data, result, kind):
     pd.testing.assert_frame_equal(res.markers, result.markers, rtol=1e-5)
 
 
-def test_threads_give_the_same_sums(data, result):
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda x: sp.csc_array(x),
+        lambda x: sp.csr_array(x),
+        lambda x: sp.csr_array(x.astype(np.float32)),
+        np.ascontiguousarray,
+        np.asfortranarray,
+    ],
+    ids=["csc", "csr", "csr-float32", "C", "F"],
+)
+def test_threads_give_the_same_result(data, result, layout):
     df, labels, _ = data
-    for n_jobs in (1, 3):
-        res = build_signature(sp.csc_array(df.to_numpy()), labels.loc[df.columns].to_numpy(),
-                              gene_names=df.index, n_markers=10, n_jobs=n_jobs)
-        pd.testing.assert_frame_equal(res.signature, result.signature, rtol=1e-12)
+    x = layout(df.to_numpy())
+    for n_jobs in (1, 3, 500):
+        res = build_signature(x, labels.loc[df.columns].to_numpy(), gene_names=df.index,
+                              n_markers=10, n_jobs=n_jobs)
+        pd.testing.assert_frame_equal(res.signature, result.signature, rtol=1e-6)
+        pd.testing.assert_frame_equal(res.markers, result.markers, rtol=1e-5)
+    with pytest.raises(ValueError, match="n_jobs"):
+        build_signature(x, labels.loc[df.columns].to_numpy(), n_jobs=0)
 
 
 @pytest.mark.parametrize("method", ["poisson", "nb"])
