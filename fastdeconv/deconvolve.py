@@ -35,6 +35,10 @@ _SCALES = ("auto", "linear", "log2", "log2p1")
 #: Name of the extra column holding ``1 - sum(p)`` for ``method="simplex_le"``.
 UNEXPLAINED = "unexplained"
 _BLOCK = 256  # samples per block between progress-bar updates
+#: Most genes per cell type that CIBERSORT's signature-matrix builder keeps (it
+#: searches 50-200); a signature with at most this many genes per type is taken
+#: to be a curated signature matrix and used whole by ``genes="auto"``.
+CURATED_GENES_PER_TYPE = 200
 _HUBER_C = 1.345  # Huber's constant: 95% efficiency under Gaussian residuals
 _MAD_TO_SD = 1.4826  # consistency factor of the median absolute deviation
 
@@ -44,7 +48,7 @@ _MAD_TO_SD = 1.4826  # consistency factor of the median absolute deviation
 # ---------------------------------------------------------------------------
 
 
-def select_marker_genes(signature, *, n_markers=200, min_fold_change=2.0, min_per_type=10):
+def select_marker_genes(signature, *, n_markers=100, min_fold_change=2.0, min_per_type=10):
     """Pick the genes that tell the cell types of a signature apart.
 
     Each gene is assigned to the cell type in which it is highest, and scored
@@ -65,8 +69,9 @@ def select_marker_genes(signature, *, n_markers=200, min_fold_change=2.0, min_pe
     ----------
     signature : pandas.DataFrame
         Genes x cell types, linear scale.
-    n_markers : int, default 200
-        Most genes kept per cell type.
+    n_markers : int, default 100
+        Most genes kept per cell type (the middle of the 50-200 genes per
+        type among which CIBERSORT's signature builder chooses).
     min_fold_change : float, default 2.0
         Smallest fold change (highest / second highest type) of a marker.
     min_per_type : int, default 10
@@ -124,7 +129,9 @@ def _choose_genes(signature, genes, n_markers, min_fold_change):
     if isinstance(genes, str):
         if genes == "all":
             return list(signature.index)
-        if genes == "markers" or (genes == "auto" and signature.shape[0] > n_markers * k):
+        if genes == "markers" or (
+            genes == "auto" and signature.shape[0] > CURATED_GENES_PER_TYPE * k
+        ):
             return select_marker_genes(
                 signature, n_markers=n_markers, min_fold_change=min_fold_change
             )
@@ -317,7 +324,7 @@ def deconvolve(
     *,
     weights=None,
     genes="auto",
-    n_markers=200,
+    n_markers=100,
     min_fold_change=2.0,
     robust="huber",
     background=None,
@@ -374,11 +381,11 @@ def deconvolve(
         Genes used in the fit, among those common to bulk and signature.
         ``"markers"``: :func:`select_marker_genes` (at most ``n_markers``
         type-specific genes per cell type).  ``"auto"``: markers when the
-        signature has more than ``n_markers`` genes per cell type (a
-        whole-transcriptome reference), else all its genes (it already is a
-        marker signature such as LM22).  ``"all"``: every common gene.  A list
-        uses exactly those genes.
-    n_markers : int, default 200
+        signature has more than 200 genes per cell type (a whole-transcriptome
+        reference), else all its genes (it already is a curated signature
+        matrix such as LM22: CIBERSORT's builder keeps 50-200 genes per type).
+        ``"all"``: every common gene.  A list uses exactly those genes.
+    n_markers : int, default 100
         Marker genes per cell type for ``genes="auto"``/``"markers"``.
     min_fold_change : float, default 2.0
         Fold change over the second-highest type required of a marker.

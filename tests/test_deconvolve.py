@@ -173,13 +173,19 @@ def test_marker_rule():
 
 def test_auto_selects_markers_only_for_large_signatures(data):
     bulk, sig, props = data
-    small = deconvolve(bulk, sig, n_markers=200)
-    assert small.genes_used == list(sig.index)
-    big = deconvolve(bulk, sig, n_markers=30)
-    assert big.genes_used == select_marker_genes(sig, n_markers=30)
-    assert len(big.genes_used) <= 4 * 30
+    # 200 genes for 4 types: a curated signature (<= 200 per type), used whole
+    assert deconvolve(bulk, sig).genes_used == list(sig.index)
+    bulk, sig, props = make_data(n_genes=1000, n_samples=5, seed=11)
+    big = deconvolve(bulk, sig)  # > 200 genes per type: markers
+    assert big.genes_used == select_marker_genes(sig, n_markers=100)
+    assert len(big.genes_used) <= 4 * 100
     np.testing.assert_allclose(big.proportions.to_numpy(), props.to_numpy(), atol=1e-8)
-    assert deconvolve(bulk, sig, genes="markers", n_markers=200).genes_used == select_marker_genes(sig)
+    assert deconvolve(bulk, sig, n_markers=30).genes_used == select_marker_genes(sig, n_markers=30)
+    assert deconvolve(bulk, sig, genes="all").genes_used == list(sig.index)
+    bulk, sig, _ = data
+    assert deconvolve(bulk, sig, genes="markers", n_markers=20).genes_used == select_marker_genes(
+        sig, n_markers=20
+    )
 
 
 def test_explicit_gene_list(data):

@@ -1,0 +1,86 @@
+"""Accuracy of deconvolve() with its defaults on real mixtures with known proportions.
+
+The targets are those of the reference-workflow issue; the figures and their
+discussion are on the accuracy page (``benchmarks/accuracy_reference.py``).
+Scores are computed here with plain NumPy (pooled Pearson r and RMSE over all
+cell type x sample entries), independently of fastdeconv.metrics.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import fastdeconv
+
+pytestmark = pytest.mark.slow
+
+
+def pooled(estimate, truth, renormalize=False):
+    """Pearson r and RMSE over all entries; estimate samples x types, truth types x samples."""
+    est = estimate[list(truth.index)].T.loc[:, truth.columns]
+    if renormalize:
+        est = est / est.sum(axis=0)
+    e, t = est.to_numpy().ravel(), truth.to_numpy().ravel()
+    return float(np.corrcoef(e, t)[0, 1]), float(np.sqrt(np.mean((e - t) ** 2)))
+
+
+def run(dataset, name, **options):
+    data = dataset(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the defaults raise no warning on these data
+        res = fastdeconv.deconvolve(data["mixture"], data["reference"], **options)
+    return res, data["truth"]
+
+
+def test_shenorr_defaults_meet_target(dataset):
+    res, truth = run(dataset, "shenorr_GSE19830")
+    r, rmse = pooled(res.proportions, truth)
+    assert r >= 0.99 and rmse <= 0.04, (r, rmse)
+    assert res.fit["converged"].all()
+    np.testing.assert_allclose(res.proportions.sum(axis=1), 1.0, atol=1e-12)
+    # markers were selected from the whole-transcriptome reference (100 per type)
+    assert len(res.genes_used) == 300
+
+
+def test_shenorr_plain_nnls_on_all_genes_misses_it(dataset):
+    """The target needs the gene selection and robust fit, not just a solver."""
+    res, truth = run(dataset, "shenorr_GSE19830", genes="all", robust=None)
+    r, rmse = pooled(res.proportions, truth)
+    assert rmse > 0.04
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="r 0.898 < 0.95: per-cell-line scale bias that no linear fit with this "
+    "reference identifies (see docs/accuracy.md)",
+)
+def test_abbas_defaults_meet_target(dataset):
+    res, truth = run(dataset, "abbas_GSE11058")
+    r, _ = pooled(res.proportions, truth)
+    assert r >= 0.95, r
+
+
+def test_abbas_defaults_beat_the_baselines(dataset):
+    res, truth = run(dataset, "abbas_GSE11058")
+    r, rmse = pooled(res.proportions, truth)
+    assert r >= 0.89 and rmse <= 0.07, (r, rmse)  # issue's baselines: NNLS 0.86, nu-SVR 0.90
+    plain, _ = run(dataset, "abbas_GSE11058", robust=None)
+    assert r > pooled(plain.proportions, truth)[0] + 0.02
+
+
+def test_newman_lm22_beats_the_nu_svr_baseline(dataset):
+    res, truth = run(dataset, "newman_GSE65133")
+    r, rmse = pooled(res.proportions, truth, renormalize=True)
+    assert r > 0.60, r  # issue's baselines: NNLS 0.28, nu-SVR 0.60
+    assert rmse < 0.13, rmse
+    assert res.gene_match.n_matched == 504 and len(res.gene_match.missing) == 43
+    assert (res.fit["background"] > 0).all()  # the array's intensity floor is fitted
+
+
+def test_simulated_lm22_mixtures(dataset):
+    res, truth = run(dataset, "sim_cibersort_tutorial_LM22")
+    r, rmse = pooled(res.proportions, truth)
+    assert r > 0.995 and rmse < 0.01, (r, rmse)
