@@ -69,6 +69,16 @@ class KDiagnostics:
         The number of components used (``k_auto`` or the user's).
     automatic : bool
         Whether ``k`` was chosen automatically.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.linseed import estimate_k
+    >>> rng = np.random.default_rng(0)
+    >>> G = rng.gamma(0.3, 1.0, (300, 2)) @ rng.dirichlet([1, 1], 10).T
+    >>> d = estimate_k(G / G.sum(1, keepdims=True))
+    >>> d.k, d.automatic
+    (2, True)
     """
 
     singular_values: np.ndarray
@@ -276,7 +286,7 @@ def _draw_edge_weights(X, R, sq, tss, spearman_threshold, size, n_edges, rng):
     out = np.empty(size)
     filled = 0
     while filled < size:
-        batch = int(min(max((size - filled) / rate * 1.2, 1024), 5e7))
+        batch = int(min(max((size - filled) / rate * 1.2, 1024), 1 << 21))  # <= 48 MB
         i = rng.integers(0, n, size=batch)
         j = rng.integers(0, n - 1, size=batch)
         j += j >= i  # a uniform j != i
@@ -309,13 +319,17 @@ def _permutation_pvalues(X, R, sq, tss, power, degree, n_edges, spearman_thresho
     if n_edges == 0 or max_degree == 0:
         return np.ones(n)
     pool = 2 * max_degree
-    weights = _draw_edge_weights(X, R, sq, tss, spearman_threshold,
-                                 n_permutations * pool, n_edges, rng)
-    cumulative = np.zeros((n_permutations, pool + 1))
-    np.cumsum(weights.reshape(n_permutations, pool), axis=1, out=cumulative[:, 1:])
     span = pool - degree + 1
-    starts = (rng.random((n_permutations, n)) * span).astype(np.int64)
-    count = window_sums(cumulative, starts, degree.astype(np.int64), power)
+    degree64 = degree.astype(np.int64)
+    # permutations in chunks of ~16 MB of pool, so memory does not grow with n_permutations
+    chunk = max(1, min(n_permutations, (1 << 21) // max(pool, n)))
+    for b0 in range(0, n_permutations, chunk):
+        b = min(chunk, n_permutations - b0)
+        weights = _draw_edge_weights(X, R, sq, tss, spearman_threshold, b * pool, n_edges, rng)
+        cumulative = np.zeros((b, pool + 1))
+        np.cumsum(weights.reshape(b, pool), axis=1, out=cumulative[:, 1:])
+        starts = (rng.random((b, n)) * span).astype(np.int64)
+        count += window_sums(cumulative, starts, degree64, power)
     # a gene without edges has statistic 0 and reaches it in every permutation
     count[degree == 0] = n_permutations
     return (count + 1.0) / (n_permutations + 1.0)
@@ -443,6 +457,17 @@ class LinseedResult:
     info : dict
         Diagnostics of the corner search, the number of edges, the seed, and
         ``timings`` (seconds per stage).
+
+    Examples
+    --------
+    >>> from fastdeconv.linseed import linseed
+    >>> from fastdeconv.simulate import synthetic
+    >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
+    >>> res = linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
+    >>> res.n_types, res.proportions.shape, res.signature.shape
+    (3, (12, 3), (400, 3))
+    >>> sorted(res.markers)
+    ['component_1', 'component_2', 'component_3']
     """
 
     proportions: pd.DataFrame
