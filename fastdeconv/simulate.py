@@ -672,7 +672,7 @@ class BenchmarkReport:
     evaluation : fastdeconv.metrics.Evaluation
         Its accuracy against the true proportions.
     method : str
-        The method used (``"default"`` when the library default was used).
+        The method used (with its robust option, when there is one).
     times : dict
         Median wall times in seconds: ``deconvolve`` (the whole pipeline),
         ``nnls`` (the array solver :func:`fastdeconv.nnls`, all threads),
@@ -683,9 +683,12 @@ class BenchmarkReport:
         Largest absolute difference between the NNLS coefficients of
         fastdeconv and SciPy on the same data.
     repeats : int
-        Timed runs per measurement (the median is reported).
+        Timed runs asked for per measurement (the median is reported).
     n_jobs : int or None
         Threads given to fastdeconv (None: all cores).
+    runs : dict
+        Runs actually timed for the slow measurements (fewer than ``repeats``
+        when the time budget ran out).
     """
 
     data: SyntheticData
@@ -696,6 +699,7 @@ class BenchmarkReport:
     max_abs_diff: float
     repeats: int
     n_jobs: object = None
+    runs: dict = field(default_factory=dict)
 
     @property
     def speedup(self):
@@ -719,14 +723,16 @@ class BenchmarkReport:
             f"  log-normal expression, {p['n_markers']} markers per type (~{p['marker_fold']:g}-fold), "
             f"Dirichlet proportions, {p['noise'].replace('_', '-')} counts at ~{p['depth']:.0e} reads",
             "",
-            f"Accuracy of fastdeconv.deconvolve (method={self.method}) against the true proportions:",
+            f"Accuracy of fastdeconv.deconvolve (method {self.method}) against the true proportions:",
             self.evaluation.summary(),
             "",
-            f"Speed on the same data (median of {self.repeats} runs; fastdeconv on {threads}):",
-            f"  fastdeconv.deconvolve, whole pipeline   {t['deconvolve']:9.4f} s",
+            f"Speed on the same data (median of up to {self.repeats} runs; fastdeconv on {threads}):",
+            f"  fastdeconv.deconvolve, whole pipeline   {t['deconvolve']:9.4f} s"
+            + self._runs_note("deconvolve"),
             f"  fastdeconv.nnls                         {t['nnls']:9.4f} s",
             f"  fastdeconv.nnls, 1 thread               {t['nnls_1thread']:9.4f} s",
-            f"  scipy.optimize.nnls loop over samples   {t['scipy_nnls_loop']:9.4f} s",
+            f"  scipy.optimize.nnls loop over samples   {t['scipy_nnls_loop']:9.4f} s"
+            + self._runs_note("scipy_nnls_loop"),
             f"  fastdeconv.nnls is {self.speedup:.1f}x faster than the scipy loop "
             f"({t['scipy_nnls_loop'] / t['nnls_1thread']:.1f}x on 1 thread); "
             f"largest coefficient difference {self.max_abs_diff:.1e}",
@@ -737,18 +743,25 @@ class BenchmarkReport:
     def __str__(self):
         return self.summary()
 
+    def _runs_note(self, key):
+        n = self.runs.get(key, self.repeats)
+        return "" if n == self.repeats else f"  ({n} run{'s' if n > 1 else ''})"
 
-def _median_time(func, repeats):
+
+def _median_time(func, repeats, budget):
+    """Median time of up to ``repeats`` runs; stop repeating once ``budget`` seconds are spent."""
     times = []
     out = None
     for _ in range(repeats):
         start = time.perf_counter()
         out = func()
         times.append(time.perf_counter() - start)
-    return float(np.median(times)), out
+        if sum(times) > budget:
+            break
+    return float(np.median(times)), len(times), out
 
 
-def run_benchmark(data, *, method=None, repeats=3, n_jobs=None):
+def run_benchmark(data, *, method=None, repeats=3, n_jobs=None, budget=2.0):
     """Deconvolve a synthetic benchmark; measure accuracy and speed against SciPy.
 
     Runs :func:`fastdeconv.deconvolve` on ``data.bulk`` with ``data.signature``,
@@ -764,9 +777,12 @@ def run_benchmark(data, *, method=None, repeats=3, n_jobs=None):
     method : str, optional
         Deconvolution method (default: the library's default).
     repeats : int, default 3
-        Timed runs per measurement.
+        Timed runs per measurement (at least one).
     n_jobs : int, optional
         Threads for fastdeconv (default: all cores).
+    budget : float, default 2.0
+        Stop repeating a measurement once its runs took this many seconds
+        (slow measurements are then the median of fewer runs).
 
     Returns
     -------
@@ -788,6 +804,7 @@ def run_benchmark(data, *, method=None, repeats=3, n_jobs=None):
     if not isinstance(data, SyntheticData):
         raise TypeError(f"data must be a SyntheticData from synthetic(), got {type(data).__name__}")
     repeats = _positive_int(repeats, "repeats")
+    budget = _positive_float(budget, "budget", allow_zero=True)
     kwargs = {"n_jobs": n_jobs, "progress": False}
     if method is not None:
         kwargs["method"] = method
@@ -799,20 +816,25 @@ def run_benchmark(data, *, method=None, repeats=3, n_jobs=None):
     fastdeconv.nnls(S, B[:, :2], n_jobs=n_jobs)
     first_call = time.perf_counter() - start
 
-    t_deconv, result = _median_time(
-        lambda: fastdeconv.deconvolve(data.bulk, data.signature, **kwargs), repeats
+    t_deconv, n_deconv, result = _median_time(
+        lambda: fastdeconv.deconvolve(data.bulk, data.signature, **kwargs), repeats, budget
     )
-    t_nnls, X = _median_time(lambda: fastdeconv.nnls(S, B, n_jobs=n_jobs), repeats)
-    t_nnls1, _ = _median_time(lambda: fastdeconv.nnls(S, B, n_jobs=1), repeats)
-    t_scipy, X_ref = _median_time(
-        lambda: np.column_stack([scipy_nnls(S, B[:, j])[0] for j in range(B.shape[1])]), repeats
+    t_nnls, _, X = _median_time(lambda: fastdeconv.nnls(S, B, n_jobs=n_jobs), repeats, budget)
+    t_nnls1, _, _ = _median_time(lambda: fastdeconv.nnls(S, B, n_jobs=1), repeats, budget)
+    t_scipy, n_scipy, X_ref = _median_time(
+        lambda: np.column_stack([scipy_nnls(S, B[:, j])[0] for j in range(B.shape[1])]),
+        repeats,
+        budget,
     )
     evaluation = fastdeconv.evaluate(result.proportions, data.proportions)
+    used = getattr(result, "method", method)
+    robust = getattr(result, "options", {}).get("robust")
+    label = f"{used!r}" + (f", robust {robust!r}" if robust else "")
     return BenchmarkReport(
         data=data,
         result=result,
         evaluation=evaluation,
-        method=method if method is not None else "default",
+        method=label,
         times={
             "deconvolve": t_deconv,
             "nnls": t_nnls,
@@ -823,4 +845,5 @@ def run_benchmark(data, *, method=None, repeats=3, n_jobs=None):
         max_abs_diff=float(np.max(np.abs(X - X_ref))),
         repeats=repeats,
         n_jobs=n_jobs,
+        runs={"deconvolve": n_deconv, "scipy_nnls_loop": n_scipy},
     )
