@@ -161,8 +161,11 @@ def cmd_deconvolve(args):
     import fastdeconv
 
     kwargs = {"n_jobs": args.n_jobs, "progress": False if args.quiet else None}
-    if args.method is not None:
-        kwargs["method"] = args.method
+    for option in ("method", "genes", "scale"):
+        if getattr(args, option) is not None:
+            kwargs[option] = getattr(args, option)
+    if args.robust is not None:
+        kwargs["robust"] = None if args.robust == "none" else args.robust
     result = fastdeconv.deconvolve(bulk, signature, **kwargs)
     # figures first: if one fails, no table is written either
     if args.plot:
@@ -432,8 +435,17 @@ def build_parser():
     p.add_argument("--signature", required=True, metavar="SIG", help="genes x cell types table")
     p.add_argument("--output", required=True, metavar="OUT", help="proportions, samples x cell types")
     p.add_argument("--method", default=None,
-                   help="simplex (proportions >= 0 summing to 1), nnls, ... "
-                        "(see fastdeconv.deconvolve; default: the library's default, simplex)")
+                   help="nnls (scale-free, normalised to sum 1), simplex (exact sum-to-one, "
+                        "same scale), wls, simplex_le (sum <= 1, with an 'unexplained' column); "
+                        "default: the library's, nnls")
+    p.add_argument("--genes", choices=["auto", "markers", "all"], default=None,
+                   help="genes used in the fit (default: the library's, auto)")
+    p.add_argument("--robust", choices=["huber", "none"], default=None,
+                   help="Huber re-weighting of badly fitting genes, or plain least squares "
+                        "(default: the library's, huber)")
+    p.add_argument("--scale", choices=["auto", "linear", "log2", "log2p1"], default=None,
+                   help="scale of the bulk: auto refuses log-looking data; log2/log2p1 un-log "
+                        "with 2**x / 2**x - 1 (default: auto)")
     p.add_argument("--fit-output", metavar="FILE", help="per-sample fit diagnostics table")
     p.add_argument("--plot", metavar="FILE.png", help="stacked bars of the proportions")
     p.add_argument("--plot-fit", metavar="FILE.png", help="per-sample fit quality")

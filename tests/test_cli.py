@@ -198,6 +198,16 @@ def test_deconvolve_gz_csv_output_and_method(files, tmp_path, capsys):
     assert header.startswith("sample,type_1,")
     assert capsys.readouterr().out.strip() != ""  # a summary is printed without --quiet
 
+    # the options reach fastdeconv.deconvolve: the same numbers as the API gives
+    plain = tmp_path / "plain.tsv"
+    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(plain),
+                 "--method", "simplex", "--robust", "none", "--genes", "all", "--scale", "linear",
+                 "-q"]) == 0
+    api = fastdeconv.deconvolve(pd.read_csv(bulk, sep="\t", index_col=0), pd.read_csv(sig, index_col=0),
+                                method="simplex", robust=None, genes="all", progress=False)
+    np.testing.assert_allclose(pd.read_csv(plain, sep="\t", index_col=0).to_numpy(),
+                               api.proportions.to_numpy(), rtol=1e-12, atol=1e-15)
+
 
 def test_deconvolve_plots(files, tmp_path, capsys):
     _needs("deconvolve")
