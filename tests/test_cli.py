@@ -443,3 +443,37 @@ def test_linseed_bad_input(tmp_path, capsys):
     assert main(["linseed", "--bulk", str(bulk), "--cell-types", "3", "--output", str(out)]) == 1
     assert "log" in _one_line_error(capsys)
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_end_to_end_single_cell_rna_vs_cell_fractions(data_dir, tmp_path, capsys):
+    """simulate -> signature -> deconvolve -> evaluate on the Hao PBMC cells.
+
+    A CPM signature estimates RNA fractions: scored against them the estimate is
+    accurate; against cell fractions it is visibly biased (plasma cells and
+    monocytes carry more RNA than lymphocytes, platelets far less).
+    """
+    _needs("build_signature")
+    _needs("deconvolve")
+    folder = data_dir / "hao_pbmc_sc_subset"
+    if not folder.is_dir():
+        pytest.skip("hao_pbmc_sc_subset not in the shared data")
+    counts, labels = str(folder / "counts.tsv.gz"), str(folder / "cell_labels.tsv")
+    bulk, cells, rna = tmp_path / "pb.tsv.gz", tmp_path / "cells.tsv", tmp_path / "rna.tsv"
+    sig, est = tmp_path / "sig.tsv", tmp_path / "est.tsv"
+    assert main(["simulate", "--counts", counts, "--labels", labels, "--samples", "40",
+                 "--output-bulk", str(bulk), "--output-truth", str(cells),
+                 "--output-rna-truth", str(rna), "-q"]) == 0
+    assert main(["signature", "--counts", counts, "--labels", labels, "--output", str(sig), "-q"]) == 0
+    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(est),
+                 "-q"]) == 0
+    capsys.readouterr()
+    scores = {}
+    for name, truth in (("rna", rna), ("cells", cells)):
+        out = tmp_path / f"scores_{name}.tsv"
+        assert main(["evaluate", "--estimate", str(est), "--truth", str(truth),
+                     "--output", str(out)]) == 0
+        scores[name] = pd.read_csv(out, sep="\t", index_col=0)
+    assert scores["rna"].loc["overall", "pearson_r"] > 0.95
+    assert scores["rna"].loc["overall", "rmse"] < 0.04
+    assert scores["cells"].loc["overall", "rmse"] > 2 * scores["rna"].loc["overall", "rmse"]
