@@ -229,14 +229,21 @@ def _huber_weights(resid, c):
 
 
 def _robust_sample(S, b, w0, x, method, max_reweight, reweight_tol, max_iter, tol):
-    """Huber-IRLS refinement of one sample from the starting solution ``x``."""
+    """Huber-IRLS refinement of one sample from the starting solution ``x``.
+
+    Returns ``(x, info, weights, n_rounds, settled)``; ``settled`` is False when
+    the coefficients still moved more than ``reweight_tol`` after
+    ``max_reweight`` rounds.
+    """
     sw0 = np.sqrt(w0) if w0 is not None else 1.0
     n_iter = 0
     info = None
     w = w0
+    settled = False
     for _ in range(max_reweight):
         hw = _huber_weights(sw0 * (b - S @ x), _HUBER_C)
         if hw is None:  # exact fit: nothing to down-weight
+            settled = True
             break
         w = hw if w0 is None else w0 * hw
         x_new, info = _solve(S, b, w, method, 1, max_iter, tol)
@@ -244,8 +251,9 @@ def _robust_sample(S, b, w0, x, method, max_reweight, reweight_tol, max_iter, to
         change = np.max(np.abs(x_new - x)) / max(np.max(np.abs(x_new)), 1e-300)
         x = x_new
         if change <= reweight_tol:
+            settled = True
             break
-    return x, info, w, n_iter
+    return x, info, w, n_iter, settled or max_reweight == 0
 
 
 def _fit_block(S, B, w0, method, robust, max_reweight, reweight_tol, n_jobs, max_iter, tol):
@@ -261,7 +269,7 @@ def _fit_block(S, B, w0, method, robust, max_reweight, reweight_tol, n_jobs, max
         for j in range(B.shape[1]):
             if not np.any(B[:, j] > 0):
                 continue
-            x, inf_j, w, n_re[j] = _robust_sample(
+            x, inf_j, w, n_re[j], settled = _robust_sample(
                 S, B[:, j], w0, X[:, j], method, max_reweight, reweight_tol, max_iter, tol
             )
             X[:, j] = x
@@ -269,7 +277,7 @@ def _fit_block(S, B, w0, method, robust, max_reweight, reweight_tol, n_jobs, max
             if inf_j is not None:
                 converged[j] = bool(inf_j.converged)
                 n_solver[j] = int(inf_j.n_iter)
-            if n_re[j] >= max_reweight:
+            if not settled:
                 converged[j] = False
     return X, converged, n_solver, n_re, W
 
@@ -328,7 +336,7 @@ def deconvolve(
     min_fold_change=2.0,
     robust="huber",
     background=None,
-    max_reweight=100,
+    max_reweight=500,
     reweight_tol=1e-5,
     scale="auto",
     signature_scale="auto",
@@ -406,7 +414,7 @@ def deconvolve(
         reported in ``.fit["background"]`` and is not a proportion.  Default:
         on for ``"nnls"`` and ``"wls"``; not available for the simplex
         methods (the sum constraint would include it).
-    max_reweight : int, default 100
+    max_reweight : int, default 500
         Most re-weighting rounds per sample (robust fits).
     reweight_tol : float, default 1e-5
         Stop re-weighting when no coefficient changes by more than this

@@ -63,10 +63,11 @@ def test_abbas_defaults_meet_target(dataset):
     assert r >= 0.95, r
 
 
-def test_abbas_defaults_beat_the_baselines(dataset):
+def test_abbas_defaults_beat_plain_nnls(dataset):
     res, truth = run(dataset, "abbas_GSE11058")
     r, rmse = pooled(res.proportions, truth)
     assert r >= 0.89 and rmse <= 0.07, (r, rmse)  # issue's baselines: NNLS 0.86, nu-SVR 0.90
+    assert res.fit["converged"].all()
     plain, _ = run(dataset, "abbas_GSE11058", robust=None)
     assert r > pooled(plain.proportions, truth)[0] + 0.02
 
@@ -78,6 +79,7 @@ def test_newman_lm22_beats_the_nu_svr_baseline(dataset):
     assert rmse < 0.13, rmse
     assert res.gene_match.n_matched == 504 and len(res.gene_match.missing) == 43
     assert (res.fit["background"] > 0).all()  # the array's intensity floor is fitted
+    assert res.fit["converged"].all()
 
 
 def test_simulated_lm22_mixtures(dataset):

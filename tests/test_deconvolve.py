@@ -335,6 +335,14 @@ def test_collinear_signature_warns_naming_types(data):
         deconvolve(bulk, sig, min_genes=10)
 
 
+def test_unsettled_reweighting_is_not_reported_as_converged():
+    bulk, sig, _ = make_data(seed=5, noise=0.3)
+    res = deconvolve(bulk, sig, max_reweight=1, reweight_tol=0.0)
+    assert not res.fit["converged"].any()
+    assert (res.fit["n_reweight"] == 1).all()
+    assert deconvolve(bulk, sig).fit["converged"].all()
+
+
 def test_invalid_options(data):
     bulk, sig, _ = data
     with pytest.raises(ValueError, match="method must be one of"):
