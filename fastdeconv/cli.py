@@ -92,7 +92,9 @@ def _read_counts(path):
         try:
             import anndata
         except ImportError:
-            raise InputError("--counts: reading .h5ad files needs anndata (`pip install anndata`)") from None
+            raise InputError(
+                "--counts: reading .h5ad files needs anndata (`pip install anndata`)"
+            ) from None
         return anndata.read_h5ad(path)
     return _read(path, "--counts")
 
@@ -127,7 +129,9 @@ def _proportions_frame(proportions):
 
 def _truth_samples_by_types(truth, estimate):
     """TRUTH files are types x samples; accept samples x types when that is what matches."""
-    if len(estimate.index.intersection(truth.columns)) == 0 and len(estimate.index.intersection(truth.index)):
+    if len(estimate.index.intersection(truth.columns)) == 0 and len(
+        estimate.index.intersection(truth.index)
+    ):
         return truth
     return truth.T
 
@@ -204,7 +208,9 @@ def cmd_demo(args):
     _check_plot_path(args.plot)
     from fastdeconv.simulate import run_benchmark, synthetic
 
-    _info(args, f"simulating {args.genes} genes x {args.samples} samples, {args.types} cell types ...")
+    _info(
+        args, f"simulating {args.genes} genes x {args.samples} samples, {args.types} cell types ..."
+    )
     data = synthetic(n_genes=args.genes, n_types=args.types, n_samples=args.samples, seed=args.seed)
     _info(args, "deconvolving and timing ...")
     report = run_benchmark(data, method=args.method, repeats=args.repeats, n_jobs=args.n_jobs)
@@ -324,14 +330,15 @@ def _read_marker_lists(path):
     table = _read(path, "--marker-genes", index_col=None, numeric=False)
     if table.shape[1] != 2:
         raise InputError(
-            f"--marker-genes: {path!r} must have two columns (cell type, gene), found {table.shape[1]}"
+            f"--marker-genes: {path!r} must have two columns (cell type, gene), "
+            f"found {table.shape[1]}"
         )
     table = table.dropna().astype(str)
     return {t: list(g) for t, g in table.groupby(table.columns[0], sort=False)[table.columns[1]]}
 
 
 def _markers_long(markers):
-    """component -> gene list, as a two-column table (component, gene)."""
+    """Turn {component: genes} into a two-column table (component, gene)."""
     import pandas as pd
 
     rows = [(component, gene) for component, genes in markers.items() for gene in genes]
@@ -369,7 +376,9 @@ def _int_or_auto(text):
     try:
         return _positive_int(text)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'auto', got {text!r}"
+        ) from None
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -378,8 +387,12 @@ class _Formatter(argparse.HelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         default = action.default
-        if default is not None and default is not False and default != argparse.SUPPRESS \
-                and "default" not in text:
+        if (
+            default is not None
+            and default is not False
+            and default != argparse.SUPPRESS
+            and "default" not in text
+        ):
             text += " (default: %(default)s)"
         return text
 
@@ -401,31 +414,49 @@ def build_parser():
     from fastdeconv import __version__
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress bar or messages on stderr (warnings and errors still show)")
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar or messages on stderr (warnings and errors still show)",
+    )
     jobs = argparse.ArgumentParser(add_help=False)
-    jobs.add_argument("--n-jobs", type=_positive_int, default=None, metavar="N",
-                      help="worker threads (default: all cores)")
+    jobs.add_argument(
+        "--n-jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker threads (default: all cores)",
+    )
 
     cells = argparse.ArgumentParser(add_help=False)
-    cells.add_argument("--counts", required=True, metavar="COUNTS",
-                       help="raw counts: genes x cells table, or .h5ad")
-    cells.add_argument("--labels", metavar="LABELS",
-                       help="two-column table (cell id, cell type) with a header row")
-    cells.add_argument("--label-key", metavar="COLUMN",
-                       help=".h5ad only: the .obs column holding the cell types")
+    cells.add_argument(
+        "--counts",
+        required=True,
+        metavar="COUNTS",
+        help="raw counts: genes x cells table, or .h5ad",
+    )
+    cells.add_argument(
+        "--labels", metavar="LABELS", help="two-column table (cell id, cell type) with a header row"
+    )
+    cells.add_argument(
+        "--label-key", metavar="COLUMN", help=".h5ad only: the .obs column holding the cell types"
+    )
 
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Exact, fast cellular deconvolution of bulk expression data.",
-        epilog="Tables: TSV (.tsv/.txt) or CSV (.csv), optionally .gz; row ids in the first column, "
+        epilog="Tables: TSV (.tsv/.txt) or CSV (.csv), optionally .gz; row ids in the first "
+        "column, "
         "column ids in the header. Run `fastdeconv demo` for a self-contained example.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
-        "deconvolve", parents=[common, jobs], formatter_class=_Formatter,
+        "deconvolve",
+        parents=[common, jobs],
+        formatter_class=_Formatter,
         help="estimate cell-type proportions of bulk samples with a signature",
         description="Estimate the cell-type proportions of bulk samples (BULK, genes x samples, "
         "linear scale) with a signature (SIG, genes x cell types). Writes OUT as samples x "
@@ -433,26 +464,45 @@ def build_parser():
     )
     p.add_argument("--bulk", required=True, metavar="BULK", help="genes x samples table")
     p.add_argument("--signature", required=True, metavar="SIG", help="genes x cell types table")
-    p.add_argument("--output", required=True, metavar="OUT", help="proportions, samples x cell types")
-    p.add_argument("--method", default=None,
-                   help="nnls (scale-free, normalised to sum 1), simplex (exact sum-to-one, "
-                        "same scale), wls, simplex_le (sum <= 1, with an 'unexplained' column); "
-                        "default: the library's, nnls")
-    p.add_argument("--genes", choices=["auto", "markers", "all"], default=None,
-                   help="genes used in the fit (default: the library's, auto)")
-    p.add_argument("--robust", choices=["huber", "none"], default=None,
-                   help="Huber re-weighting of badly fitting genes, or plain least squares "
-                        "(default: the library's, huber)")
-    p.add_argument("--scale", choices=["auto", "linear", "log2", "log2p1"], default=None,
-                   help="scale of the bulk: auto refuses log-looking data; log2/log2p1 un-log "
-                        "with 2**x / 2**x - 1 (default: auto)")
+    p.add_argument(
+        "--output", required=True, metavar="OUT", help="proportions, samples x cell types"
+    )
+    p.add_argument(
+        "--method",
+        default=None,
+        help="nnls (scale-free, normalised to sum 1), simplex (exact sum-to-one, "
+        "same scale), wls, simplex_le (sum <= 1, with an 'unexplained' column); "
+        "default: the library's, nnls",
+    )
+    p.add_argument(
+        "--genes",
+        choices=["auto", "markers", "all"],
+        default=None,
+        help="genes used in the fit (default: the library's, auto)",
+    )
+    p.add_argument(
+        "--robust",
+        choices=["huber", "none"],
+        default=None,
+        help="Huber re-weighting of badly fitting genes, or plain least squares "
+        "(default: the library's, huber)",
+    )
+    p.add_argument(
+        "--scale",
+        choices=["auto", "linear", "log2", "log2p1"],
+        default=None,
+        help="scale of the bulk: auto refuses log-looking data; log2/log2p1 un-log "
+        "with 2**x / 2**x - 1 (default: auto)",
+    )
     p.add_argument("--fit-output", metavar="FILE", help="per-sample fit diagnostics table")
     p.add_argument("--plot", metavar="FILE.png", help="stacked bars of the proportions")
     p.add_argument("--plot-fit", metavar="FILE.png", help="per-sample fit quality")
     p.set_defaults(func=cmd_deconvolve)
 
     p = sub.add_parser(
-        "evaluate", parents=[common], formatter_class=_Formatter,
+        "evaluate",
+        parents=[common],
+        formatter_class=_Formatter,
         help="accuracy of estimated proportions against the truth",
         description="Compare estimated proportions (EST, samples x cell types, as written by "
         "`deconvolve`) with the truth (TRUTH, cell types x samples): Pearson r overall and per "
@@ -460,17 +510,28 @@ def build_parser():
     )
     p.add_argument("--estimate", required=True, metavar="EST", help="samples x cell types table")
     p.add_argument("--truth", required=True, metavar="TRUTH", help="cell types x samples table")
-    p.add_argument("--match", choices=["names", "best"], default="names",
-                   help="pair types by name, or (reference-free components) by the best "
-                        "one-to-one correlation matching")
-    p.add_argument("--renormalize", action="store_true",
-                   help="rescale the evaluated estimates of each sample to sum to 1")
-    p.add_argument("--output", metavar="FILE", help="write the per-type table (with an overall row)")
+    p.add_argument(
+        "--match",
+        choices=["names", "best"],
+        default="names",
+        help="pair types by name, or (reference-free components) by the best "
+        "one-to-one correlation matching",
+    )
+    p.add_argument(
+        "--renormalize",
+        action="store_true",
+        help="rescale the evaluated estimates of each sample to sum to 1",
+    )
+    p.add_argument(
+        "--output", metavar="FILE", help="write the per-type table (with an overall row)"
+    )
     p.add_argument("--plot", metavar="FILE.png", help="estimated vs true proportions per cell type")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
-        "demo", parents=[common, jobs], formatter_class=_Formatter,
+        "demo",
+        parents=[common, jobs],
+        formatter_class=_Formatter,
         help="self-contained benchmark: accuracy and speed against scipy",
         description="Generate a realistic synthetic benchmark with known proportions "
         "(log-normal expression, marker genes, Dirichlet proportions, negative-binomial counts), "
@@ -487,7 +548,9 @@ def build_parser():
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
-        "signature", parents=[common, cells], formatter_class=_Formatter,
+        "signature",
+        parents=[common, cells],
+        formatter_class=_Formatter,
         help="build a signature matrix from labelled single-cell counts",
         description="Build a signature (genes x cell types) and a marker table from raw "
         "single-cell counts: COUNTS is a genes x cells table or an .h5ad file (cells x genes); "
@@ -496,63 +559,129 @@ def build_parser():
     p.add_argument("--output", required=True, metavar="SIG", help="signature, genes x cell types")
     p.add_argument("--markers", metavar="MARKERS_OUT", help="marker table")
     p.add_argument("--method", default="t-test", help="marker test: t-test, poisson or nb")
-    p.add_argument("--n-markers", type=_int_or_auto, default=None, metavar="N",
-                   help="markers per cell type, or 'auto' (default: the library's)")
-    p.add_argument("--clusters", type=_positive_int, default=None, metavar="N",
-                   help="no labels: cluster the cells into N groups (names are arbitrary)")
+    p.add_argument(
+        "--n-markers",
+        type=_int_or_auto,
+        default=None,
+        metavar="N",
+        help="markers per cell type, or 'auto' (default: the library's)",
+    )
+    p.add_argument(
+        "--clusters",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="no labels: cluster the cells into N groups (names are arbitrary)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.set_defaults(func=cmd_signature)
 
     p = sub.add_parser(
-        "simulate", parents=[common, cells], formatter_class=_Formatter,
+        "simulate",
+        parents=[common, cells],
+        formatter_class=_Formatter,
         help="pseudo-bulk samples with known fractions from single cells",
         description="Mix the cells of a labelled single-cell reference into pseudo-bulk samples "
         "with known fractions. Writes the bulk (genes x samples) and the true cell fractions "
         "(cell types x samples); --output-rna-truth adds the RNA fractions, which is what a "
         "per-million signature estimates when cell types differ in RNA content.",
     )
-    p.add_argument("--samples", type=_positive_int, default=None, metavar="N",
-                   help="number of pseudo-bulk samples (random Dirichlet fractions)")
-    p.add_argument("--fractions", metavar="FILE",
-                   help="target cell fractions, cell types x samples (instead of random ones)")
-    p.add_argument("--cells-per-sample", type=_positive_int, default=500, metavar="N",
-                   help="cells summed into each sample")
-    p.add_argument("--alpha", type=_positive_float, default=1.0,
-                   help="Dirichlet concentration of the random fractions")
+    p.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="number of pseudo-bulk samples (random Dirichlet fractions)",
+    )
+    p.add_argument(
+        "--fractions",
+        metavar="FILE",
+        help="target cell fractions, cell types x samples (instead of random ones)",
+    )
+    p.add_argument(
+        "--cells-per-sample",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="cells summed into each sample",
+    )
+    p.add_argument(
+        "--alpha",
+        type=_positive_float,
+        default=1.0,
+        help="Dirichlet concentration of the random fractions",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--normalize", choices=["none", "cpm"], default="none",
-                   help="scale of the written bulk: summed raw counts, or counts per million")
+    p.add_argument(
+        "--normalize",
+        choices=["none", "cpm"],
+        default="none",
+        help="scale of the written bulk: summed raw counts, or counts per million",
+    )
     p.add_argument("--output-bulk", required=True, metavar="BULK", help="genes x samples")
-    p.add_argument("--output-truth", required=True, metavar="TRUTH",
-                   help="true cell fractions, cell types x samples")
-    p.add_argument("--output-rna-truth", metavar="FILE",
-                   help="true RNA fractions, cell types x samples")
+    p.add_argument(
+        "--output-truth",
+        required=True,
+        metavar="TRUTH",
+        help="true cell fractions, cell types x samples",
+    )
+    p.add_argument(
+        "--output-rna-truth", metavar="FILE", help="true RNA fractions, cell types x samples"
+    )
     p.add_argument("--plot", metavar="FILE.png", help="stacked bars of the true cell fractions")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
-        "linseed", parents=[common, jobs], formatter_class=_Formatter,
+        "linseed",
+        parents=[common, jobs],
+        formatter_class=_Formatter,
         help="reference-free deconvolution (LinSeed)",
         description="Reference-free deconvolution of BULK (genes x samples, linear scale) by "
         "LinSeed's mutual-linearity simplex method. Writes OUT as samples x components "
         "(component_1..K) in the same format as `deconvolve`.",
     )
     p.add_argument("--bulk", required=True, metavar="BULK", help="genes x samples table")
-    p.add_argument("--cell-types", required=True, type=_int_or_auto, metavar="K",
-                   help="number of components, or 'auto' to estimate it")
-    p.add_argument("--output", required=True, metavar="OUT", help="proportions, samples x components")
-    p.add_argument("--signature-output", metavar="SIG", help="estimated signature, genes x components")
+    p.add_argument(
+        "--cell-types",
+        required=True,
+        type=_int_or_auto,
+        metavar="K",
+        help="number of components, or 'auto' to estimate it",
+    )
+    p.add_argument(
+        "--output", required=True, metavar="OUT", help="proportions, samples x components"
+    )
+    p.add_argument(
+        "--signature-output", metavar="SIG", help="estimated signature, genes x components"
+    )
     p.add_argument("--markers-output", metavar="MARKERS", help="marker genes of each component")
-    p.add_argument("--top-genes", type=_positive_int, default=None, metavar="N",
-                   help="most expressed genes analysed (default: the library's)")
-    p.add_argument("--permutations", type=_positive_int, default=None, metavar="N",
-                   help="permutations of the linearity null (default: the library's)")
-    p.add_argument("--marker-genes", metavar="FILE",
-                   help="known markers, a two-column table (cell type, gene): name the components "
-                        "after the cell types whose markers they carry")
-    p.add_argument("--scale", choices=["auto", "linear", "log2"], default=None,
-                   help="auto refuses log-looking data; linear asserts linear scale; log2 un-logs "
-                        "with 2**x first (default: the library's, auto)")
+    p.add_argument(
+        "--top-genes",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="most expressed genes analysed (default: the library's)",
+    )
+    p.add_argument(
+        "--permutations",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="permutations of the linearity null (default: the library's)",
+    )
+    p.add_argument(
+        "--marker-genes",
+        metavar="FILE",
+        help="known markers, a two-column table (cell type, gene): name the components "
+        "after the cell types whose markers they carry",
+    )
+    p.add_argument(
+        "--scale",
+        choices=["auto", "linear", "log2"],
+        default=None,
+        help="auto refuses log-looking data; linear asserts linear scale; log2 un-logs "
+        "with 2**x first (default: the library's, auto)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--plot", metavar="FILE.png", help="LinSeed diagnostic plots")
     p.set_defaults(func=cmd_linseed)
@@ -602,8 +731,10 @@ def main(argv=None):
         except MemoryError:
             if debug:
                 raise
-            print(f"{PROG}: error: out of memory; use fewer samples or genes at a time",
-                  file=sys.stderr)
+            print(
+                f"{PROG}: error: out of memory; use fewer samples or genes at a time",
+                file=sys.stderr,
+            )
             return 1
         except _INPUT_ERRORS as exc:
             if debug:

@@ -211,7 +211,9 @@ class Evaluation:
         ['A', 'B', 'overall']
         """
         overall = pd.DataFrame([self.overall], index=["overall"])
-        frame = pd.concat([self.per_type, overall[self.per_type.columns.intersection(overall.columns)]])
+        frame = pd.concat(
+            [self.per_type, overall[self.per_type.columns.intersection(overall.columns)]]
+        )
         frame.index.name = "cell_type"
         return frame
 
@@ -241,7 +243,9 @@ class Evaluation:
             )
         )
         lines.append("pearson_r: Pearson correlation; rmse: root mean squared error; ccc: Lin's")
-        lines.append("concordance correlation; bias: mean(estimate - truth); overall: all entries pooled")
+        lines.append(
+            "concordance correlation; bias: mean(estimate - truth); overall: all entries pooled"
+        )
         renamed = {k: v for k, v in self.matching.items() if k != v}
         if renamed:
             lines.append("matching: " + ", ".join(f"{k} -> {v}" for k, v in renamed.items()))
@@ -287,7 +291,8 @@ def _as_frame(obj, name):
             values = np.asarray(obj, dtype=np.float64)
         except (TypeError, ValueError):
             raise TypeError(
-                f"{name} must be a samples x types DataFrame or numeric 2-D array, got {type(obj).__name__}"
+                f"{name} must be a samples x types DataFrame or numeric 2-D array, "
+                f"got {type(obj).__name__}"
             ) from None
         if values.ndim != 2:
             raise ValueError(f"{name} must be 2-D (samples x types), got shape {values.shape}")
@@ -373,7 +378,7 @@ def _match_best(est, tru, notes):
         raise ValueError("match='best' needs at least 2 samples to correlate components with types")
     corr = _correlation_matrix(est.to_numpy(), tru.to_numpy())
     rows, cols = linear_sum_assignment(corr, maximize=True)
-    matching = {est.columns[r]: tru.columns[c] for r, c in zip(rows, cols)}
+    matching = {est.columns[r]: tru.columns[c] for r, c in zip(rows, cols, strict=True)}
     # keep the truth's column order
     order = {t: i for i, t in enumerate(tru.columns)}
     matching = dict(sorted(matching.items(), key=lambda kv: order[kv[1]]))
@@ -466,7 +471,8 @@ def evaluate(estimate, truth, *, match="names", renormalize=False):
         sums = est.sum(axis=1)
         if (sums <= 0).any():
             raise ValueError(
-                f"cannot renormalize: the evaluated estimates of sample {sums.index[(sums <= 0).argmax()]!r} "
+                "cannot renormalize: the evaluated estimates of sample "
+                f"{sums.index[(sums <= 0).argmax()]!r} "
                 "sum to 0"
             )
         est = est.div(sums, axis=0)
@@ -474,8 +480,14 @@ def evaluate(estimate, truth, *, match="names", renormalize=False):
     e, t = est.to_numpy(), tru.to_numpy()
     overall = _scores(e, t)
     per_type = pd.DataFrame(
-        [{**_scores(e[:, j], t[:, j]), "mean_estimate": e[:, j].mean(), "mean_truth": t[:, j].mean()}
-         for j in range(len(types))],
+        [
+            {
+                **_scores(e[:, j], t[:, j]),
+                "mean_estimate": e[:, j].mean(),
+                "mean_truth": t[:, j].mean(),
+            }
+            for j in range(len(types))
+        ],
         index=pd.Index(types, name="cell_type"),
     )
     undefined = per_type.index[per_type["pearson_r"].isna()].tolist()

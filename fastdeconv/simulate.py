@@ -66,7 +66,9 @@ def _alpha_vector(alpha, types):
     if isinstance(alpha, dict):
         unknown = sorted(set(alpha) - set(types), key=str)
         if unknown:
-            raise ValueError(f"alpha names unknown cell types {unknown}; known types: {list(types)}")
+            raise ValueError(
+                f"alpha names unknown cell types {unknown}; known types: {list(types)}"
+            )
         missing = [t for t in types if t not in alpha]
         if missing:
             raise ValueError(f"alpha gives no value for cell types {missing}")
@@ -77,7 +79,9 @@ def _alpha_vector(alpha, types):
         alpha = np.full(k, _positive_float(alpha, "alpha"))
     alpha = np.asarray(alpha, dtype=np.float64)
     if alpha.shape != (k,):
-        raise ValueError(f"alpha must be a scalar or have one value per cell type ({k}), got shape {alpha.shape}")
+        raise ValueError(
+            f"alpha must be a scalar or have one value per cell type ({k}), got shape {alpha.shape}"
+        )
     if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
         raise ValueError(f"alpha values must be finite and > 0, got {alpha.tolist()}")
     return alpha
@@ -141,7 +145,7 @@ def _gene_names(n):
 
 
 def _count_noise(rng, mean, noise, dispersion):
-    """Counts with mean ``mean``: Poisson, or gamma-Poisson (negative binomial)."""
+    """Draw counts with mean ``mean``: Poisson, or gamma-Poisson (negative binomial)."""
     if noise == "poisson":
         return rng.poisson(mean)
     if noise == "negative_binomial":
@@ -319,9 +323,17 @@ def synthetic(
 
     markers = {types[t]: [genes[g] for g in marker_rows[t]] for t in range(n_types)}
     params = dict(
-        n_genes=n_genes, n_types=n_types, n_samples=n_samples,
-        seed=seed if isinstance(seed, numbers.Integral) else None, n_markers=n_markers, marker_fold=marker_fold, type_sd=type_sd, baseline_sd=baseline_sd,
-        depth=depth, noise=noise, dispersion=dispersion,
+        n_genes=n_genes,
+        n_types=n_types,
+        n_samples=n_samples,
+        seed=seed if isinstance(seed, numbers.Integral) else None,
+        n_markers=n_markers,
+        marker_fold=marker_fold,
+        type_sd=type_sd,
+        baseline_sd=baseline_sd,
+        depth=depth,
+        noise=noise,
+        dispersion=dispersion,
     )
     return SyntheticData(
         bulk=pd.DataFrame(bulk, index=genes, columns=samples),
@@ -408,7 +420,9 @@ def _counts_matrix(counts, layer):
     if not np.all(np.isfinite(values)):
         raise ValueError("counts contain NaN or infinite values; remove or replace them")
     if values.size and values.min() < 0:
-        raise ValueError("counts contain negative values; pseudo-bulk needs raw (non-negative) counts")
+        raise ValueError(
+            "counts contain negative values; pseudo-bulk needs raw (non-negative) counts"
+        )
     if genes is None:
         genes = _gene_names(x.shape[0])
     return x, genes, cells
@@ -423,16 +437,26 @@ def _labels_vector(labels, counts, cells, n_cells):
         if _is_anndata(counts):
             if labels not in counts.obs.columns:
                 raise KeyError(
-                    f"labels={labels!r} is not a column of counts.obs; columns: {list(counts.obs.columns)}"
+                    f"labels={labels!r} is not a column of counts.obs; "
+                    f"columns: {list(counts.obs.columns)}"
                 )
             labels = counts.obs[labels]
         else:
-            raise TypeError("labels must give one cell type per cell (a str names an obs column of AnnData only)")
+            raise TypeError(
+                "labels must give one cell type per cell "
+                "(a str names an obs column of AnnData only)"
+            )
     if isinstance(labels, pd.DataFrame):
         if labels.shape[1] != 1:
-            raise ValueError(f"labels must have a single column of cell types, got {labels.shape[1]} columns")
+            raise ValueError(
+                f"labels must have a single column of cell types, got {labels.shape[1]} columns"
+            )
         labels = labels.iloc[:, 0]
-    if isinstance(labels, pd.Series) and cells is not None and not isinstance(labels.index, pd.RangeIndex):
+    if (
+        isinstance(labels, pd.Series)
+        and cells is not None
+        and not isinstance(labels.index, pd.RangeIndex)
+    ):
         index = labels.index.astype(str)
         missing = pd.Index(cells).difference(index)
         if len(missing) == 0:
@@ -444,8 +468,9 @@ def _labels_vector(labels, counts, cells, n_cells):
             )
         elif len(labels) != n_cells:
             raise ValueError(
-                f"labels are indexed by ids that match no cell of counts (e.g. {list(index[:3])} vs "
-                f"{list(cells[:3])}) and their number ({len(labels)}) differs from the cells ({n_cells})"
+                "labels are indexed by ids that match no cell of counts "
+                f"(e.g. {list(index[:3])} vs {list(cells[:3])}) and their number ({len(labels)}) "
+                f"differs from the cells ({n_cells})"
             )
     values = np.asarray(labels, dtype=object)
     if values.ndim != 1:
@@ -456,12 +481,14 @@ def _labels_vector(labels, counts, cells, n_cells):
             "counts must be genes x cells with one label per cell"
         )
     if pd.isna(values).any():
-        raise ValueError(f"{int(pd.isna(values).sum())} cells have a missing label; drop them or label them")
+        raise ValueError(
+            f"{int(pd.isna(values).sum())} cells have a missing label; drop them or label them"
+        )
     return values
 
 
 def _fractions_matrix(fractions, types, n_samples, alpha, rng):
-    """Samples x types target fractions (ndarray) and the sample names."""
+    """Return the samples x types target fractions (ndarray) and the sample names."""
     if fractions is None:
         if n_samples is None:
             raise ValueError("give n_samples (or fractions)")
@@ -720,13 +747,16 @@ class BenchmarkReport:
         t = self.times
         lines = [
             f"Synthetic benchmark: {g} genes x {n} samples, {k} cell types (seed {p.get('seed')})",
-            f"  log-normal expression, {p['n_markers']} markers per type (~{p['marker_fold']:g}-fold), "
-            f"Dirichlet proportions, {p['noise'].replace('_', '-')} counts at ~{p['depth']:.0e} reads",
+            f"  log-normal expression, {p['n_markers']} markers per type "
+            f"(~{p['marker_fold']:g}-fold), Dirichlet proportions,",
+            f"  {p['noise'].replace('_', '-')} counts at ~{p['depth']:.0e} reads per sample",
             "",
-            f"Accuracy of fastdeconv.deconvolve (method {self.method}) against the true proportions:",
+            f"Accuracy of fastdeconv.deconvolve (method {self.method}) "
+            "against the true proportions:",
             self.evaluation.summary(),
             "",
-            f"Speed on the same data (median of up to {self.repeats} runs; fastdeconv on {threads}):",
+            f"Speed on the same data (median of up to {self.repeats} runs; "
+            f"fastdeconv on {threads}):",
             f"  fastdeconv.deconvolve, whole pipeline   {t['deconvolve']:9.4f} s"
             + self._runs_note("deconvolve"),
             f"  fastdeconv.nnls                         {t['nnls']:9.4f} s",

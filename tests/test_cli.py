@@ -87,12 +87,16 @@ def test_usage_errors_exit_2(argv, capsys):
 
 def test_python_dash_m_and_fast_import():
     out = subprocess.run(
-        [sys.executable, "-m", "fastdeconv", "--version"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "fastdeconv", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == f"fastdeconv {fastdeconv.__version__}"
     code = (
         "import sys, fastdeconv.cli; fastdeconv.cli.build_parser();"
-        "print(sorted(m for m in ('numpy', 'pandas', 'numba', 'scipy', 'matplotlib') if m in sys.modules))"
+        "heavy = ('numpy', 'pandas', 'numba', 'scipy', 'matplotlib');"
+        "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -107,8 +111,12 @@ def test_evaluate_prints_metrics(tmp_path, small, capsys):
     est = (small.proportions + rng.normal(0, 0.02, small.proportions.shape)).clip(lower=0)
     est_path = _write(est, tmp_path / "est.csv", "sample")
     table = tmp_path / "scores.tsv"
-    assert main(["evaluate", "--estimate", str(est_path), "--truth", str(truth),
-                 "--output", str(table)]) == 0
+    assert (
+        main(
+            ["evaluate", "--estimate", str(est_path), "--truth", str(truth), "--output", str(table)]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     ev = evaluate(est, small.proportions)
     overall = next(line for line in out.splitlines() if line.startswith("overall"))
@@ -120,7 +128,9 @@ def test_evaluate_prints_metrics(tmp_path, small, capsys):
     scores = pd.read_csv(table, sep="\t", index_col=0)
     assert scores.index.name == "cell_type"
     assert scores.loc["overall", "rmse"] == pytest.approx(ev.overall["rmse"])
-    assert scores.loc["type_1", "pearson_r"] == pytest.approx(ev.per_type.loc["type_1", "pearson_r"])
+    assert scores.loc["type_1", "pearson_r"] == pytest.approx(
+        ev.per_type.loc["type_1", "pearson_r"]
+    )
 
 
 def test_evaluate_best_match_and_samples_by_types_truth(tmp_path, small, capsys):
@@ -141,7 +151,9 @@ def test_evaluate_plot(tmp_path, small, capsys):
     truth = _write(small.proportions.T, tmp_path / "truth.tsv", "cell_type")
     est = _write(small.proportions, tmp_path / "est.tsv", "sample")
     png = tmp_path / "scatter.png"
-    assert main(["evaluate", "--estimate", str(est), "--truth", str(truth), "--plot", str(png)]) == 0
+    assert (
+        main(["evaluate", "--estimate", str(est), "--truth", str(truth), "--plot", str(png)]) == 0
+    )
     assert png.stat().st_size > 1000
 
 
@@ -160,8 +172,20 @@ def test_evaluate_bad_inputs_one_line(tmp_path, small, capsys):
     assert main(["evaluate", "--estimate", str(other), "--truth", str(truth)]) == 1
     assert "share no cell type names" in _one_line_error(capsys)
 
-    assert main(["evaluate", "--estimate", str(truth), "--truth", str(truth),
-                 "--output", str(tmp_path / "scores.xlsx")]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                "--estimate",
+                str(truth),
+                "--truth",
+                str(truth),
+                "--output",
+                str(tmp_path / "scores.xlsx"),
+            ]
+        )
+        == 1
+    )
     assert "--output" in _one_line_error(capsys)
 
 
@@ -173,8 +197,23 @@ def test_deconvolve_writes_proportions(files, tmp_path, small, capsys):
     bulk, sig, _ = files
     out = tmp_path / "props.tsv"
     fit = tmp_path / "fit.csv"
-    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(out),
-                 "--fit-output", str(fit), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "deconvolve",
+                "--bulk",
+                str(bulk),
+                "--signature",
+                str(sig),
+                "--output",
+                str(out),
+                "--fit-output",
+                str(fit),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
     assert out.read_text().split("\t", 1)[0] == "sample"
@@ -191,8 +230,24 @@ def test_deconvolve_gz_csv_output_and_method(files, tmp_path, capsys):
     _needs("deconvolve")
     bulk, sig, _ = files
     out = tmp_path / "props.csv.gz"
-    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(out),
-                 "--method", "nnls", "--n-jobs", "1"]) == 0
+    assert (
+        main(
+            [
+                "deconvolve",
+                "--bulk",
+                str(bulk),
+                "--signature",
+                str(sig),
+                "--output",
+                str(out),
+                "--method",
+                "nnls",
+                "--n-jobs",
+                "1",
+            ]
+        )
+        == 0
+    )
     with gzip.open(out, "rt") as handle:
         header = handle.readline()
     assert header.startswith("sample,type_1,")
@@ -200,13 +255,43 @@ def test_deconvolve_gz_csv_output_and_method(files, tmp_path, capsys):
 
     # the options reach fastdeconv.deconvolve: the same numbers as the API gives
     plain = tmp_path / "plain.tsv"
-    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(plain),
-                 "--method", "simplex", "--robust", "none", "--genes", "all", "--scale", "linear",
-                 "-q"]) == 0
-    api = fastdeconv.deconvolve(pd.read_csv(bulk, sep="\t", index_col=0), pd.read_csv(sig, index_col=0),
-                                method="simplex", robust=None, genes="all", progress=False)
-    np.testing.assert_allclose(pd.read_csv(plain, sep="\t", index_col=0).to_numpy(),
-                               api.proportions.to_numpy(), rtol=1e-12, atol=1e-15)
+    assert (
+        main(
+            [
+                "deconvolve",
+                "--bulk",
+                str(bulk),
+                "--signature",
+                str(sig),
+                "--output",
+                str(plain),
+                "--method",
+                "simplex",
+                "--robust",
+                "none",
+                "--genes",
+                "all",
+                "--scale",
+                "linear",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    api = fastdeconv.deconvolve(
+        pd.read_csv(bulk, sep="\t", index_col=0),
+        pd.read_csv(sig, index_col=0),
+        method="simplex",
+        robust=None,
+        genes="all",
+        progress=False,
+    )
+    np.testing.assert_allclose(
+        pd.read_csv(plain, sep="\t", index_col=0).to_numpy(),
+        api.proportions.to_numpy(),
+        rtol=1e-12,
+        atol=1e-15,
+    )
 
 
 def test_deconvolve_plots(files, tmp_path, capsys):
@@ -214,9 +299,25 @@ def test_deconvolve_plots(files, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     bulk, sig, _ = files
     props_png, fit_png = tmp_path / "p.png", tmp_path / "f.png"
-    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig),
-                 "--output", str(tmp_path / "p.tsv"), "--plot", str(props_png),
-                 "--plot-fit", str(fit_png), "-q"]) == 0
+    assert (
+        main(
+            [
+                "deconvolve",
+                "--bulk",
+                str(bulk),
+                "--signature",
+                str(sig),
+                "--output",
+                str(tmp_path / "p.tsv"),
+                "--plot",
+                str(props_png),
+                "--plot-fit",
+                str(fit_png),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert props_png.stat().st_size > 1000 and fit_png.stat().st_size > 1000
 
 
@@ -227,8 +328,10 @@ def test_deconvolve_failure_keeps_existing_output(files, tmp_path, small, capsys
     out.write_text("previous result\n")
     # a signature sharing no genes with the bulk
     sig = _write(small.signature.rename(index=lambda g: "X" + g), tmp_path / "sig2.tsv", "gene")
-    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig),
-                 "--output", str(out)]) == 1
+    assert (
+        main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(out)])
+        == 1
+    )
     _one_line_error(capsys)
     assert out.read_text() == "previous result\n"
     assert _leftovers(tmp_path) == []
@@ -236,11 +339,35 @@ def test_deconvolve_failure_keeps_existing_output(files, tmp_path, small, capsys
 
 def test_deconvolve_checks_outputs_before_reading(tmp_path, capsys):
     # the output folder is checked first: no input is read (they do not even exist)
-    assert main(["deconvolve", "--bulk", "missing.tsv", "--signature", "missing.tsv",
-                 "--output", str(tmp_path / "no" / "props.tsv")]) == 1
+    assert (
+        main(
+            [
+                "deconvolve",
+                "--bulk",
+                "missing.tsv",
+                "--signature",
+                "missing.tsv",
+                "--output",
+                str(tmp_path / "no" / "props.tsv"),
+            ]
+        )
+        == 1
+    )
     assert "does not exist" in _one_line_error(capsys)
-    assert main(["deconvolve", "--bulk", "missing.tsv", "--signature", "missing.tsv",
-                 "--output", str(tmp_path / "props.parquet")]) == 1
+    assert (
+        main(
+            [
+                "deconvolve",
+                "--bulk",
+                "missing.tsv",
+                "--signature",
+                "missing.tsv",
+                "--output",
+                str(tmp_path / "props.parquet"),
+            ]
+        )
+        == 1
+    )
     assert "--output" in _one_line_error(capsys)
 
 
@@ -250,8 +377,20 @@ def test_deconvolve_negative_bulk_is_one_line_error(files, tmp_path, small, caps
     neg = small.bulk.copy()
     neg.iloc[3, 2] = -5.0
     bulk = _write(neg, tmp_path / "neg.tsv", "gene")
-    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig),
-                 "--output", str(tmp_path / "o.tsv")]) == 1
+    assert (
+        main(
+            [
+                "deconvolve",
+                "--bulk",
+                str(bulk),
+                "--signature",
+                str(sig),
+                "--output",
+                str(tmp_path / "o.tsv"),
+            ]
+        )
+        == 1
+    )
     assert "negative" in _one_line_error(capsys).lower()
     assert not (tmp_path / "o.tsv").exists()
 
@@ -263,8 +402,25 @@ def test_demo_small(capsys, tmp_path):
     _needs("deconvolve")
     pytest.importorskip("matplotlib")
     png = tmp_path / "demo.png"
-    assert main(["demo", "--genes", "300", "--types", "4", "--samples", "40", "--repeats", "1",
-                 "--quiet", "--plot", str(png)]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--genes",
+                "300",
+                "--types",
+                "4",
+                "--samples",
+                "40",
+                "--repeats",
+                "1",
+                "--quiet",
+                "--plot",
+                str(png),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "300 genes x 40 samples, 4 cell types" in out
     assert "scipy.optimize.nnls loop" in out and "faster" in out
@@ -302,10 +458,30 @@ def _cells(tmp_path, n_genes=60, per_type=20, seed=0):
 def test_simulate_writes_bulk_and_truths(tmp_path, capsys):
     counts, lab, counts_path, labels_path = _cells(tmp_path)
     bulk, truth, rna = tmp_path / "pb.tsv", tmp_path / "truth.tsv", tmp_path / "rna.csv"
-    assert main(["simulate", "--counts", str(counts_path), "--labels", str(labels_path),
-                 "--samples", "7", "--cells-per-sample", "100", "--seed", "4",
-                 "--output-bulk", str(bulk), "--output-truth", str(truth),
-                 "--output-rna-truth", str(rna)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--counts",
+                str(counts_path),
+                "--labels",
+                str(labels_path),
+                "--samples",
+                "7",
+                "--cells-per-sample",
+                "100",
+                "--seed",
+                "4",
+                "--output-bulk",
+                str(bulk),
+                "--output-truth",
+                str(truth),
+                "--output-rna-truth",
+                str(rna),
+            ]
+        )
+        == 0
+    )
     assert "wrote 7 pseudo-bulk samples" in capsys.readouterr().err
     b = pd.read_csv(bulk, sep="\t", index_col=0)
     t = pd.read_csv(truth, sep="\t", index_col=0)
@@ -324,12 +500,32 @@ def test_simulate_writes_bulk_and_truths(tmp_path, capsys):
 
 def test_simulate_given_fractions_and_errors(tmp_path, capsys):
     _, _, counts_path, labels_path = _cells(tmp_path)
-    fractions = pd.DataFrame({"m1": [0.5, 0.5, 0.0], "m2": [0.0, 0.2, 0.8]}, index=["T", "B", "Mono"])
+    fractions = pd.DataFrame(
+        {"m1": [0.5, 0.5, 0.0], "m2": [0.0, 0.2, 0.8]}, index=["T", "B", "Mono"]
+    )
     frac_path = _write(fractions, tmp_path / "target.tsv", "cell_type")
     truth = tmp_path / "truth.tsv"
-    assert main(["simulate", "--counts", str(counts_path), "--labels", str(labels_path),
-                 "--fractions", str(frac_path), "--cells-per-sample", "1000", "-q",
-                 "--output-bulk", str(tmp_path / "pb.tsv"), "--output-truth", str(truth)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--counts",
+                str(counts_path),
+                "--labels",
+                str(labels_path),
+                "--fractions",
+                str(frac_path),
+                "--cells-per-sample",
+                "1000",
+                "-q",
+                "--output-bulk",
+                str(tmp_path / "pb.tsv"),
+                "--output-truth",
+                str(truth),
+            ]
+        )
+        == 0
+    )
     t = pd.read_csv(truth, sep="\t", index_col=0)
     assert list(t.columns) == ["m1", "m2"]
     assert t.loc["Mono", "m1"] == 0.0
@@ -338,20 +534,65 @@ def test_simulate_given_fractions_and_errors(tmp_path, capsys):
     # an unknown cell type in the target fractions: one-line error, outputs untouched
     truth.write_text("old\n")
     bad = _write(fractions.rename(index={"Mono": "DC"}), tmp_path / "bad.tsv", "cell_type")
-    assert main(["simulate", "--counts", str(counts_path), "--labels", str(labels_path),
-                 "--fractions", str(bad), "--output-bulk", str(tmp_path / "pb2.tsv"),
-                 "--output-truth", str(truth)]) == 1
+    assert (
+        main(
+            [
+                "simulate",
+                "--counts",
+                str(counts_path),
+                "--labels",
+                str(labels_path),
+                "--fractions",
+                str(bad),
+                "--output-bulk",
+                str(tmp_path / "pb2.tsv"),
+                "--output-truth",
+                str(truth),
+            ]
+        )
+        == 1
+    )
     assert "DC" in _one_line_error(capsys)
     assert truth.read_text() == "old\n" and not (tmp_path / "pb2.tsv").exists()
 
     # labels for other cells, and neither --samples nor --fractions
     other = tmp_path / "other_labels.tsv"
     other.write_text("cell\tcell_type\nzzz\tT\n")
-    assert main(["simulate", "--counts", str(counts_path), "--labels", str(other), "--samples", "2",
-                 "--output-bulk", str(tmp_path / "x.tsv"), "--output-truth", str(tmp_path / "y.tsv")]) == 1
+    assert (
+        main(
+            [
+                "simulate",
+                "--counts",
+                str(counts_path),
+                "--labels",
+                str(other),
+                "--samples",
+                "2",
+                "--output-bulk",
+                str(tmp_path / "x.tsv"),
+                "--output-truth",
+                str(tmp_path / "y.tsv"),
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys)
-    assert main(["simulate", "--counts", str(counts_path), "--labels", str(labels_path),
-                 "--output-bulk", str(tmp_path / "x.tsv"), "--output-truth", str(tmp_path / "y.tsv")]) == 1
+    assert (
+        main(
+            [
+                "simulate",
+                "--counts",
+                str(counts_path),
+                "--labels",
+                str(labels_path),
+                "--output-bulk",
+                str(tmp_path / "x.tsv"),
+                "--output-truth",
+                str(tmp_path / "y.tsv"),
+            ]
+        )
+        == 1
+    )
     assert "--samples" in _one_line_error(capsys)
     assert _leftovers(tmp_path) == []
 
@@ -366,9 +607,25 @@ def test_simulate_h5ad_with_label_key(tmp_path, capsys):
     )
     h5ad = tmp_path / "cells.h5ad"
     adata.write_h5ad(h5ad)
-    assert main(["simulate", "--counts", str(h5ad), "--label-key", "cell_type", "--samples", "3",
-                 "--output-bulk", str(tmp_path / "pb.tsv"),
-                 "--output-truth", str(tmp_path / "t.tsv"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--counts",
+                str(h5ad),
+                "--label-key",
+                "cell_type",
+                "--samples",
+                "3",
+                "--output-bulk",
+                str(tmp_path / "pb.tsv"),
+                "--output-truth",
+                str(tmp_path / "t.tsv"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert pd.read_csv(tmp_path / "pb.tsv", sep="\t", index_col=0).index[0] == "g0"
 
 
@@ -376,8 +633,24 @@ def test_signature_command(tmp_path, capsys):
     _needs("build_signature")
     _, _, counts_path, labels_path = _cells(tmp_path)
     sig, markers = tmp_path / "sig.tsv", tmp_path / "markers.tsv"
-    assert main(["signature", "--counts", str(counts_path), "--labels", str(labels_path),
-                 "--output", str(sig), "--markers", str(markers), "--n-markers", "5"]) == 0
+    assert (
+        main(
+            [
+                "signature",
+                "--counts",
+                str(counts_path),
+                "--labels",
+                str(labels_path),
+                "--output",
+                str(sig),
+                "--markers",
+                str(markers),
+                "--n-markers",
+                "5",
+            ]
+        )
+        == 0
+    )
     s = pd.read_csv(sig, sep="\t", index_col=0)
     assert sorted(s.columns) == ["B", "Mono", "T"]
     assert s.index.name == "gene"
@@ -401,9 +674,27 @@ def test_linseed_command(tmp_path, capsys):
     data = synthetic(n_genes=1500, n_types=3, n_samples=40, seed=1, alpha=0.5)
     bulk = _write(data.bulk, tmp_path / "bulk.tsv", "gene")
     out, sig, markers = tmp_path / "p.tsv", tmp_path / "s.tsv", tmp_path / "m.tsv"
-    assert main(["linseed", "--bulk", str(bulk), "--cell-types", "3", "--output", str(out),
-                 "--signature-output", str(sig), "--markers-output", str(markers),
-                 "--seed", "0", "-q"]) == 0
+    assert (
+        main(
+            [
+                "linseed",
+                "--bulk",
+                str(bulk),
+                "--cell-types",
+                "3",
+                "--output",
+                str(out),
+                "--signature-output",
+                str(sig),
+                "--markers-output",
+                str(markers),
+                "--seed",
+                "0",
+                "-q",
+            ]
+        )
+        == 0
+    )
     props = pd.read_csv(out, sep="\t", index_col=0)
     assert props.index.name == "sample"
     assert list(props.columns) == ["component_1", "component_2", "component_3"]
@@ -422,8 +713,18 @@ def test_linseed_marker_names_and_plot(tmp_path, capsys):
     known = tmp_path / "known.csv"
     pd.DataFrame(rows, columns=["cell_type", "gene"]).to_csv(known, index=False)
     out, png = tmp_path / "p.tsv", tmp_path / "linseed.png"
-    argv = ["linseed", "--bulk", str(bulk), "--cell-types", "auto", "--output", str(out),
-            "--marker-genes", str(known), "-q"]
+    argv = [
+        "linseed",
+        "--bulk",
+        str(bulk),
+        "--cell-types",
+        "auto",
+        "--output",
+        str(out),
+        "--marker-genes",
+        str(known),
+        "-q",
+    ]
     plotting = importlib.util.find_spec("fastdeconv.plotting._linseed") is not None
     if plotting:
         argv += ["--plot", str(png)]
@@ -437,8 +738,11 @@ def test_linseed_marker_names_and_plot(tmp_path, capsys):
 
 def test_linseed_bad_input(tmp_path, capsys):
     _needs("linseed")
-    bulk = _write(np.log2(1 + synthetic(n_genes=300, n_types=3, n_samples=10).bulk),
-                  tmp_path / "log.tsv", "gene")
+    bulk = _write(
+        np.log2(1 + synthetic(n_genes=300, n_types=3, n_samples=10).bulk),
+        tmp_path / "log.tsv",
+        "gene",
+    )
     out = tmp_path / "p.tsv"
     assert main(["linseed", "--bulk", str(bulk), "--cell-types", "3", "--output", str(out)]) == 1
     assert "log" in _one_line_error(capsys)
@@ -461,18 +765,44 @@ def test_end_to_end_single_cell_rna_vs_cell_fractions(data_dir, tmp_path, capsys
     counts, labels = str(folder / "counts.tsv.gz"), str(folder / "cell_labels.tsv")
     bulk, cells, rna = tmp_path / "pb.tsv.gz", tmp_path / "cells.tsv", tmp_path / "rna.tsv"
     sig, est = tmp_path / "sig.tsv", tmp_path / "est.tsv"
-    assert main(["simulate", "--counts", counts, "--labels", labels, "--samples", "40",
-                 "--output-bulk", str(bulk), "--output-truth", str(cells),
-                 "--output-rna-truth", str(rna), "-q"]) == 0
-    assert main(["signature", "--counts", counts, "--labels", labels, "--output", str(sig), "-q"]) == 0
-    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(est),
-                 "-q"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--counts",
+                counts,
+                "--labels",
+                labels,
+                "--samples",
+                "40",
+                "--output-bulk",
+                str(bulk),
+                "--output-truth",
+                str(cells),
+                "--output-rna-truth",
+                str(rna),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["signature", "--counts", counts, "--labels", labels, "--output", str(sig), "-q"]) == 0
+    )
+    assert (
+        main(
+            ["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(est), "-q"]
+        )
+        == 0
+    )
     capsys.readouterr()
     scores = {}
     for name, truth in (("rna", rna), ("cells", cells)):
         out = tmp_path / f"scores_{name}.tsv"
-        assert main(["evaluate", "--estimate", str(est), "--truth", str(truth),
-                     "--output", str(out)]) == 0
+        assert (
+            main(["evaluate", "--estimate", str(est), "--truth", str(truth), "--output", str(out)])
+            == 0
+        )
         scores[name] = pd.read_csv(out, sep="\t", index_col=0)
     assert scores["rna"].loc["overall", "pearson_r"] > 0.95
     assert scores["rna"].loc["overall", "rmse"] < 0.04

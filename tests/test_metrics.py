@@ -62,7 +62,9 @@ def test_evaluate_matches_naive_computation():
     est, truth = _frames(seed=1)
     ev = evaluate(est, truth)
     e, t = est.to_numpy(), truth.to_numpy()
-    assert ev.overall["pearson_r"] == pytest.approx(stats.pearsonr(e.ravel(), t.ravel())[0], abs=1e-12)
+    assert ev.overall["pearson_r"] == pytest.approx(
+        stats.pearsonr(e.ravel(), t.ravel())[0], abs=1e-12
+    )
     assert ev.overall["rmse"] == pytest.approx(np.sqrt(np.mean((e - t) ** 2)), rel=1e-12)
     assert ev.overall["ccc"] == pytest.approx(_naive_ccc(e.ravel(), t.ravel()), abs=1e-12)
     assert ev.overall["bias"] == pytest.approx(np.mean(e - t), abs=1e-15)
@@ -128,10 +130,12 @@ def test_best_matching_is_optimal_by_brute_force():
     ev = evaluate(est, truth, match="best")
     corr = np.array([[stats.pearsonr(est[c], truth[t])[0] for t in truth] for c in est])
     best = max(
-        sum(corr[r, c] for c, r in enumerate(rows))
-        for rows in itertools.permutations(range(5), 4)
+        sum(corr[r, c] for c, r in enumerate(rows)) for rows in itertools.permutations(range(5), 4)
     )
-    got = sum(corr[list(est.columns).index(c), list(truth.columns).index(t)] for c, t in ev.matching.items())
+    got = sum(
+        corr[list(est.columns).index(c), list(truth.columns).index(t)]
+        for c, t in ev.matching.items()
+    )
     assert got == pytest.approx(best)
     assert len(ev.unmatched_estimate) == 1
     assert "more components" in " ".join(ev.notes)

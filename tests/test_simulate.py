@@ -22,7 +22,11 @@ def test_synthetic_shapes_names_and_scales():
     assert d.signature.shape == (400, 5)
     assert d.proportions.shape == (30, 5)
     assert d.counts.shape == (400, 30)
-    assert list(d.signature.columns) == list(d.proportions.columns) == [f"type_{i}" for i in range(1, 6)]
+    assert (
+        list(d.signature.columns)
+        == list(d.proportions.columns)
+        == [f"type_{i}" for i in range(1, 6)]
+    )
     assert list(d.bulk.columns) == list(d.proportions.index)
     assert list(d.bulk.index) == list(d.signature.index)
     assert d.bulk.index.is_unique and d.bulk.columns.is_unique
@@ -167,8 +171,9 @@ def test_pseudobulk_exact_with_one_cell_per_type():
     """With one cell per type the draws are forced and the bulk is exact."""
     counts = np.array([[1.0, 10.0], [2.0, 0.0], [3.0, 30.0]])  # 3 genes x 2 cells
     labels = ["x", "y"]
-    pb = pseudobulk(counts, labels, fractions={"x": 0.25, "y": 0.75}, n_samples=3,
-                    cells_per_sample=4, seed=0)
+    pb = pseudobulk(
+        counts, labels, fractions={"x": 0.25, "y": 0.75}, n_samples=3, cells_per_sample=4, seed=0
+    )
     n = pb.n_cells.to_numpy()
     expected = counts @ n.T  # cell x drawn n_x times, cell y n_y times
     np.testing.assert_allclose(pb.bulk.to_numpy(), expected)
@@ -182,7 +187,9 @@ def test_pseudobulk_given_fractions_realised_on_average():
     pb = pseudobulk(counts, labels, fractions=target, cells_per_sample=20000, seed=0)
     assert list(pb.bulk.columns) == ["m1", "m2"]
     assert (pb.cell_fractions["B"] == 0).all()  # type missing from fractions -> 0
-    np.testing.assert_allclose(pb.cell_fractions[["T", "NK"]].to_numpy(), target.to_numpy(), atol=0.02)
+    np.testing.assert_allclose(
+        pb.cell_fractions[["T", "NK"]].to_numpy(), target.to_numpy(), atol=0.02
+    )
 
 
 def test_pseudobulk_sparse_dense_dataframe_agree():
@@ -243,21 +250,33 @@ def test_pseudobulk_invariants(n_samples, cells, seed):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda c, l: dict(counts=c, labels=l[:-1], n_samples=2), "labels has"),
-        (lambda c, l: dict(counts=-c, labels=l, n_samples=2), "negative"),
-        (lambda c, l: dict(counts=np.where(c > 5, np.nan, c), labels=l, n_samples=2), "NaN"),
-        (lambda c, l: dict(counts=c, labels=l, fractions={"DC": 1.0}, n_samples=2), "not in labels"),
-        (lambda c, l: dict(counts=c, labels=l, fractions={"T": 0.5, "B": 0.2}, n_samples=2), "sum to 1"),
-        (lambda c, l: dict(counts=c, labels=l, fractions=[0.5, 0.5], n_samples=2), "one column per"),
-        (lambda c, l: dict(counts=c, labels=l, n_samples=2, cells_per_sample=0), "cells_per_sample"),
-        (lambda c, l: dict(counts=c, labels=l), "n_samples"),
-        (lambda c, l: dict(counts=c[:, :0], labels=l[:0], n_samples=2), "empty"),
-        (lambda c, l: dict(counts=c, labels=l, n_samples=2, normalize="tpm"), "normalize"),
-        (lambda c, l: dict(counts=c[0], labels=l, n_samples=2), "2-D"),
+        (lambda c, lab: dict(counts=c, labels=lab[:-1], n_samples=2), "labels has"),
+        (lambda c, lab: dict(counts=-c, labels=lab, n_samples=2), "negative"),
+        (lambda c, lab: dict(counts=np.where(c > 5, np.nan, c), labels=lab, n_samples=2), "NaN"),
         (
-            lambda c, l: dict(
+            lambda c, lab: dict(counts=c, labels=lab, fractions={"DC": 1.0}, n_samples=2),
+            "not in labels",
+        ),
+        (
+            lambda c, lab: dict(counts=c, labels=lab, fractions={"T": 0.5, "B": 0.2}, n_samples=2),
+            "sum to 1",
+        ),
+        (
+            lambda c, lab: dict(counts=c, labels=lab, fractions=[0.5, 0.5], n_samples=2),
+            "one column per",
+        ),
+        (
+            lambda c, lab: dict(counts=c, labels=lab, n_samples=2, cells_per_sample=0),
+            "cells_per_sample",
+        ),
+        (lambda c, lab: dict(counts=c, labels=lab), "n_samples"),
+        (lambda c, lab: dict(counts=c[:, :0], labels=lab[:0], n_samples=2), "empty"),
+        (lambda c, lab: dict(counts=c, labels=lab, n_samples=2, normalize="tpm"), "normalize"),
+        (lambda c, lab: dict(counts=c[0], labels=lab, n_samples=2), "2-D"),
+        (
+            lambda c, lab: dict(
                 counts=c,
-                labels=pd.Series(l, index=[f"x{i}" for i in range(len(l))]).iloc[1:],
+                labels=pd.Series(lab, index=[f"x{i}" for i in range(len(lab))]).iloc[1:],
                 n_samples=2,
             ),
             "labels has",
@@ -289,8 +308,13 @@ def test_pseudobulk_real_single_cells(data_dir):
         pytest.skip("hao_pbmc_sc_subset not in the shared data")
     counts = read_table(folder / "counts.tsv.gz")
     labels = read_table(folder / "cell_labels.tsv", numeric=False).iloc[:, 0]
-    pb = pseudobulk(sp.csr_matrix(counts.to_numpy()), labels.reindex(counts.columns).to_numpy(),
-                    n_samples=30, cells_per_sample=500, seed=0)
+    pb = pseudobulk(
+        sp.csr_matrix(counts.to_numpy()),
+        labels.reindex(counts.columns).to_numpy(),
+        n_samples=30,
+        cells_per_sample=500,
+        seed=0,
+    )
     assert pb.bulk.shape == (counts.shape[0], 30)
     assert pb.cell_fractions.shape[1] == 11
     assert np.array_equal(pb.bulk.to_numpy(), np.round(pb.bulk.to_numpy()))
@@ -313,7 +337,13 @@ def test_run_benchmark_report():
         pytest.skip("fastdeconv.deconvolve is not available in this build")
     data = synthetic(n_genes=500, n_types=4, n_samples=60, seed=2)
     report = run_benchmark(data, repeats=2, n_jobs=1)
-    assert set(report.times) == {"deconvolve", "nnls", "nnls_1thread", "scipy_nnls_loop", "first_call"}
+    assert set(report.times) == {
+        "deconvolve",
+        "nnls",
+        "nnls_1thread",
+        "scipy_nnls_loop",
+        "first_call",
+    }
     assert all(t > 0 for t in report.times.values())
     assert report.max_abs_diff < 1e-8
     assert report.evaluation.overall["pearson_r"] > 0.9

@@ -194,7 +194,8 @@ def _frame(obj, attribute, name):
     if isinstance(value, pd.DataFrame):
         return value
     raise TypeError(
-        f"{name} must be a DataFrame or a result with a .{attribute} DataFrame, got {type(obj).__name__}"
+        f"{name} must be a DataFrame or a result with a .{attribute} DataFrame, "
+        f"got {type(obj).__name__}"
     )
 
 
@@ -245,9 +246,10 @@ def plot_proportions(proportions, path=None, ax=None, *, sort=False, title=None)
     x = np.arange(n)
     width = 0.85 if n <= 60 else 1.0
     bottom = np.zeros(n)
-    for j, (name, color) in enumerate(zip(props.columns, type_colors(k))):
-        axis.bar(x, values[:, j], width=width, bottom=bottom, color=color, label=str(name),
-                 linewidth=0)
+    for j, (name, color) in enumerate(zip(props.columns, type_colors(k), strict=True)):
+        axis.bar(
+            x, values[:, j], width=width, bottom=bottom, color=color, label=str(name), linewidth=0
+        )
         bottom += values[:, j]
     axis.set_xlim(-0.5 - (1 - width) / 2, n - 0.5 + (1 - width) / 2)
     axis.set_ylim(0, max(1.0, float(bottom.max())))
@@ -258,8 +260,14 @@ def plot_proportions(proportions, path=None, ax=None, *, sort=False, title=None)
     else:
         axis.set_xticks([])
         axis.set_xlabel(f"{n} samples" + (" (sorted)" if sort else ""))
-    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8,
-                title="cell type", ncol=1 if k <= 20 else 2)
+    axis.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+        fontsize=8,
+        title="cell type",
+        ncol=1 if k <= 20 else 2,
+    )
     if title:
         axis.set_title(title)
     if path is not None:
@@ -384,23 +392,39 @@ def plot_fit_quality(fit, path=None):
     converged = (
         fit["converged"].to_numpy(dtype=bool) if "converged" in fit.columns else np.ones(n, bool)
     )
-    fig, axes = new_figure(path, figsize=(min(14.0, 4.0 + 0.2 * n), 2.4 * len(columns)),
-                           nrows=len(columns), ncols=1)
+    fig, axes = new_figure(
+        path, figsize=(min(14.0, 4.0 + 0.2 * n), 2.4 * len(columns)), nrows=len(columns), ncols=1
+    )
     x = np.arange(n)
-    for axis, col in zip(axes, columns):
+    for axis, col in zip(axes, columns, strict=True):
         y = fit[col].to_numpy(dtype=np.float64)
-        axis.scatter(x[converged], y[converged], s=14, color="tab:blue", linewidths=0,
-                     label="converged")
+        axis.scatter(
+            x[converged], y[converged], s=14, color="tab:blue", linewidths=0, label="converged"
+        )
         if not converged.all():
-            axis.scatter(x[~converged], y[~converged], s=30, color="tab:red", marker="x",
-                         label=f"not converged ({int((~converged).sum())})")
+            axis.scatter(
+                x[~converged],
+                y[~converged],
+                s=30,
+                color="tab:red",
+                marker="x",
+                label=f"not converged ({int((~converged).sum())})",
+            )
             axis.legend(loc="best", fontsize=8, frameon=False)
         finite = y[np.isfinite(y)]
         if finite.size:
             median = float(np.median(finite))
             axis.axhline(median, color="0.5", linewidth=0.8, linestyle="--")
-            axis.text(1.0, median, f" median {median:.3g}", transform=axis.get_yaxis_transform(),
-                      fontsize=8, va="center", ha="left", color="0.3")
+            axis.text(
+                1.0,
+                median,
+                f" median {median:.3g}",
+                transform=axis.get_yaxis_transform(),
+                fontsize=8,
+                va="center",
+                ha="left",
+                color="0.3",
+            )
         axis.set_ylabel(_FIT_COLUMNS[col], fontsize=8)
         axis.set_xlim(-0.5, n - 0.5)
         axis.set_xticks([])
