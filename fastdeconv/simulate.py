@@ -764,8 +764,8 @@ class BenchmarkReport:
             f"  scipy.optimize.nnls loop over samples   {t['scipy_nnls_loop']:9.4f} s"
             + self._runs_note("scipy_nnls_loop"),
             f"  fastdeconv.nnls is {self.speedup:.1f}x faster than the scipy loop "
-            f"({t['scipy_nnls_loop'] / t['nnls_1thread']:.1f}x on 1 thread); "
-            f"largest coefficient difference {self.max_abs_diff:.1e}",
+            f"({t['scipy_nnls_loop'] / t['nnls_1thread']:.1f}x on 1 thread);",
+            f"  the two agree: largest coefficient difference {self.max_abs_diff:.1e}",
             f"  (first call, loading or compiling the Numba kernels: {t['first_call']:.2f} s)",
         ]
         return "\n".join(lines)
