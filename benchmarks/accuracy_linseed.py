@@ -84,7 +84,7 @@ def run(data_dir, repeats, seed, figure=None):
         print(f"R package: r = {ref['pearson_r']}, RMSE = {ref['rmse']}, {ref['seconds']} s "
               f"-> speed-up {ref['seconds'] / stages['total']:.0f}x")
         if figure and name == "shenorr_GSE19830":
-            res.plot(figure)
+            auto.plot(figure)
             print(f"wrote the diagnostic figure to {figure}")
         rows.append((name, ev.overall["pearson_r"], ev.overall["rmse"], d.k, stages["total"], peak))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
