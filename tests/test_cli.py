@@ -807,3 +807,23 @@ def test_end_to_end_single_cell_rna_vs_cell_fractions(data_dir, tmp_path, capsys
     assert scores["rna"].loc["overall", "pearson_r"] > 0.95
     assert scores["rna"].loc["overall", "rmse"] < 0.04
     assert scores["cells"].loc["overall", "rmse"] > 2 * scores["rna"].loc["overall", "rmse"]
+
+
+def test_library_warnings_are_one_line(files, tmp_path, small, capsys):
+    _needs("deconvolve")
+    _, sig, _ = files
+    zero = small.bulk.copy()
+    zero.iloc[:, 0] = 0.0  # an all-zero sample: proportions NaN, with a warning
+    bulk = _write(zero, tmp_path / "zero.tsv", "gene")
+    out = tmp_path / "p.tsv"
+    assert (
+        main(
+            ["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(out), "-q"]
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    warning_lines = [line for line in err.splitlines() if line.strip()]
+    assert warning_lines and all(line.startswith("fastdeconv: warning: ") for line in warning_lines)
+    assert ".py:" not in err  # no file:line prefix from the warnings module
+    assert out.exists()
