@@ -237,7 +237,7 @@ class Evaluation:
         table = self.to_frame()[["pearson_r", "rmse", "ccc", "bias", "n"]]
         lines.append(
             table.to_string(
-                float_format=lambda v: f"{v:.4f}",
+                float_format=lambda v: f"{round(v, 4) + 0.0:.4f}",
                 formatters={"n": "{:d}".format},
                 na_rep="nan",
             )
