@@ -380,6 +380,15 @@ class GeneMatch:
         Genes in the bulk.
     missing : list of str
         Signature genes absent from the bulk.
+
+    Examples
+    --------
+    >>> from fastdeconv.inputs import GeneMatch
+    >>> match = GeneMatch(genes=["CD3E", "MS4A1"], n_signature=3, n_bulk=20000, missing=["CD8A"])
+    >>> match.n_matched
+    2
+    >>> print(match)
+    2 of 3 signature genes found in the bulk; missing 1: CD8A
     """
 
     genes: list
