@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import shlex
 import subprocess
 import sys
 
@@ -23,6 +24,11 @@ def _needs(name):
         getattr(fastdeconv, name)
     except (AttributeError, ImportError):
         pytest.skip(f"fastdeconv.{name} is not available in this build")
+
+
+def _run(command):
+    """Run ``fastdeconv COMMAND`` (a string, split like a shell does) and return the status."""
+    return main(shlex.split(command))
 
 
 def _one_line_error(capsys):
@@ -60,11 +66,11 @@ def _leftovers(folder):
 
 
 def test_help_and_version(capsys):
-    assert main(["--help"]) == 0
+    assert _run("--help") == 0
     out = capsys.readouterr().out
     for command in ("deconvolve", "evaluate", "demo", "signature", "simulate", "linseed"):
         assert command in out
-    assert main(["--version"]) == 0
+    assert _run("--version") == 0
     assert fastdeconv.__version__ in capsys.readouterr().out
 
 
@@ -111,12 +117,7 @@ def test_evaluate_prints_metrics(tmp_path, small, capsys):
     est = (small.proportions + rng.normal(0, 0.02, small.proportions.shape)).clip(lower=0)
     est_path = _write(est, tmp_path / "est.csv", "sample")
     table = tmp_path / "scores.tsv"
-    assert (
-        main(
-            ["evaluate", "--estimate", str(est_path), "--truth", str(truth), "--output", str(table)]
-        )
-        == 0
-    )
+    assert _run(f"evaluate --estimate {est_path} --truth {truth} --output {table}") == 0
     out = capsys.readouterr().out
     ev = evaluate(est, small.proportions)
     overall = next(line for line in out.splitlines() if line.startswith("overall"))
@@ -139,7 +140,7 @@ def test_evaluate_best_match_and_samples_by_types_truth(tmp_path, small, capsys)
     est = _write(comps, tmp_path / "comps.tsv", "sample")
     # truth stored samples x types is recognised too
     truth = _write(small.proportions, tmp_path / "truth_sxt.tsv", "sample")
-    assert main(["evaluate", "--estimate", str(est), "--truth", str(truth), "--match", "best"]) == 0
+    assert _run(f"evaluate --estimate {est} --truth {truth} --match best") == 0
     out = capsys.readouterr().out
     assert "component_1 -> type_3" in out
     overall = next(line for line in out.splitlines() if line.startswith("overall"))
@@ -151,39 +152,27 @@ def test_evaluate_plot(tmp_path, small, capsys):
     truth = _write(small.proportions.T, tmp_path / "truth.tsv", "cell_type")
     est = _write(small.proportions, tmp_path / "est.tsv", "sample")
     png = tmp_path / "scatter.png"
-    assert (
-        main(["evaluate", "--estimate", str(est), "--truth", str(truth), "--plot", str(png)]) == 0
-    )
+    assert _run(f"evaluate --estimate {est} --truth {truth} --plot {png}") == 0
     assert png.stat().st_size > 1000
 
 
 def test_evaluate_bad_inputs_one_line(tmp_path, small, capsys):
     truth = _write(small.proportions.T, tmp_path / "truth.tsv", "cell_type")
-    assert main(["evaluate", "--estimate", str(tmp_path / "nope.tsv"), "--truth", str(truth)]) == 1
+    assert _run(f"evaluate --estimate {tmp_path / 'nope.tsv'} --truth {truth}") == 1
     assert "not found" in _one_line_error(capsys)
 
     bad = small.proportions.astype(object)
     bad.iloc[2, 1] = "abc"
     est = _write(bad, tmp_path / "bad.tsv", "sample")
-    assert main(["evaluate", "--estimate", str(est), "--truth", str(truth)]) == 1
+    assert _run(f"evaluate --estimate {est} --truth {truth}") == 1
     assert "non-numeric" in _one_line_error(capsys)
 
     other = _write(small.proportions.add_prefix("x"), tmp_path / "other.tsv", "sample")
-    assert main(["evaluate", "--estimate", str(other), "--truth", str(truth)]) == 1
+    assert _run(f"evaluate --estimate {other} --truth {truth}") == 1
     assert "share no cell type names" in _one_line_error(capsys)
 
     assert (
-        main(
-            [
-                "evaluate",
-                "--estimate",
-                str(truth),
-                "--truth",
-                str(truth),
-                "--output",
-                str(tmp_path / "scores.xlsx"),
-            ]
-        )
+        _run(f"evaluate --estimate {truth} --truth {truth} --output {tmp_path / 'scores.xlsx'}")
         == 1
     )
     assert "--output" in _one_line_error(capsys)
@@ -198,19 +187,8 @@ def test_deconvolve_writes_proportions(files, tmp_path, small, capsys):
     out = tmp_path / "props.tsv"
     fit = tmp_path / "fit.csv"
     assert (
-        main(
-            [
-                "deconvolve",
-                "--bulk",
-                str(bulk),
-                "--signature",
-                str(sig),
-                "--output",
-                str(out),
-                "--fit-output",
-                str(fit),
-                "--quiet",
-            ]
+        _run(
+            f"deconvolve --bulk {bulk} --signature {sig} --output {out} --fit-output {fit} --quiet"
         )
         == 0
     )
@@ -231,21 +209,7 @@ def test_deconvolve_gz_csv_output_and_method(files, tmp_path, capsys):
     bulk, sig, _ = files
     out = tmp_path / "props.csv.gz"
     assert (
-        main(
-            [
-                "deconvolve",
-                "--bulk",
-                str(bulk),
-                "--signature",
-                str(sig),
-                "--output",
-                str(out),
-                "--method",
-                "nnls",
-                "--n-jobs",
-                "1",
-            ]
-        )
+        _run(f"deconvolve --bulk {bulk} --signature {sig} --output {out} --method nnls --n-jobs 1")
         == 0
     )
     with gzip.open(out, "rt") as handle:
@@ -256,25 +220,9 @@ def test_deconvolve_gz_csv_output_and_method(files, tmp_path, capsys):
     # the options reach fastdeconv.deconvolve: the same numbers as the API gives
     plain = tmp_path / "plain.tsv"
     assert (
-        main(
-            [
-                "deconvolve",
-                "--bulk",
-                str(bulk),
-                "--signature",
-                str(sig),
-                "--output",
-                str(plain),
-                "--method",
-                "simplex",
-                "--robust",
-                "none",
-                "--genes",
-                "all",
-                "--scale",
-                "linear",
-                "-q",
-            ]
+        _run(
+            f"deconvolve --bulk {bulk} --signature {sig} --output {plain} --method simplex "
+            "--robust none --genes all --scale linear -q"
         )
         == 0
     )
@@ -300,21 +248,9 @@ def test_deconvolve_plots(files, tmp_path, capsys):
     bulk, sig, _ = files
     props_png, fit_png = tmp_path / "p.png", tmp_path / "f.png"
     assert (
-        main(
-            [
-                "deconvolve",
-                "--bulk",
-                str(bulk),
-                "--signature",
-                str(sig),
-                "--output",
-                str(tmp_path / "p.tsv"),
-                "--plot",
-                str(props_png),
-                "--plot-fit",
-                str(fit_png),
-                "-q",
-            ]
+        _run(
+            f"deconvolve --bulk {bulk} --signature {sig} --output {tmp_path / 'p.tsv'} "
+            f"--plot {props_png} --plot-fit {fit_png} -q"
         )
         == 0
     )
@@ -328,10 +264,7 @@ def test_deconvolve_failure_keeps_existing_output(files, tmp_path, small, capsys
     out.write_text("previous result\n")
     # a signature sharing no genes with the bulk
     sig = _write(small.signature.rename(index=lambda g: "X" + g), tmp_path / "sig2.tsv", "gene")
-    assert (
-        main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(out)])
-        == 1
-    )
+    assert _run(f"deconvolve --bulk {bulk} --signature {sig} --output {out}") == 1
     _one_line_error(capsys)
     assert out.read_text() == "previous result\n"
     assert _leftovers(tmp_path) == []
@@ -340,31 +273,17 @@ def test_deconvolve_failure_keeps_existing_output(files, tmp_path, small, capsys
 def test_deconvolve_checks_outputs_before_reading(tmp_path, capsys):
     # the output folder is checked first: no input is read (they do not even exist)
     assert (
-        main(
-            [
-                "deconvolve",
-                "--bulk",
-                "missing.tsv",
-                "--signature",
-                "missing.tsv",
-                "--output",
-                str(tmp_path / "no" / "props.tsv"),
-            ]
+        _run(
+            "deconvolve --bulk missing.tsv --signature missing.tsv --output "
+            f"{tmp_path / 'no' / 'props.tsv'}"
         )
         == 1
     )
     assert "does not exist" in _one_line_error(capsys)
     assert (
-        main(
-            [
-                "deconvolve",
-                "--bulk",
-                "missing.tsv",
-                "--signature",
-                "missing.tsv",
-                "--output",
-                str(tmp_path / "props.parquet"),
-            ]
+        _run(
+            "deconvolve --bulk missing.tsv --signature missing.tsv --output "
+            f"{tmp_path / 'props.parquet'}"
         )
         == 1
     )
@@ -377,20 +296,7 @@ def test_deconvolve_negative_bulk_is_one_line_error(files, tmp_path, small, caps
     neg = small.bulk.copy()
     neg.iloc[3, 2] = -5.0
     bulk = _write(neg, tmp_path / "neg.tsv", "gene")
-    assert (
-        main(
-            [
-                "deconvolve",
-                "--bulk",
-                str(bulk),
-                "--signature",
-                str(sig),
-                "--output",
-                str(tmp_path / "o.tsv"),
-            ]
-        )
-        == 1
-    )
+    assert _run(f"deconvolve --bulk {bulk} --signature {sig} --output {tmp_path / 'o.tsv'}") == 1
     assert "negative" in _one_line_error(capsys).lower()
     assert not (tmp_path / "o.tsv").exists()
 
@@ -402,25 +308,7 @@ def test_demo_small(capsys, tmp_path):
     _needs("deconvolve")
     pytest.importorskip("matplotlib")
     png = tmp_path / "demo.png"
-    assert (
-        main(
-            [
-                "demo",
-                "--genes",
-                "300",
-                "--types",
-                "4",
-                "--samples",
-                "40",
-                "--repeats",
-                "1",
-                "--quiet",
-                "--plot",
-                str(png),
-            ]
-        )
-        == 0
-    )
+    assert _run(f"demo --genes 300 --types 4 --samples 40 --repeats 1 --quiet --plot {png}") == 0
     out = capsys.readouterr().out
     assert "300 genes x 40 samples, 4 cell types" in out
     assert "scipy.optimize.nnls loop" in out and "faster" in out
@@ -459,26 +347,10 @@ def test_simulate_writes_bulk_and_truths(tmp_path, capsys):
     counts, lab, counts_path, labels_path = _cells(tmp_path)
     bulk, truth, rna = tmp_path / "pb.tsv", tmp_path / "truth.tsv", tmp_path / "rna.csv"
     assert (
-        main(
-            [
-                "simulate",
-                "--counts",
-                str(counts_path),
-                "--labels",
-                str(labels_path),
-                "--samples",
-                "7",
-                "--cells-per-sample",
-                "100",
-                "--seed",
-                "4",
-                "--output-bulk",
-                str(bulk),
-                "--output-truth",
-                str(truth),
-                "--output-rna-truth",
-                str(rna),
-            ]
+        _run(
+            f"simulate --counts {counts_path} --labels {labels_path} --samples 7 "
+            f"--cells-per-sample 100 --seed 4 --output-bulk {bulk} --output-truth {truth} "
+            f"--output-rna-truth {rna}"
         )
         == 0
     )
@@ -495,7 +367,7 @@ def test_simulate_writes_bulk_and_truths(tmp_path, capsys):
     assert (r.loc["Mono"] >= t.loc["Mono"] - 1e-12).all()
     # the truth file feeds `evaluate` directly (itself as the estimate: perfect scores)
     est = _write(t.T, tmp_path / "est.tsv", "sample")
-    assert main(["evaluate", "--estimate", str(est), "--truth", str(truth)]) == 0
+    assert _run(f"evaluate --estimate {est} --truth {truth}") == 0
 
 
 def test_simulate_given_fractions_and_errors(tmp_path, capsys):
@@ -506,23 +378,10 @@ def test_simulate_given_fractions_and_errors(tmp_path, capsys):
     frac_path = _write(fractions, tmp_path / "target.tsv", "cell_type")
     truth = tmp_path / "truth.tsv"
     assert (
-        main(
-            [
-                "simulate",
-                "--counts",
-                str(counts_path),
-                "--labels",
-                str(labels_path),
-                "--fractions",
-                str(frac_path),
-                "--cells-per-sample",
-                "1000",
-                "-q",
-                "--output-bulk",
-                str(tmp_path / "pb.tsv"),
-                "--output-truth",
-                str(truth),
-            ]
+        _run(
+            f"simulate --counts {counts_path} --labels {labels_path} --fractions "
+            f"{frac_path} --cells-per-sample 1000 -q --output-bulk {tmp_path / 'pb.tsv'} "
+            f"--output-truth {truth}"
         )
         == 0
     )
@@ -535,20 +394,9 @@ def test_simulate_given_fractions_and_errors(tmp_path, capsys):
     truth.write_text("old\n")
     bad = _write(fractions.rename(index={"Mono": "DC"}), tmp_path / "bad.tsv", "cell_type")
     assert (
-        main(
-            [
-                "simulate",
-                "--counts",
-                str(counts_path),
-                "--labels",
-                str(labels_path),
-                "--fractions",
-                str(bad),
-                "--output-bulk",
-                str(tmp_path / "pb2.tsv"),
-                "--output-truth",
-                str(truth),
-            ]
+        _run(
+            f"simulate --counts {counts_path} --labels {labels_path} --fractions {bad} "
+            f"--output-bulk {tmp_path / 'pb2.tsv'} --output-truth {truth}"
         )
         == 1
     )
@@ -559,37 +407,17 @@ def test_simulate_given_fractions_and_errors(tmp_path, capsys):
     other = tmp_path / "other_labels.tsv"
     other.write_text("cell\tcell_type\nzzz\tT\n")
     assert (
-        main(
-            [
-                "simulate",
-                "--counts",
-                str(counts_path),
-                "--labels",
-                str(other),
-                "--samples",
-                "2",
-                "--output-bulk",
-                str(tmp_path / "x.tsv"),
-                "--output-truth",
-                str(tmp_path / "y.tsv"),
-            ]
+        _run(
+            f"simulate --counts {counts_path} --labels {other} --samples 2 --output-bulk "
+            f"{tmp_path / 'x.tsv'} --output-truth {tmp_path / 'y.tsv'}"
         )
         == 1
     )
     _one_line_error(capsys)
     assert (
-        main(
-            [
-                "simulate",
-                "--counts",
-                str(counts_path),
-                "--labels",
-                str(labels_path),
-                "--output-bulk",
-                str(tmp_path / "x.tsv"),
-                "--output-truth",
-                str(tmp_path / "y.tsv"),
-            ]
+        _run(
+            f"simulate --counts {counts_path} --labels {labels_path} --output-bulk "
+            f"{tmp_path / 'x.tsv'} --output-truth {tmp_path / 'y.tsv'}"
         )
         == 1
     )
@@ -608,21 +436,9 @@ def test_simulate_h5ad_with_label_key(tmp_path, capsys):
     h5ad = tmp_path / "cells.h5ad"
     adata.write_h5ad(h5ad)
     assert (
-        main(
-            [
-                "simulate",
-                "--counts",
-                str(h5ad),
-                "--label-key",
-                "cell_type",
-                "--samples",
-                "3",
-                "--output-bulk",
-                str(tmp_path / "pb.tsv"),
-                "--output-truth",
-                str(tmp_path / "t.tsv"),
-                "-q",
-            ]
+        _run(
+            f"simulate --counts {h5ad} --label-key cell_type --samples 3 --output-bulk "
+            f"{tmp_path / 'pb.tsv'} --output-truth {tmp_path / 't.tsv'} -q"
         )
         == 0
     )
@@ -634,20 +450,9 @@ def test_signature_command(tmp_path, capsys):
     _, _, counts_path, labels_path = _cells(tmp_path)
     sig, markers = tmp_path / "sig.tsv", tmp_path / "markers.tsv"
     assert (
-        main(
-            [
-                "signature",
-                "--counts",
-                str(counts_path),
-                "--labels",
-                str(labels_path),
-                "--output",
-                str(sig),
-                "--markers",
-                str(markers),
-                "--n-markers",
-                "5",
-            ]
+        _run(
+            f"signature --counts {counts_path} --labels {labels_path} --output {sig} "
+            f"--markers {markers} --n-markers 5"
         )
         == 0
     )
@@ -662,7 +467,7 @@ def test_signature_command(tmp_path, capsys):
         assert int(row["gene"][1:]) in planted[row["cell_type"]]
     assert "Signature:" in capsys.readouterr().out
 
-    assert main(["signature", "--counts", str(counts_path), "--output", str(sig)]) == 1
+    assert _run(f"signature --counts {counts_path} --output {sig}") == 1
     assert "--labels" in _one_line_error(capsys)
 
 
@@ -675,23 +480,9 @@ def test_linseed_command(tmp_path, capsys):
     bulk = _write(data.bulk, tmp_path / "bulk.tsv", "gene")
     out, sig, markers = tmp_path / "p.tsv", tmp_path / "s.tsv", tmp_path / "m.tsv"
     assert (
-        main(
-            [
-                "linseed",
-                "--bulk",
-                str(bulk),
-                "--cell-types",
-                "3",
-                "--output",
-                str(out),
-                "--signature-output",
-                str(sig),
-                "--markers-output",
-                str(markers),
-                "--seed",
-                "0",
-                "-q",
-            ]
+        _run(
+            f"linseed --bulk {bulk} --cell-types 3 --output {out} --signature-output {sig} "
+            f"--markers-output {markers} --seed 0 -q"
         )
         == 0
     )
@@ -744,7 +535,7 @@ def test_linseed_bad_input(tmp_path, capsys):
         "gene",
     )
     out = tmp_path / "p.tsv"
-    assert main(["linseed", "--bulk", str(bulk), "--cell-types", "3", "--output", str(out)]) == 1
+    assert _run(f"linseed --bulk {bulk} --cell-types 3 --output {out}") == 1
     assert "log" in _one_line_error(capsys)
     assert not out.exists()
 
@@ -766,43 +557,19 @@ def test_end_to_end_single_cell_rna_vs_cell_fractions(data_dir, tmp_path, capsys
     bulk, cells, rna = tmp_path / "pb.tsv.gz", tmp_path / "cells.tsv", tmp_path / "rna.tsv"
     sig, est = tmp_path / "sig.tsv", tmp_path / "est.tsv"
     assert (
-        main(
-            [
-                "simulate",
-                "--counts",
-                counts,
-                "--labels",
-                labels,
-                "--samples",
-                "40",
-                "--output-bulk",
-                str(bulk),
-                "--output-truth",
-                str(cells),
-                "--output-rna-truth",
-                str(rna),
-                "-q",
-            ]
+        _run(
+            f"simulate --counts {counts} --labels {labels} --samples 40 --output-bulk "
+            f"{bulk} --output-truth {cells} --output-rna-truth {rna} -q"
         )
         == 0
     )
-    assert (
-        main(["signature", "--counts", counts, "--labels", labels, "--output", str(sig), "-q"]) == 0
-    )
-    assert (
-        main(
-            ["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(est), "-q"]
-        )
-        == 0
-    )
+    assert _run(f"signature --counts {counts} --labels {labels} --output {sig} -q") == 0
+    assert _run(f"deconvolve --bulk {bulk} --signature {sig} --output {est} -q") == 0
     capsys.readouterr()
     scores = {}
     for name, truth in (("rna", rna), ("cells", cells)):
         out = tmp_path / f"scores_{name}.tsv"
-        assert (
-            main(["evaluate", "--estimate", str(est), "--truth", str(truth), "--output", str(out)])
-            == 0
-        )
+        assert _run(f"evaluate --estimate {est} --truth {truth} --output {out}") == 0
         scores[name] = pd.read_csv(out, sep="\t", index_col=0)
     assert scores["rna"].loc["overall", "pearson_r"] > 0.95
     assert scores["rna"].loc["overall", "rmse"] < 0.04
@@ -816,12 +583,7 @@ def test_library_warnings_are_one_line(files, tmp_path, small, capsys):
     zero.iloc[:, 0] = 0.0  # an all-zero sample: proportions NaN, with a warning
     bulk = _write(zero, tmp_path / "zero.tsv", "gene")
     out = tmp_path / "p.tsv"
-    assert (
-        main(
-            ["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(out), "-q"]
-        )
-        == 0
-    )
+    assert _run(f"deconvolve --bulk {bulk} --signature {sig} --output {out} -q") == 0
     err = capsys.readouterr().err
     warning_lines = [line for line in err.splitlines() if line.strip()]
     assert warning_lines and all(line.startswith("fastdeconv: warning: ") for line in warning_lines)
