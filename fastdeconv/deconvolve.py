@@ -292,7 +292,7 @@ def _fit_statistics(S, B, X):
     Rc = R - R.mean(axis=0)
     tss = np.einsum("ij,ij->j", Bc, Bc)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = 1.0 - rss / tss
+        r2 = np.where(tss > 0, 1.0 - rss / np.where(tss > 0, tss, 1.0), np.nan)
         pearson = np.einsum("ij,ij->j", Bc, Rc) / np.sqrt(tss * np.einsum("ij,ij->j", Rc, Rc))
     return np.sqrt(rss), np.sqrt(rss / n), r2, pearson
 
@@ -310,8 +310,10 @@ def _prepare(obj, name, genes, columns, layer, scale, case_insensitive, strip_ve
         raise ValueError(f"{name} scale must be one of {_SCALES}, got {scale!r}")
     df = as_expression_frame(obj, name=name, genes=genes, columns=columns, layer=layer)
     if scale in ("log2", "log2p1"):
+        # log2 values below 0 (expression below 1) are legitimate; NaN/inf are not
         check_expression(df.clip(lower=0) if scale == "log2" else df, name=name, allow_log=True)
         df = _unlog(df, scale, name)
+        check_expression(df, name=f"{name} (un-logged)", allow_log=True)  # overflow to inf
     else:
         check_expression(df, name=name, allow_log=scale == "linear")
     return harmonize_genes(
@@ -468,9 +470,9 @@ def deconvolve(
     Warns
     -----
     UserWarning
-        When samples are all zero on the genes used (their proportions are
-        NaN), or when the signature is badly conditioned (naming the nearly
-        collinear cell types).
+        When samples are all zero on the genes used, or (NNLS) explained by no
+        cell type at all -- their proportions are NaN -- or when the signature
+        is badly conditioned (naming the nearly collinear cell types).
 
     See Also
     --------
@@ -621,8 +623,22 @@ def deconvolve(
     if method in ("nnls", "wls"):
         with np.errstate(invalid="ignore", divide="ignore"):
             P = X / total
-        P[:, total <= 0] = np.nan
+        # no cell type explains the sample: the cell-type part of the fit is
+        # at rounding level next to the bulk (e.g. a background-only sample)
+        explained = np.linalg.norm(S @ np.nan_to_num(X), axis=0)
+        none = explained <= 1e-9 * np.linalg.norm(B, axis=0)
+        empty = none & ~zero
+        P[:, none] = np.nan
         props = pd.DataFrame(P.T, index=B_u.columns, columns=S_u.columns)
+        if empty.any():
+            names = [str(B_u.columns[j]) for j in np.flatnonzero(empty)]
+            warnings.warn(
+                f"{len(names)} sample(s) are explained by no cell type (all coefficients 0, "
+                f"first: {names[:5]}); their proportions are NaN. The bulk may not match the "
+                "signature (other genes, other cell types, or background only)",
+                UserWarning,
+                stacklevel=2,
+            )
     else:
         props = coef.copy()
         if method == "simplex_le":

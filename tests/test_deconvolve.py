@@ -326,6 +326,23 @@ def test_all_zero_sample_gives_nan_and_warning(data):
     assert "all zero" in res.summary()
 
 
+def test_sample_explained_by_background_only_gives_nan_and_warning(data):
+    bulk, sig, _ = data
+    bulk = bulk.copy()
+    bulk["flat"] = 40.0  # constant: the background term explains it entirely
+    with pytest.warns(UserWarning, match=r"explained by no cell type.*'flat'"):
+        res = deconvolve(bulk, sig)
+    assert res.proportions.loc["flat"].isna().all()
+    assert res.fit.loc["flat", "background"] == pytest.approx(40.0)
+    assert np.isnan(res.fit.loc["flat", "r2"])  # constant bulk: R^2 undefined
+
+
+def test_log2_overflow_is_reported(data):
+    bulk, sig, _ = data
+    with pytest.raises(ValueError, match=r"bulk \(un-logged\) has .* infinite"):
+        deconvolve(bulk, sig, scale="log2")
+
+
 def test_collinear_signature_warns_naming_types(data):
     bulk, sig, _ = data
     sig = sig.copy()
