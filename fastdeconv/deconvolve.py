@@ -48,16 +48,25 @@ _MAD_TO_SD = 1.4826  # consistency factor of the median absolute deviation
 # ---------------------------------------------------------------------------
 
 
-def select_marker_genes(signature, *, n_markers=100, min_fold_change=2.0, min_per_type=10):
+def select_marker_genes(
+    signature, *, n_markers=100, min_fold_change=2.0, min_per_type=10, pseudocount=None
+):
     """Pick the genes that tell the cell types of a signature apart.
 
     Each gene is assigned to the cell type in which it is highest, and scored
-    by its fold change over the *second* highest type,
-    ``S[g, first] / S[g, second]``.  For every type the genes assigned to it
-    with a fold change of at least ``min_fold_change`` are ranked by that
-    fold change and the best ``n_markers`` kept.  A type with fewer than
-    ``min_per_type`` such genes keeps its ``min_per_type`` best-ranked genes
-    anyway (a type with no gene of its own cannot be estimated).
+    by its fold change over the *second* highest type, with a pseudocount
+    ``c``: ``(S[g, first] + c) / (S[g, second] + c)``.  For every type the genes
+    assigned to it with a fold change of at least ``min_fold_change`` are
+    ranked by that fold change and the best ``n_markers`` kept.  A type with
+    fewer than ``min_per_type`` such genes keeps its ``min_per_type``
+    best-ranked genes anyway (a type with no gene of its own cannot be
+    estimated).
+
+    The pseudocount (default: the mean of all signature values) keeps genes
+    expressed far below the average gene from winning on a ratio of two tiny
+    numbers: such ratios are dominated by measurement noise (sampling noise of
+    single-cell profiles, the background of arrays).  Because it is a mean of
+    the data, the selection does not change when the signature is rescaled.
 
     This is the rule by which marker-based signatures such as LM22 are
     built (genes specific to one type, capped per type so that every type is
@@ -76,6 +85,9 @@ def select_marker_genes(signature, *, n_markers=100, min_fold_change=2.0, min_pe
         Smallest fold change (highest / second highest type) of a marker.
     min_per_type : int, default 10
         Fewest genes kept per type, relaxing ``min_fold_change`` if needed.
+    pseudocount : float, optional
+        Added to both sides of the fold change; default the mean of the
+        signature's values; 0 for the plain ratio.
 
     Returns
     -------
@@ -94,10 +106,12 @@ def select_marker_genes(signature, *, n_markers=100, min_fold_change=2.0, min_pe
     --------
     >>> import pandas as pd
     >>> from fastdeconv.deconvolve import select_marker_genes
-    >>> sig = pd.DataFrame({"T": [100.0, 5.0, 50.0, 9.0], "B": [10.0, 80.0, 45.0, 10.0]},
-    ...                    index=["CD3E", "MS4A1", "ACTB", "GAPDH"])
+    >>> sig = pd.DataFrame({"T": [100.0, 5.0, 50.0, 9.0, 0.5], "B": [10.0, 80.0, 45.0, 10.0, 0.01]},
+    ...                    index=["CD3E", "MS4A1", "ACTB", "GAPDH", "NOISY"])
     >>> select_marker_genes(sig, min_per_type=1)
     ['CD3E', 'MS4A1']
+    >>> select_marker_genes(sig, min_per_type=1, n_markers=1, pseudocount=0.0)  # 0.5/0.01 wins
+    ['MS4A1', 'NOISY']
     """
     if n_markers < 1 or min_per_type < 0 or min_fold_change < 1:
         raise ValueError(
@@ -108,10 +122,13 @@ def select_marker_genes(signature, *, n_markers=100, min_fold_change=2.0, min_pe
     k = values.shape[1]
     if k == 1:
         return list(signature.index)
+    c = float(values.mean()) if pseudocount is None else float(pseudocount)
+    if not np.isfinite(c) or c < 0:
+        raise ValueError(f"pseudocount must be finite and >= 0, got {pseudocount}")
     order = np.sort(values, axis=1)
     top = np.argmax(values, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        fold = order[:, -1] / order[:, -2]
+        fold = (order[:, -1] + c) / (order[:, -2] + c)
     fold = np.where(order[:, -1] <= 0, 0.0, np.nan_to_num(fold, nan=0.0, posinf=np.inf))
     keep = np.zeros(values.shape[0], dtype=bool)
     for t in range(k):

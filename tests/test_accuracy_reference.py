@@ -86,3 +86,23 @@ def test_simulated_lm22_mixtures(dataset):
     res, truth = run(dataset, "sim_cibersort_tutorial_LM22")
     r, rmse = pooled(res.proportions, truth)
     assert r > 0.995 and rmse < 0.01, (r, rmse)
+
+
+def test_single_cell_split_half_pseudobulk(data_dir):
+    """An independent check of the defaults on data of another kind (no target in the issue)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "accuracy_reference", Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy_reference.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = fastdeconv.io.read_dataset(data_dir / "hao_pbmc_sc_subset")
+    bulk, reference, truth = bench.split_half_pseudobulk(data["counts"], data["cell_labels"])
+    res = fastdeconv.deconvolve(bulk, reference)
+    assert len(res.genes_used) <= 100 * reference.shape[1]
+    r, rmse = pooled(res.proportions, truth.T)
+    assert r > 0.94 and rmse < 0.045, (r, rmse)
+    plain = fastdeconv.deconvolve(bulk, reference, robust=None, genes="all")
+    assert r > pooled(plain.proportions, truth.T)[0]

@@ -163,12 +163,28 @@ def test_marker_rule():
         {"A": [100.0, 1.0, 10.0, 50.0, 30.0], "B": [1.0, 90.0, 9.0, 40.0, 2.0]},
         index=["a1", "b1", "flat", "weak", "a2"],
     )
-    assert select_marker_genes(sig, min_per_type=0) == ["a1", "b1", "a2"]
-    assert select_marker_genes(sig, n_markers=1, min_per_type=0) == ["a1", "b1"]
+    plain = dict(pseudocount=0.0)
+    assert select_marker_genes(sig, min_per_type=0, **plain) == ["a1", "b1", "a2"]
+    assert select_marker_genes(sig, n_markers=1, min_per_type=0, **plain) == ["a1", "b1"]
     # a type without genes of fold change 2 still keeps its best genes
-    assert select_marker_genes(sig, min_fold_change=50.0, min_per_type=1) == ["a1", "b1"]
+    assert select_marker_genes(sig, min_fold_change=50.0, min_per_type=1, **plain) == ["a1", "b1"]
+    # default pseudocount = mean value (33.3): a2's (30+c)/(2+c) = 1.79 < 2 drops out
+    assert select_marker_genes(sig, min_per_type=0) == ["a1", "b1"]
     with pytest.raises(ValueError, match="n_markers"):
         select_marker_genes(sig, n_markers=0)
+    with pytest.raises(ValueError, match="pseudocount"):
+        select_marker_genes(sig, pseudocount=-1.0)
+
+
+def test_marker_rule_prefers_expressed_genes_and_is_scale_free():
+    rng = np.random.default_rng(12)
+    expressed = rng.gamma(2.0, 100.0, size=(40, 3)) * np.repeat(np.eye(3) * 9 + 1, [14, 13, 13], axis=0)
+    noisy = rng.gamma(0.3, 0.05, size=(60, 3))  # ratios of tiny numbers can be huge
+    sig = pd.DataFrame(np.vstack([expressed, noisy]), index=[f"g{i}" for i in range(100)])
+    chosen = select_marker_genes(sig, n_markers=10, min_per_type=0)
+    assert all(int(g[1:]) < 40 for g in chosen)
+    assert any(int(g[1:]) >= 40 for g in select_marker_genes(sig, n_markers=10, pseudocount=0.0))
+    assert select_marker_genes(sig * 1000.0, n_markers=10, min_per_type=0) == chosen
 
 
 def test_auto_selects_markers_only_for_large_signatures(data):
