@@ -7,6 +7,8 @@ command line start quickly and only the parts a program uses are imported.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -53,3 +55,26 @@ def __getattr__(name):
 
 def __dir__():
     return __all__
+
+
+class _Package(types.ModuleType):
+    """The package module, keeping public functions named like their modules.
+
+    ``fastdeconv.deconvolve`` and ``fastdeconv.linseed`` are functions defined in
+    modules of the same name.  When such a submodule is imported, the import
+    system binds it as an attribute of the package, which would hide the
+    function; this binds the function instead (the module stays importable as
+    ``from fastdeconv.linseed import LinseedResult`` and via ``sys.modules``).
+    """
+
+    def __setattr__(self, name, value):
+        if (
+            isinstance(value, types.ModuleType)
+            and name in _NAMES
+            and value.__name__ == f"{__name__}.{_NAMES[name]}"
+        ):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-import types
 import warnings
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ from fastdeconv.inputs import (
     match_genes,
     warn_if_collinear,
 )
+from fastdeconv.kernels.robust import HUBER_C, MAD_TO_SD
 
 __all__ = ["deconvolve", "DeconvolutionResult", "select_marker_genes"]
 
@@ -34,13 +34,11 @@ METHODS = ("simplex", "nnls", "wls", "simplex_le")
 _SCALES = ("auto", "linear", "log2", "log2p1")
 #: Name of the extra column holding ``1 - sum(p)`` for ``method="simplex_le"``.
 UNEXPLAINED = "unexplained"
-_BLOCK = 256  # samples per block between progress-bar updates
+_BLOCK = 4096  # samples per block between progress-bar updates
 #: Most genes per cell type that CIBERSORT's signature-matrix builder keeps (it
 #: searches 50-200); a signature with at most this many genes per type is taken
 #: to be a curated signature matrix and used whole by ``genes="auto"``.
 CURATED_GENES_PER_TYPE = 200
-_HUBER_C = 1.345  # Huber's constant: 95% efficiency under Gaussian residuals
-_MAD_TO_SD = 1.4826  # consistency factor of the median absolute deviation
 
 
 # ---------------------------------------------------------------------------
@@ -217,86 +215,43 @@ def _progress_enabled(progress, n_samples):
 # ---------------------------------------------------------------------------
 
 
-def _solve(S, B, w, method, n_jobs, max_iter, tol):
-    """One call of the core solver for the columns of B with gene weights w."""
-    import fastdeconv
+def _solve(S, B, w, method, loss, max_reweight, reweight_tol, n_jobs, max_iter, tol):
+    """One batched call of the core solver for the columns of B with gene weights w."""
+    from fastdeconv.solvers import nnls, simplex_lstsq
 
-    if method == "simplex":
-        return fastdeconv.simplex_lstsq(
-            S, B, weights=w, constraint="eq", n_jobs=n_jobs, return_info=True,
-            max_iter=max_iter, tol=tol,
-        )
-    if method == "simplex_le":
-        return fastdeconv.simplex_lstsq(
-            S, B, weights=w, constraint="le", n_jobs=n_jobs, return_info=True,
-            max_iter=max_iter, tol=tol,
-        )
-    return fastdeconv.nnls(
-        S, B, weights=w, n_jobs=n_jobs, return_info=True, max_iter=max_iter, tol=tol
+    options = dict(
+        weights=w, loss=loss, max_reweight=max_reweight, reweight_tol=reweight_tol,
+        n_jobs=n_jobs, return_info=True, max_iter=max_iter, tol=tol,
     )
+    if method in ("simplex", "simplex_le"):
+        return simplex_lstsq(S, B, constraint="eq" if method == "simplex" else "le", **options)
+    return nnls(S, B, **options)
 
 
-def _huber_weights(resid, c):
-    """Huber IRLS weights of residuals scaled by their normalised MAD (None if MAD = 0)."""
-    scale = _MAD_TO_SD * np.median(np.abs(resid))
-    if not np.isfinite(scale) or scale <= 0:
-        return None
-    u = np.abs(resid) / scale
-    return np.minimum(1.0, c / np.maximum(u, c * 1e-12))
-
-
-def _robust_sample(S, b, w0, x, method, max_reweight, reweight_tol, max_iter, tol):
-    """Huber-IRLS refinement of one sample from the starting solution ``x``.
-
-    Returns ``(x, info, weights, n_rounds, settled)``; ``settled`` is False when
-    the coefficients still moved more than ``reweight_tol`` after
-    ``max_reweight`` rounds.
-    """
-    sw0 = np.sqrt(w0) if w0 is not None else 1.0
-    n_iter = 0
-    info = None
-    w = w0
-    settled = False
-    for _ in range(max_reweight):
-        hw = _huber_weights(sw0 * (b - S @ x), _HUBER_C)
-        if hw is None:  # exact fit: nothing to down-weight
-            settled = True
-            break
-        w = hw if w0 is None else w0 * hw
-        x_new, info = _solve(S, b, w, method, 1, max_iter, tol)
-        n_iter += 1
-        change = np.max(np.abs(x_new - x)) / max(np.max(np.abs(x_new)), 1e-300)
-        x = x_new
-        if change <= reweight_tol:
-            settled = True
-            break
-    return x, info, w, n_iter, settled or max_reweight == 0
+def _huber_gene_weights(S, B, X, w0):
+    """The Huber weights of the last re-weighting round, genes x samples (vectorised)."""
+    sw0 = 1.0 if w0 is None else np.sqrt(w0)[:, None]
+    resid = np.abs(B - S @ X[: S.shape[1]]) * sw0
+    scale = MAD_TO_SD * np.median(resid, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hw = np.where(resid <= HUBER_C * scale, 1.0, HUBER_C * scale / resid)
+    hw[:, ~(scale > 0)] = 1.0
+    return hw if w0 is None else hw * w0[:, None]
 
 
 def _fit_block(S, B, w0, method, robust, max_reweight, reweight_tol, n_jobs, max_iter, tol):
-    """Solve a block of samples; return X (k x m), converged, n_iter, gene weights (n x m)."""
-    X, info = _solve(S, B, w0, method, n_jobs, max_iter, tol)
-    converged = np.asarray(info.converged, dtype=bool).copy()
-    n_solver = np.asarray(info.n_iter).copy()
-    n_re = np.zeros(B.shape[1], dtype=np.int64)
-    W = np.broadcast_to(
-        (np.ones(S.shape[0]) if w0 is None else w0)[:, None], B.shape
-    ).copy()
+    """Solve a block of samples; return X (k x m), converged, n_iter, rounds, gene weights (n x m).
+
+    The Huber loss runs inside the core solver (IRLS in a Numba kernel, all
+    samples in parallel threads); only the final weights are recomputed here.
+    """
+    loss = "huber" if robust == "huber" else "squared"
+    X, info = _solve(S, B, w0, method, loss, max_reweight, reweight_tol, n_jobs, max_iter, tol)
     if robust == "huber":
-        for j in range(B.shape[1]):
-            if not np.any(B[:, j] > 0):
-                continue
-            x, inf_j, w, n_re[j], settled = _robust_sample(
-                S, B[:, j], w0, X[:, j], method, max_reweight, reweight_tol, max_iter, tol
-            )
-            X[:, j] = x
-            W[:, j] = w if w is not None else 1.0
-            if inf_j is not None:
-                converged[j] = bool(inf_j.converged)
-                n_solver[j] = int(inf_j.n_iter)
-            if not settled:
-                converged[j] = False
-    return X, converged, n_solver, n_re, W
+        W = _huber_gene_weights(S, B, X, w0)
+    else:
+        W = np.broadcast_to((np.ones(S.shape[0]) if w0 is None else w0)[:, None], B.shape).copy()
+    return X, info.converged.copy(), info.n_iter.copy(), info.n_reweight.copy(), W
 
 
 def _fit_statistics(S, B, X):
@@ -895,20 +850,3 @@ class DeconvolutionResult:
         from fastdeconv.plotting import plot_fit_quality
 
         return plot_fit_quality(self.fit, path=path)
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`deconvolve`.
-
-    The package exports the function ``fastdeconv.deconvolve`` lazily, but once
-    the submodule of the same name has been imported (``from
-    fastdeconv.deconvolve import ...``) Python's import system binds the
-    attribute ``fastdeconv.deconvolve`` to the module.  Making the module
-    callable keeps ``fastdeconv.deconvolve(bulk, signature)`` working either way.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return deconvolve(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -183,6 +183,15 @@ class Evaluation:
         True types that were not evaluated.
     notes : list of str
         Remarks worth reading (unmatched names, dropped samples, undefined r).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fastdeconv.metrics import evaluate
+    >>> truth = pd.DataFrame({"T": [0.2, 0.5, 0.7], "B": [0.8, 0.5, 0.3]})
+    >>> ev = evaluate(truth * 0.9 + 0.05, truth)
+    >>> round(ev.overall["pearson_r"], 6)
+    1.0
     """
 
     overall: dict

@@ -14,14 +14,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastdeconv.kernels.batch import BatchProblem, solve_batch
+from fastdeconv.kernels.batch import BatchProblem, HuberLoss, solve_batch
+from fastdeconv.kernels.robust import HUBER_C
 from fastdeconv.kernels.simplex import project_simplex_kernel
 
 DEFAULT_TOL = 1e-11
 
 
 class ConvergenceWarning(UserWarning):
-    """Some samples reached the iteration cap before the optimality conditions held."""
+    """Some samples reached the iteration cap before the optimality conditions held.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> import fastdeconv
+    >>> rng = np.random.default_rng(15)
+    >>> A, b = rng.standard_normal((50, 30)), rng.standard_normal(50)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     x = fastdeconv.nnls(A, b, max_iter=1)
+    >>> caught[0].category.__name__
+    'ConvergenceWarning'
+    """
 
 
 @dataclass(frozen=True)
@@ -36,7 +51,10 @@ class SolveInfo:
     n_iter : ndarray of int
         Active-set changes made per sample.
     converged : ndarray of bool
-        True where the KKT conditions hold to the tolerance.
+        True where the KKT conditions hold to the tolerance (and, for the
+        Huber loss, the re-weighting settled).
+    n_reweight : ndarray of int
+        Re-weighting rounds of the Huber loss (zeros for least squares).
 
     Examples
     --------
@@ -50,6 +68,7 @@ class SolveInfo:
     residual_norm: np.ndarray
     n_iter: np.ndarray
     converged: np.ndarray
+    n_reweight: np.ndarray
 
 
 def _as_real_array(value, name):
@@ -141,7 +160,7 @@ def _locator(B2, name):
     return locate
 
 
-def _finish(X, n_iter, status, resid, k, one_sample, max_iter, return_info):
+def _finish(X, n_iter, status, resid, rounds, k, one_sample, max_iter, return_info):
     X = X[:, :k].T
     n_bad = int(np.count_nonzero(status != 0))
     if n_bad:
@@ -158,10 +177,10 @@ def _finish(X, n_iter, status, resid, k, one_sample, max_iter, return_info):
         return X
     if resid is None:
         resid = np.full(status.shape, np.nan)
-    info = SolveInfo(resid, n_iter, status == 0)
+    converged = status == 0
     if one_sample:
-        info = SolveInfo(resid.reshape(()), n_iter.reshape(()), (status == 0).reshape(()))
-    return X, info
+        resid, n_iter, converged, rounds = (a.reshape(()) for a in (resid, n_iter, converged, rounds))
+    return X, SolveInfo(resid, n_iter, converged, rounds)
 
 
 def _dense_problem(A, B, weights):
@@ -185,12 +204,32 @@ def _dense_problem(A, B, weights):
             R *= sqrt_w[:, None]
         return np.sqrt(np.einsum("ij,ij->j", R, R))
 
+    def raw(j0, j1):
+        return np.ascontiguousarray(chunk_of(j0, j1).T)
+
     gram = WA.T @ A
     gram = 0.5 * (gram + gram.T)
-    return B2, BatchProblem(gram, project, B2.shape[1], n, residual, _locator(B2, "B"))
+    problem = BatchProblem(
+        gram, project, B2.shape[1], n, residual, _locator(B2, "B"), signature=A, weights=weights, raw=raw
+    )
+    return B2, problem
 
 
-def _solve_dense(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol):
+def _validate_loss(loss, huber_c, max_reweight, reweight_tol):
+    if loss in (None, "squared"):
+        return None
+    if loss != "huber":
+        raise ValueError(f"loss must be 'squared' or 'huber', got {loss!r}")
+    if not (isinstance(huber_c, (int, float, np.floating)) and np.isfinite(huber_c) and huber_c > 0):
+        raise ValueError(f"huber_c must be a positive number (1.345 is usual), got {huber_c!r}")
+    if isinstance(max_reweight, bool) or not isinstance(max_reweight, (int, np.integer)) or max_reweight < 0:
+        raise ValueError(f"max_reweight must be a non-negative integer, got {max_reweight!r}")
+    if not (isinstance(reweight_tol, (int, float, np.floating)) and 0 <= reweight_tol < 1):
+        raise ValueError(f"reweight_tol must be a number in [0, 1), got {reweight_tol!r}")
+    return HuberLoss(huber_c, max_reweight, reweight_tol)
+
+
+def _solve_dense(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol, loss=None):
     A = _validate_signature(A)
     B = _validate_rhs(B, A.shape[0])
     weights = _validate_weights(weights, A.shape[0])
@@ -198,10 +237,10 @@ def _solve_dense(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol)
     B2, problem = _dense_problem(A, B, weights)
     if not return_info:
         problem.residual = None
-    X, n_iter, status, resid = solve_batch(
-        problem, kind, slack=slack, n_jobs=n_jobs, max_iter=max_iter, tol=tol
+    X, n_iter, status, resid, rounds = solve_batch(
+        problem, kind, slack=slack, n_jobs=n_jobs, max_iter=max_iter, tol=tol, loss=loss
     )
-    return _finish(X, n_iter, status, resid, A.shape[1], B.ndim == 1, max_iter, return_info)
+    return _finish(X, n_iter, status, resid, rounds, A.shape[1], B.ndim == 1, max_iter, return_info)
 
 
 def _validate_constraint(constraint):
@@ -212,7 +251,20 @@ def _validate_constraint(constraint):
     return constraint == "le"
 
 
-def nnls(A, B, *, weights=None, n_jobs=None, return_info=False, max_iter=None, tol=None):
+def nnls(
+    A,
+    B,
+    *,
+    weights=None,
+    loss="squared",
+    huber_c=HUBER_C,
+    max_reweight=500,
+    reweight_tol=1e-5,
+    n_jobs=None,
+    return_info=False,
+    max_iter=None,
+    tol=None,
+):
     """Non-negative least squares for one or many samples.
 
     Solves ``min_x ||A x - b||_2`` subject to ``x >= 0`` exactly, for every
@@ -228,6 +280,20 @@ def nnls(A, B, *, weights=None, n_jobs=None, return_info=False, max_iter=None, t
         read-only arrays are used in place (only chunks are converted).
     weights : array_like, shape (n,), optional
         Non-negative per-gene weights: minimise ``sum_i w_i (A x - b)_i^2``.
+    loss : {"squared", "huber"}, optional
+        ``"squared"`` (default): least squares. ``"huber"``: Huber's robust
+        loss, solved exactly per round by iteratively re-weighted least squares
+        with the residual scale re-estimated (normalised MAD) every round; genes
+        a sample does not fit lose influence. See :mod:`fastdeconv.kernels.robust`.
+    huber_c : float, optional
+        Huber's constant in residual-scale units (default 1.345: 95% efficiency
+        under normal errors).
+    max_reweight : int, optional
+        Cap on Huber re-weighting rounds (default 500); a sample that reaches it
+        is reported as not converged.
+    reweight_tol : float, optional
+        Huber rounds stop when no coefficient moves by more than this fraction
+        of the largest one (default 1e-5).
     n_jobs : int, optional
         Worker threads; ``None`` (default) or ``-1`` uses every available core.
     return_info : bool, optional
@@ -275,11 +341,24 @@ def nnls(A, B, *, weights=None, n_jobs=None, return_info=False, max_iter=None, t
     >>> X.shape
     (2, 2)
     """
-    return _solve_dense("nnls", A, B, weights, False, n_jobs, return_info, max_iter, tol)
+    loss = _validate_loss(loss, huber_c, max_reweight, reweight_tol)
+    return _solve_dense("nnls", A, B, weights, False, n_jobs, return_info, max_iter, tol, loss)
 
 
 def simplex_lstsq(
-    A, B, *, weights=None, constraint="eq", n_jobs=None, return_info=False, max_iter=None, tol=None
+    A,
+    B,
+    *,
+    weights=None,
+    constraint="eq",
+    loss="squared",
+    huber_c=HUBER_C,
+    max_reweight=500,
+    reweight_tol=1e-5,
+    n_jobs=None,
+    return_info=False,
+    max_iter=None,
+    tol=None,
 ):
     """Least squares on the probability simplex, for one or many samples.
 
@@ -299,12 +378,27 @@ def simplex_lstsq(
         ``"eq"`` (default): proportions sum to exactly 1. ``"le"``: they sum to
         at most 1 and ``1 - sum(x)`` is the part of the sample the signature
         does not explain.
+    loss : {"squared", "huber"}, optional
+        ``"squared"`` (default): least squares. ``"huber"``: Huber's robust
+        loss, solved exactly per round by iteratively re-weighted least squares
+        with the residual scale re-estimated (normalised MAD) every round; genes
+        a sample does not fit lose influence. See :mod:`fastdeconv.kernels.robust`.
+    huber_c : float, optional
+        Huber's constant in residual-scale units (default 1.345: 95% efficiency
+        under normal errors).
+    max_reweight : int, optional
+        Cap on Huber re-weighting rounds (default 500); a sample that reaches it
+        is reported as not converged.
+    reweight_tol : float, optional
+        Huber rounds stop when no coefficient moves by more than this fraction
+        of the largest one (default 1e-5).
     n_jobs : int, optional
         Worker threads; ``None`` (default) or ``-1`` uses every available core.
     return_info : bool, optional
         Also return a :class:`SolveInfo`.
     max_iter : int, optional
-        Cap on active-set changes per sample (default ``5 (k + 1) + 50``).
+        Cap on active-set changes per sample (default ``5 k + 50``, ``k``
+        counting the slack variable of ``constraint="le"``).
     tol : float, optional
         Relative tolerance on the dual (KKT) conditions (default ``1e-11``).
 
@@ -339,7 +433,8 @@ def simplex_lstsq(
     array([0.125, 0.375])
     """
     slack = _validate_constraint(constraint)
-    return _solve_dense("simplex", A, B, weights, slack, n_jobs, return_info, max_iter, tol)
+    loss = _validate_loss(loss, huber_c, max_reweight, reweight_tol)
+    return _solve_dense("simplex", A, B, weights, slack, n_jobs, return_info, max_iter, tol, loss)
 
 
 def _validate_gram(AtA, AtB, btb):
@@ -380,10 +475,10 @@ def _solve_gram(kind, AtA, AtB, btb, slack, n_jobs, return_info, max_iter, tol):
             return np.sqrt(np.maximum(rss, 0.0))
 
     problem = BatchProblem(AtA, project, AtB2.shape[1], k, residual, _locator(AtB2, "AtB"))
-    X, n_iter, status, resid = solve_batch(
+    X, n_iter, status, resid, rounds = solve_batch(
         problem, kind, slack=slack, n_jobs=n_jobs, max_iter=max_iter, tol=tol
     )
-    return _finish(X, n_iter, status, resid, k, AtB.ndim == 1, max_iter, return_info)
+    return _finish(X, n_iter, status, resid, rounds, k, AtB.ndim == 1, max_iter, return_info)
 
 
 def nnls_gram(AtA, AtB, *, btb=None, n_jobs=None, return_info=False, max_iter=None, tol=None):

@@ -246,6 +246,16 @@ def test_batch_equals_per_sample_and_chunks():
             np.testing.assert_allclose(solve(A, B[:, j]), X1[:, j], atol=1e-13)
 
 
+def test_results_do_not_depend_on_n_jobs():
+    rng = np.random.default_rng(16)
+    A = rng.lognormal(size=(500, 20))
+    B = A @ rng.dirichlet(np.ones(20), 3001).T * rng.lognormal(0, 0.1, (500, 3001))
+    for solve in (fastdeconv.nnls, fastdeconv.simplex_lstsq):
+        ref = solve(A, B, n_jobs=1)
+        for n_jobs in (2, 3, 7):
+            np.testing.assert_array_equal(solve(A, B, n_jobs=n_jobs), ref)
+
+
 def test_residuals_and_info_shapes():
     rng = np.random.default_rng(9)
     A = rng.lognormal(size=(40, 5))

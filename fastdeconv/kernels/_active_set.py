@@ -195,7 +195,7 @@ def active_set(Q, c, x, simplex, max_iter, tol, init, ws):
         p = 1
         pos[best] = 0
         x[best] = 1.0
-        mu = Q[best, best] - c[best]
+        mu = c[best] - Q[best, best]  # the free-set gradient c - Qx - mu vanishes
 
     status = CONVERGED
     while True:

@@ -24,13 +24,15 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 
 from fastdeconv.kernels._active_set import CONVERGED, NOT_FINITE
-from fastdeconv.kernels.nnls import nnls_gram_batch
+from fastdeconv.kernels.nnls import default_max_iter, nnls_gram_batch
+from fastdeconv.kernels.robust import huber_batch
 from fastdeconv.kernels.simplex import augment_gram, simplex_gram_batch
 
 # Bytes of bulk data per chunk: large enough to amortise Python and BLAS call
 # overhead, small enough that a chunk's projection stays in cache.
 CHUNK_BYTES = 4 << 20
 MIN_CHUNK, MAX_CHUNK = 16, 4096
+MIN_CHUNKS = 8
 
 
 def available_cores():
@@ -136,13 +138,14 @@ def chunk_size(n_rows, m, n_workers):
     m : int
         Samples.
     n_workers : int
-        Worker threads.
+        Worker threads (unused: kept so callers state what they run with; the
+        width must not depend on it, or results would depend on ``n_jobs``).
 
     Returns
     -------
     int
-        Chunk width, at least :data:`MIN_CHUNK`; small inputs are split so
-        every worker gets work.
+        Chunk width, at least :data:`MIN_CHUNK`; inputs are split into at least
+        :data:`MIN_CHUNKS` chunks when they have enough samples.
 
     Examples
     --------
@@ -152,8 +155,10 @@ def chunk_size(n_rows, m, n_workers):
     """
     width = CHUNK_BYTES // (8 * max(n_rows, 1))
     width = min(max(width, MIN_CHUNK), MAX_CHUNK)
-    if n_workers > 1:
-        width = min(width, max(MIN_CHUNK, -(-m // (2 * n_workers))))
+    # At least MIN_CHUNKS chunks when there are enough samples, so threads have
+    # work; the width never depends on the number of workers, so neither do
+    # the results (BLAS rounding depends on the chunk shape).
+    width = min(width, max(MIN_CHUNK, -(-m // MIN_CHUNKS)))
     return int(width)
 
 
@@ -177,18 +182,48 @@ class BatchProblem:
     locate_nonfinite : callable
         ``locate_nonfinite(j0, j1) -> str`` describing where non-finite
         values are, for the error message.
+    signature, weights : ndarray, optional
+        ``A`` (n x k, C-contiguous) and the gene weights (n,), for losses that
+        need the raw data (Huber).
+    raw : callable, optional
+        ``raw(j0, j1) -> ndarray (j1 - j0, n)``: the samples themselves as
+        C-contiguous float64 rows, for losses that need the raw data.
     """
 
-    def __init__(self, gram, project, m, n_rows, residual, locate_nonfinite):
+    def __init__(
+        self, gram, project, m, n_rows, residual, locate_nonfinite, signature=None, weights=None, raw=None
+    ):
         self.gram = gram
         self.project = project
         self.m = m
         self.n_rows = n_rows
         self.residual = residual
         self.locate_nonfinite = locate_nonfinite
+        self.signature = signature
+        self.weights = weights
+        self.raw = raw
 
 
-def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-11):
+class HuberLoss:
+    """Options of the Huber loss solved by IRLS (:mod:`fastdeconv.kernels.robust`).
+
+    Parameters
+    ----------
+    c : float
+        Huber's constant in units of the residual scale.
+    max_rounds : int
+        Cap on re-weighting rounds.
+    rtol : float
+        Relative change of the coefficients at which the rounds stop.
+    """
+
+    def __init__(self, c, max_rounds, rtol):
+        self.c = float(c)
+        self.max_rounds = int(max_rounds)
+        self.rtol = float(rtol)
+
+
+def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-11, loss=None):
     """Solve every sample of ``problem`` with the NNLS or simplex kernel.
 
     Parameters
@@ -202,9 +237,13 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
     n_jobs : int or None, optional
         Worker threads (see :func:`resolve_n_jobs`).
     max_iter : int, optional
-        Cap on active-set changes per sample (``-1``: ``5 k + 50``).
+        Cap on active-set changes per sample (``-1``: ``5 k + 50``, with ``k``
+        counting the slack variable of ``sum(x) <= 1``).
     tol : float, optional
         Relative dual tolerance.
+    loss : HuberLoss, optional
+        Solve the Huber loss by IRLS instead of least squares (needs
+        ``problem.signature`` and ``problem.raw``).
 
     Returns
     -------
@@ -214,6 +253,8 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
     status : ndarray of int8, shape (m,)
     residual : ndarray, shape (m,) or None
         Residual norms when ``problem.residual`` is given.
+    rounds : ndarray of int64, shape (m,)
+        Re-weighting rounds (zeros for least squares).
 
     Raises
     ------
@@ -223,8 +264,6 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
     gram = problem.gram
     k = gram.shape[0]
     m = problem.m
-    if max_iter < 0:
-        max_iter = 5 * (k + 1) + 50
     if kind == "simplex":
         Qa, rho = augment_gram(gram, slack)
     elif kind == "nnls":
@@ -232,10 +271,16 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
     else:  # pragma: no cover - internal
         raise ValueError(f"unknown kind {kind!r}")
     ka = Qa.shape[0]
+    if max_iter < 0:
+        max_iter = default_max_iter(ka)
     X = np.empty((m, ka))
     n_iter = np.zeros(m, dtype=np.int64)
     status = np.zeros(m, dtype=np.int8)
+    rounds = np.zeros(m, dtype=np.int64)
     resid = np.empty(m) if problem.residual is not None else None
+    if loss is not None:
+        A = problem.signature
+        w0 = problem.weights if problem.weights is not None else np.ones(A.shape[0])
 
     workers = max(1, min(resolve_n_jobs(n_jobs), m))
     width = chunk_size(problem.n_rows, m, workers)
@@ -246,14 +291,20 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
         if failed.is_set():
             return
         j0, j1 = bound
-        C = problem.project(j0, j1)
-        if not np.isfinite(C).all():
+        data = problem.raw(j0, j1) if loss is not None else problem.project(j0, j1)
+        if not np.isfinite(data).all():
             failed.set()
             raise ValueError(problem.locate_nonfinite(j0, j1))
-        if kind == "nnls":
-            nnls_gram_batch(Qa, C, X[j0:j1], n_iter[j0:j1], status[j0:j1], max_iter, tol)
+        Xc, it, st = X[j0:j1], n_iter[j0:j1], status[j0:j1]
+        if loss is not None:
+            huber_batch(
+                A, w0, data, Xc, it, rounds[j0:j1], st, kind == "simplex", slack,
+                loss.c, loss.max_rounds, loss.rtol, max_iter, tol,
+            )
+        elif kind == "nnls":
+            nnls_gram_batch(Qa, data, Xc, it, st, max_iter, tol)
         else:
-            simplex_gram_batch(Qa, rho, C, X[j0:j1], n_iter[j0:j1], status[j0:j1], max_iter, tol)
+            simplex_gram_batch(Qa, rho, data, Xc, it, st, max_iter, tol)
         if resid is not None:
             resid[j0:j1] = problem.residual(j0, j1, X[j0:j1, :k])
 
@@ -271,11 +322,12 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
                 futures = [pool.submit(run, b) for b in bounds]
                 for future in futures:
                     future.result()
-    return X, n_iter, status, resid
+    return X, n_iter, status, resid, rounds
 
 
 __all__ = [
     "BatchProblem",
+    "HuberLoss",
     "solve_batch",
     "resolve_n_jobs",
     "available_cores",
