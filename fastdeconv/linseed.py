@@ -20,7 +20,8 @@ proportions and the signature:
    successive-projection start refined by a hinge-penalised minimum-volume
    optimisation with seeded restarts;
 5. proportions from the corners with the exact simplex-constrained solver
-   (every sample sums to exactly 1) and the signature by NNLS per gene.
+   (every sample sums to exactly 1), weighted by the genes' estimated
+   mean-variance relation, and the signature by NNLS per gene.
 
 References
 ----------
@@ -393,12 +394,40 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng):
     return corners, spa, info
 
 
-def _proportions(corners, G, keep, n_jobs):
+def _variance_power(mean, residual_var):
+    """Exponent ``b`` of the variance function ``var ~ mean**b``, clipped to [0, 2].
+
+    Ordinary least squares of ``log(residual_var)`` on ``log(mean)`` over the
+    genes with a non-zero residual: ``b = 1`` is counting (Poisson) noise,
+    ``b = 2`` multiplicative (constant coefficient of variation) noise.
+    Returns 0 (no weighting) when fewer than 3 genes have a residual or the
+    means do not vary.
+    """
+    ok = (residual_var > 0) & (mean > 0)
+    if ok.sum() < 3:
+        return 0.0
+    x = np.log(mean[ok])
+    y = np.log(residual_var[ok])
+    x = x - x.mean()
+    sxx = float(x @ x)
+    if sxx <= 0:
+        return 0.0
+    return float(np.clip((x @ (y - y.mean())) / sxx, 0.0, 2.0))
+
+
+def _proportions(corners, G, keep, n_jobs, weighting="variance"):
     """Proportions (k x samples, columns summing to 1) from the corners.
 
     NNLS of every analysed gene on the corners gives the pure profiles up to
     scale; normalised to sum 1 they fit each column-normalised sample by
-    simplex-constrained least squares on the significant genes.
+    simplex-constrained least squares on the significant genes.  With
+    ``weighting="variance"`` the fit is weighted least squares: an unweighted
+    fit first, then the power ``b`` of the genes' residual variance against
+    their mean expression (:func:`_variance_power`), then the fit again with
+    weights ``mean**-b`` (normalised to mean 1).
+
+    Returns the proportions, the solver's info, the normalised profiles and
+    the variance power used (0.0 for an unweighted fit).
     """
     from fastdeconv.solvers import nnls, simplex_lstsq
 
@@ -413,8 +442,17 @@ def _proportions(corners, G, keep, n_jobs):
         )
     Wn = W0 / totals
     Gn = G / G.sum(axis=0)
-    P, info = simplex_lstsq(Wn[keep], Gn[keep], n_jobs=n_jobs, return_info=True)
-    return P, info, Wn
+    A, B = Wn[keep], Gn[keep]
+    P, info = simplex_lstsq(A, B, n_jobs=n_jobs, return_info=True)
+    power = 0.0
+    if weighting == "variance":
+        mean = B.mean(axis=1)
+        residual = B - A @ P
+        power = _variance_power(mean, np.einsum("ij,ij->i", residual, residual) / B.shape[1])
+        if power > 0.0:
+            w = mean**-power
+            P, info = simplex_lstsq(A, B, weights=w / w.mean(), n_jobs=n_jobs, return_info=True)
+    return P, info, Wn, power
 
 
 # --------------------------------------------------------------------- result
@@ -455,8 +493,10 @@ class LinseedResult:
         Genes removed by preprocessing: ``non_finite``, ``all_zero``,
         ``below_top`` (not among the most expressed), ``not_significant``.
     info : dict
-        Diagnostics of the corner search, the number of edges, the seed, and
-        ``timings`` (seconds per stage).
+        Diagnostics of the corner search, the number of edges, the seed,
+        ``variance_power`` (the exponent ``b`` of the weights of the
+        proportions fit; 0.0 when unweighted) and ``timings`` (seconds per
+        stage).
 
     Examples
     --------
@@ -514,6 +554,9 @@ class LinseedResult:
             + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.dropped.items()),
             f"  corners: {self.info.get('n_outside', 0)} significant genes outside the simplex",
         ]
+        if "variance_power" in self.info:
+            b = self.info["variance_power"]
+            lines.append("  proportions fit: " + (f"gene weights mean^-{b:.2f}" if b > 0 else "unweighted"))
         for comp, genes in self.markers.items():
             lines.append(f"  {comp}: {len(genes)} markers, e.g. {', '.join(map(str, genes[:3]))}")
         timings = self.info.get("timings", {})
@@ -594,7 +637,7 @@ class LinseedResult:
 
 
 def _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_markers,
-              hinge_weight, n_restarts, scale):
+              hinge_weight, n_restarts, scale, weighting):
     if isinstance(n_types, str):
         if n_types != "auto":
             raise ValueError(f"n_types must be a positive integer or 'auto', got {n_types!r}")
@@ -619,6 +662,8 @@ def _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_
         raise ValueError(f"hinge_weight must be positive, got {hinge_weight!r}")
     if scale not in ("auto", "linear", "log2"):
         raise ValueError(f"scale must be 'auto', 'linear' or 'log2', got {scale!r}")
+    if weighting not in ("variance", "none"):
+        raise ValueError(f"weighting must be 'variance' or 'none', got {weighting!r}")
 
 
 def _prepare(bulk, top_genes, scale, genes, layer):
@@ -691,6 +736,7 @@ def linseed(
     variance_threshold=0.99,
     hinge_weight=1000.0,
     n_restarts=8,
+    weighting="variance",
     n_markers=100,
     marker_genes=None,
     scale="auto",
@@ -731,6 +777,12 @@ def linseed(
         small ones let outlying genes stay outside.
     n_restarts : int, default 8
         Seeded random restarts of the corner refinement (besides the SPA start).
+    weighting : {"variance", "none"}, default "variance"
+        How the genes are weighted in the fit of the proportions:
+        ``"variance"`` estimates the power ``b`` of the genes' residual
+        variance against their mean expression (``var ~ mean**b``; about 1
+        for counts, 2 for multiplicative noise) and refits by weighted least
+        squares with weights ``mean**-b``; ``"none"`` is the unweighted fit.
     n_markers : int, default 100
         Marker genes reported per component.
     marker_genes : dict, optional
@@ -767,7 +819,13 @@ def linseed(
     columns normalised to sum 1 (pure profiles with equal total expression, as
     after library-size normalisation), each sample's proportions are the
     simplex-constrained least-squares fit of the sample (normalised to sum 1)
-    by those profiles on the significant genes, so they sum to exactly 1.  The
+    by those profiles on the significant genes, so they sum to exactly 1.  By
+    default (``weighting="variance"``) that fit is weighted: the genes'
+    residual variance is modelled as ``mean**b`` (the power ``b`` estimated by
+    regressing the log residual variance of a first, unweighted fit on the
+    log mean; reported as ``info["variance_power"]``) and the fit repeated
+    with weights ``mean**-b``, so that the few most expressed genes, whose
+    absolute errors are largest, do not dominate it.  The
     proportions are therefore fractions of expression (RNA), like those of
     :func:`fastdeconv.deconvolve` with a normalised signature.  The signature
     is then NNLS of every gene on the proportions, in the units of ``bulk``.
@@ -800,18 +858,19 @@ def linseed(
     from fastdeconv.kernels.batch import single_threaded_blas
 
     _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_markers,
-              hinge_weight, n_restarts, scale)
+              hinge_weight, n_restarts, scale, weighting)
     # our threads are the parallelism; multi-threaded BLAS on the many small
     # products below only adds contention (and would change the rounding)
     with single_threaded_blas():
         return _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed,
                          spearman_threshold, variance_threshold, hinge_weight, n_restarts,
-                         n_markers, marker_genes, scale, genes, layer, block_memory_mb, n_jobs)
+                         weighting, n_markers, marker_genes, scale, genes, layer,
+                         block_memory_mb, n_jobs)
 
 
 def _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed, spearman_threshold,
-              variance_threshold, hinge_weight, n_restarts, n_markers, marker_genes, scale,
-              genes, layer, block_memory_mb, n_jobs):
+              variance_threshold, hinge_weight, n_restarts, weighting, n_markers, marker_genes,
+              scale, genes, layer, block_memory_mb, n_jobs):
     """The body of :func:`linseed`, after validation."""
     from fastdeconv.solvers import nnls
 
@@ -874,7 +933,7 @@ def _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed, spearman_t
     timings["corners"] = t5 - t4
 
     # 5. proportions and signature
-    P, pinfo, Wn = _proportions(corners, G, keep, n_jobs)
+    P, pinfo, Wn, power = _proportions(corners, G, keep, n_jobs, weighting)
     names = _name_components(k, Wn, top_index, marker_genes)
     signature = nnls(P.T, values.T, n_jobs=n_jobs).T
     t6 = time.perf_counter()
@@ -893,7 +952,7 @@ def _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed, spearman_t
     projection["component"] = [names[j] for j in nearest]
     projection["coordinate"] = bary[np.arange(len(keep)), nearest]
     projection["distance"] = dist[np.arange(len(keep)), nearest]
-    cinfo.update({"n_edges": n_edges, "spa_genes": [sig_index[i] for i in spa], "seed": seed,
+    cinfo.update({"variance_power": power, "n_edges": n_edges, "spa_genes": [sig_index[i] for i in spa], "seed": seed,
                   "block_rows": block, "timings": timings})
     return LinseedResult(
         proportions=pd.DataFrame(P.T, index=samples, columns=names),
