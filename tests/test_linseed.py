@@ -107,6 +107,54 @@ def test_automatic_k_on_planted_data():
         assert res.n_types == k == res.k_diagnostics.k
 
 
+@pytest.mark.parametrize("power", [0.0, 1.0, 1.5, 2.0])
+def test_variance_power_recovers_the_planted_exponent(power):
+    from fastdeconv.linseed import _variance_power
+
+    rng = np.random.default_rng(int(power * 10))
+    mean = np.exp(rng.uniform(-8, -2, 3000))
+    resid = rng.normal(size=(3000, 30)) * np.sqrt(mean**power)[:, None]
+    var = np.einsum("ij,ij->i", resid, resid) / 30
+    # the naive version: ordinary least squares of log variance on log mean
+    naive = np.polyfit(np.log(mean), np.log(var), 1)[0]
+    assert _variance_power(mean, var) == pytest.approx(np.clip(naive, 0, 2), abs=1e-10)
+    assert _variance_power(mean, var) == pytest.approx(power, abs=0.05)
+    assert _variance_power(mean, np.zeros_like(var)) == 0.0  # a perfect fit: no weights
+    assert _variance_power(np.full(5, 0.1), var[:5]) == 0.0  # means do not vary
+
+
+def test_weighted_proportions_fit_beats_unweighted_on_count_data():
+    from fastdeconv.metrics import evaluate
+    from fastdeconv.simulate import synthetic
+
+    data = synthetic(n_genes=1500, n_types=3, n_samples=20, seed=0)  # negative binomial counts
+    kw = {"n_permutations": 30, "pvalue": 0.05, "n_restarts": 2}
+    weighted = linseed(data.bulk, 3, **kw)
+    plain = linseed(data.bulk, 3, weighting="none", **kw)
+    assert weighted.info["variance_power"] == pytest.approx(2.0, abs=0.1)  # deep counts: CV constant
+    assert plain.info["variance_power"] == 0.0
+    assert "unweighted" in plain.summary() and "mean^-2.00" in weighted.summary()
+    a = evaluate(weighted.proportions, data.proportions, match="best").overall
+    b = evaluate(plain.proportions, data.proportions, match="best").overall
+    # measured 0.9977 / 0.0166 weighted, 0.9883 / 0.0365 unweighted
+    assert a["pearson_r"] > 0.995 and a["rmse"] < 0.6 * b["rmse"]
+    np.testing.assert_allclose(weighted.proportions.sum(axis=1), 1.0, atol=1e-12)
+    # same corners: the weighting only changes the last fit
+    pd.testing.assert_frame_equal(weighted.corners, plain.corners)
+
+
+def test_unweighted_fit_is_the_simplex_fit_on_the_corners(planted):
+    from fastdeconv.solvers import nnls, simplex_lstsq
+
+    bulk, _, _ = planted
+    res = linseed(bulk, 3, weighting="none", **FAST)
+    G = bulk.to_numpy()
+    W0 = nnls(res.corners.to_numpy().T, G.T).T
+    keep = res.genes["significant"].to_numpy()
+    P = simplex_lstsq((W0 / W0.sum(0))[keep], (G / G.sum(0))[keep])
+    np.testing.assert_allclose(res.proportions.to_numpy(), P.T, atol=1e-9)
+
+
 def test_estimate_k_rule():
     rng = np.random.default_rng(1)
     H = rng.dirichlet(np.ones(4), size=15).T
@@ -178,6 +226,7 @@ def test_accepts_arrays_and_log2_option(planted):
         ({"top_genes": 0}, "top_genes"),
         ({"hinge_weight": -1.0}, "hinge_weight"),
         ({"scale": "ln"}, "scale"),
+        ({"weighting": "poisson"}, "weighting"),
         ({"spearman_threshold": 2.0}, "spearman_threshold"),
     ],
 )
