@@ -160,14 +160,21 @@ def _locator(B2, name):
     return locate
 
 
-def _finish(X, n_iter, status, resid, rounds, k, one_sample, max_iter, return_info):
+def _finish(X, n_iter, status, resid, rounds, k, one_sample, max_iter, return_info, loss=None):
     X = X[:, :k].T
     n_bad = int(np.count_nonzero(status != 0))
     if n_bad:
+        cap = max_iter if max_iter > 0 else "5k+50"
+        if loss is None:
+            what = f"before the optimality (KKT) conditions held (iteration cap max_iter={cap})"
+        else:
+            what = (
+                "before the Huber re-weighting settled or the optimality conditions held "
+                f"(caps max_reweight={loss.max_rounds}, max_iter={cap})"
+            )
         warnings.warn(
-            f"{n_bad} of {status.size} samples stopped before the optimality (KKT) conditions "
-            f"held (iteration cap {max_iter if max_iter > 0 else '5k+50'}); raise max_iter or "
-            "check info.converged",
+            f"{n_bad} of {status.size} samples stopped {what}; raise the cap or check "
+            "info.converged",
             ConvergenceWarning,
             stacklevel=3,
         )
@@ -240,7 +247,9 @@ def _solve_dense(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol,
     X, n_iter, status, resid, rounds = solve_batch(
         problem, kind, slack=slack, n_jobs=n_jobs, max_iter=max_iter, tol=tol, loss=loss
     )
-    return _finish(X, n_iter, status, resid, rounds, A.shape[1], B.ndim == 1, max_iter, return_info)
+    return _finish(
+        X, n_iter, status, resid, rounds, A.shape[1], B.ndim == 1, max_iter, return_info, loss
+    )
 
 
 def _validate_constraint(constraint):
