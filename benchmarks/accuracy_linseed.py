@@ -8,10 +8,21 @@ with ``match="best"``) and prints overall and per-type Pearson r and RMSE, the
 time of each stage (median of ``--repeats`` warm runs) and the peak memory
 (tracemalloc: arrays allocated by the run; ru_maxrss: the whole process).
 
+It also reports what limits the accuracy: the spread over seeds 0..``--seeds``-1
+(the permutation filter is at its resolution limit with 100 permutations), the
+unweighted proportions fit (``weighting="none"``), and, from each dataset's
+measured pure profiles (``reference.tsv.gz``; used for these diagnostics only,
+never by LinSeed), three yardsticks: reference-based NNLS, LinSeed's
+proportions step given the corners of the designed proportions, and given the
+"marker corners" (the mean row-normalised profile of the 50 genes most specific
+to each type by the reference: where the data's own corners are).  A synthetic
+check (:func:`fastdeconv.simulate.synthetic`, where the designed proportions
+are the data's corners) closes the report.
+
 Usage::
 
     python benchmarks/accuracy_linseed.py [--data ../shared/data] [--repeats 5] [--seed 0]
-        [--figure docs/_static/linseed_gse19830.png]
+        [--seeds 10] [--figure docs/_static/linseed_gse19830.png]
 """
 
 from __future__ import annotations
@@ -26,10 +37,13 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from fastdeconv.io import read_dataset
-from fastdeconv.linseed import linseed
+from fastdeconv.linseed import _proportions, linseed
 from fastdeconv.metrics import evaluate
+from fastdeconv.simulate import synthetic
+from fastdeconv.solvers import nnls
 
 DATASETS = {"shenorr_GSE19830": 3, "abbas_GSE11058": 4}
 # the R package (ctlab/LinSeed) on this machine, README settings, true k (from the issue)
@@ -39,7 +53,61 @@ R_PACKAGE = {
 }
 
 
-def run(data_dir, repeats, seed, figure=None):
+def _r(estimate, truth):
+    return evaluate(estimate, truth, match="best").overall["pearson_r"]
+
+
+def seed_spread(mix, truth, k, seeds):
+    """Overall r of the defaults (true k) for seeds 0..seeds-1."""
+    rs = np.array([_r(linseed(mix, k, seed=s).proportions, truth) for s in range(seeds)])
+    print(f"seeds 0-{seeds - 1}: r median {np.median(rs):.3f}, min {rs.min():.3f}, "
+          f"max {rs.max():.3f} ({np.round(rs, 3).tolist()})")
+    return rs
+
+
+def _proportions_from(corners, res, mix):
+    """LinSeed's proportions step (default weighting) on the given corners (k x samples)."""
+    G = mix.loc[res.genes.index].to_numpy(dtype=np.float64)
+    keep = np.flatnonzero(res.genes["significant"].to_numpy())
+    P = _proportions(corners / corners.sum(axis=1, keepdims=True), G, keep, None)[0]
+    return pd.DataFrame(P.T, index=mix.columns)
+
+
+def yardsticks(data, res, n_markers=50):
+    """Accuracy with information LinSeed does not have (the measured pure profiles)."""
+    mix, truth, ref = data["mixture"], data["truth"], data.get("reference")
+    if ref is None:
+        return
+    ref = ref.loc[mix.index]
+    X = mix.to_numpy() / mix.to_numpy().sum(axis=1, keepdims=True)
+    coef = nnls(ref.to_numpy(), mix.to_numpy())
+    nnls_r = _r(pd.DataFrame((coef / coef.sum(0)).T, index=mix.columns), truth.T)
+    designed = _r(_proportions_from(truth.to_numpy(), res, mix), truth.T)
+    corners = []
+    for t in truth.index:
+        specific = ref[t] / ref.drop(columns=t).max(axis=1).clip(lower=1e-12)
+        corners.append(X[np.argsort(-specific.to_numpy(), kind="stable")[:n_markers]].mean(axis=0))
+    marker = _r(_proportions_from(np.array(corners), res, mix), truth.T)
+    print(f"yardsticks (use the measured pure profiles): reference NNLS r = {nnls_r:.3f}; "
+          f"LinSeed's proportions step with the designed corners r = {designed:.3f}, "
+          f"with the marker corners ({n_markers} most specific genes per type) r = {marker:.3f}")
+
+
+def synthetic_check(seeds=3):
+    """Synthetic counts (negative binomial) where the designed corners are the data's."""
+    print("\n== synthetic(n_genes=3000, n_samples=30), negative-binomial counts, true k")
+    for k in (3, 4):
+        for weighting in ("variance", "none"):
+            rs = []
+            for s in range(seeds):
+                data = synthetic(n_genes=3000, n_types=k, n_samples=30, seed=s)
+                rs.append(_r(linseed(data.bulk, k, seed=s, weighting=weighting).proportions,
+                             data.proportions))
+            print(f"k = {k}, weighting={weighting!r}: r over seeds 0-{seeds - 1} = "
+                  f"{np.round(rs, 4).tolist()}")
+
+
+def run(data_dir, repeats, seed, figure=None, seeds=10):
     rows = []
     for name, k_true in DATASETS.items():
         folder = Path(data_dir) / name
@@ -75,7 +143,13 @@ def run(data_dir, repeats, seed, figure=None):
                   f"RMSE = {ev_auto.overall['rmse']:.4f}")
         print(ev.per_type[["pearson_r", "rmse"]].round(4).to_string())
         print(f"significant genes: {int(res.genes['significant'].sum())} of {len(res.genes)}; "
-              f"matching {ev.matching}")
+              f"matching {ev.matching}; proportions-fit weights mean^-"
+              f"{res.info['variance_power']:.2f}")
+        plain = linseed(mix, k_true, seed=seed, weighting="none")
+        print(f"unweighted proportions fit (weighting='none'): r = {_r(plain.proportions, truth):.4f}")
+        if seeds > 1:
+            seed_spread(mix, truth, k_true, seeds)
+        yardsticks(data, res)
         stages = {s: statistics.median(t[s] for t in timings) for s in timings[0]}
         print("median time per stage (s): "
               + ", ".join(f"{s} {v:.3f}" for s, v in stages.items()))
@@ -87,6 +161,7 @@ def run(data_dir, repeats, seed, figure=None):
             auto.plot(figure)
             print(f"wrote the diagnostic figure to {figure}")
         rows.append((name, ev.overall["pearson_r"], ev.overall["rmse"], d.k, stages["total"], peak))
+    synthetic_check()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nprocess peak resident memory (imports, data and all runs): {rss:.0f} MiB")
     return rows
@@ -99,10 +174,12 @@ def main(argv=None):
     parser.add_argument("--data", default=default, help="folder of the shared datasets")
     parser.add_argument("--repeats", type=int, default=5, help="warm runs timed per dataset")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=10,
+                        help="report the spread of r over seeds 0..SEEDS-1 (1: skip)")
     parser.add_argument("--figure", help="save the GSE19830 diagnostic figure (spectrum, simplex, "
                         "significance) to this file, e.g. docs/_static/linseed_gse19830.png")
     args = parser.parse_args(argv)
-    run(args.data, args.repeats, args.seed, args.figure)
+    run(args.data, args.repeats, args.seed, args.figure, args.seeds)
     return 0
 
 
