@@ -146,7 +146,8 @@ def run(data_dir, repeats, seed, figure=None, seeds=10):
               f"matching {ev.matching}; proportions-fit weights mean^-"
               f"{res.info['variance_power']:.2f}")
         plain = linseed(mix, k_true, seed=seed, weighting="none")
-        print(f"unweighted proportions fit (weighting='none'): r = {_r(plain.proportions, truth):.4f}")
+        print(f"unweighted proportions fit (weighting='none'): "
+              f"r = {_r(plain.proportions, truth):.4f}")
         if seeds > 1:
             seed_spread(mix, truth, k_true, seeds)
         yardsticks(data, res)

@@ -556,7 +556,8 @@ class LinseedResult:
         ]
         if "variance_power" in self.info:
             b = self.info["variance_power"]
-            lines.append("  proportions fit: " + (f"gene weights mean^-{b:.2f}" if b > 0 else "unweighted"))
+            how = f"gene weights mean^-{b:.2f}" if b > 0 else "unweighted"
+            lines.append(f"  proportions fit: {how}")
         for comp, genes in self.markers.items():
             lines.append(f"  {comp}: {len(genes)} markers, e.g. {', '.join(map(str, genes[:3]))}")
         timings = self.info.get("timings", {})
@@ -952,7 +953,8 @@ def _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed, spearman_t
     projection["component"] = [names[j] for j in nearest]
     projection["coordinate"] = bary[np.arange(len(keep)), nearest]
     projection["distance"] = dist[np.arange(len(keep)), nearest]
-    cinfo.update({"variance_power": power, "n_edges": n_edges, "spa_genes": [sig_index[i] for i in spa], "seed": seed,
+    cinfo.update({"variance_power": power, "n_edges": n_edges,
+                  "spa_genes": [sig_index[i] for i in spa], "seed": seed,
                   "block_rows": block, "timings": timings})
     return LinseedResult(
         proportions=pd.DataFrame(P.T, index=samples, columns=names),

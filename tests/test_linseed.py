@@ -131,7 +131,8 @@ def test_weighted_proportions_fit_beats_unweighted_on_count_data():
     kw = {"n_permutations": 30, "pvalue": 0.05, "n_restarts": 2}
     weighted = linseed(data.bulk, 3, **kw)
     plain = linseed(data.bulk, 3, weighting="none", **kw)
-    assert weighted.info["variance_power"] == pytest.approx(2.0, abs=0.1)  # deep counts: CV constant
+    # deep counts: the coefficient of variation is constant, var ~ mean^2
+    assert weighted.info["variance_power"] == pytest.approx(2.0, abs=0.1)
     assert plain.info["variance_power"] == 0.0
     assert "unweighted" in plain.summary() and "mean^-2.00" in weighted.summary()
     a = evaluate(weighted.proportions, data.proportions, match="best").overall
