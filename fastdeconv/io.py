@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["read_table", "write_table", "read_dataset"]
+__all__ = ["read_table", "write_table", "read_dataset", "atomic_write"]
 
 _SEPARATORS = {".tsv": "\t", ".txt": "\t", ".tab": "\t", ".csv": ","}
 
@@ -159,18 +159,56 @@ def write_table(df, path, *, index_label=None):
         raise TypeError(f"write_table expects a pandas DataFrame or Series, got {type(df).__name__}")
     path = Path(path)
     sep, compression = _table_format(path)
+    atomic_write(path, lambda tmp: df.to_csv(tmp, sep=sep, index_label=index_label, compression=compression))
+
+
+def atomic_write(path, write):
+    """Write a file atomically: ``write(tmp)`` to a temporary file, then rename it.
+
+    The temporary file lives in the target's folder (so the rename is atomic on
+    the same file system); an interrupted or failed write removes it and leaves
+    any existing file at ``path`` untouched.
+
+    Parameters
+    ----------
+    path : str or Path
+        The target.
+    write : callable
+        ``write(tmp_path)`` writes the whole content to ``tmp_path``.
+
+    Returns
+    -------
+    Path
+        The target path.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the target folder does not exist.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from fastdeconv.io import atomic_write
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     out = atomic_write(os.path.join(d, "a.txt"), lambda tmp: open(tmp, "w").write("hi"))
+    ...     print(out.read_text(), os.listdir(d))
+    hi ['a.txt']
+    """
+    path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {str(folder)!r} for {str(path)!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
-        df.to_csv(tmp, sep=sep, index_label=index_label, compression=compression)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
 
 
 def read_dataset(folder):
