@@ -934,7 +934,7 @@ def _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed, spearman_t
     timings["corners"] = t5 - t4
 
     # 5. proportions and signature
-    P, pinfo, Wn, power = _proportions(corners, G, keep, n_jobs, weighting)
+    P, pinfo, Wn, variance_power = _proportions(corners, G, keep, n_jobs, weighting)
     names = _name_components(k, Wn, top_index, marker_genes)
     signature = nnls(P.T, values.T, n_jobs=n_jobs).T
     t6 = time.perf_counter()
@@ -953,7 +953,7 @@ def _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed, spearman_t
     projection["component"] = [names[j] for j in nearest]
     projection["coordinate"] = bary[np.arange(len(keep)), nearest]
     projection["distance"] = dist[np.arange(len(keep)), nearest]
-    cinfo.update({"variance_power": power, "n_edges": n_edges,
+    cinfo.update({"variance_power": variance_power, "n_edges": n_edges,
                   "spa_genes": [sig_index[i] for i in spa], "seed": seed,
                   "block_rows": block, "timings": timings})
     return LinseedResult(

@@ -81,6 +81,22 @@ def test_result_shapes_and_exact_sums(planted, result):
     assert list(result.markers_frame().columns) == ["component", "gene", "rank", "distance"]
 
 
+def test_gene_table_matches_a_naive_linearity_computation(planted, result):
+    from scipy.stats import spearmanr
+
+    bulk, _, _ = planted
+    X = bulk.to_numpy() / bulk.to_numpy().sum(axis=1, keepdims=True)
+    tss = ((X - X.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    rho = spearmanr(bulk.to_numpy(), axis=1)[0]
+    for i in (0, 7, 450):
+        rss = ((X - X[i]) ** 2).sum(axis=1)
+        r2 = 1.0 - 0.5 * rss * (1.0 / tss[i] + 1.0 / tss)
+        w = np.where((r2 > 0) & (rho[i] > 0), r2 * rho[i], 0.0)
+        w[i] = 0.0
+        assert result.genes["power"].iloc[i] == pytest.approx(w.sum(), rel=1e-9)
+        assert result.genes["degree"].iloc[i] == np.count_nonzero(w)
+
+
 def test_markers_come_from_the_planted_marker_sets(planted, result):
     _, _, markers = planted
     for genes in result.markers.values():
