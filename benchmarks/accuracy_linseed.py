@@ -22,7 +22,7 @@ are the data's corners) closes the report.
 Usage::
 
     python benchmarks/accuracy_linseed.py [--data ../shared/data] [--repeats 5] [--seed 0]
-        [--seeds 10] [--figure docs/_static/linseed_gse19830.png]
+        [--seeds 10] [--top-genes-scan] [--figure docs/_static/linseed_gse19830.png]
 """
 
 from __future__ import annotations
@@ -107,6 +107,35 @@ def synthetic_check(seeds=3):
                   f"{np.round(rs, 4).tolist()}")
 
 
+def top_genes_scan(data_dir, values=(1000, 2000, 3000, 5000, 10000)):
+    """Overall r against ``top_genes`` on GSE19830 and on pseudo-bulk of the Hao PBMC cells."""
+    from fastdeconv.simulate import pseudobulk
+
+    print("\n== top_genes scan (true k; pseudo-bulk: 30 samples of 500 cells, RNA fractions)")
+    cases = []
+    folder = Path(data_dir) / "shenorr_GSE19830"
+    if folder.is_dir():
+        data = read_dataset(folder)
+        cases.append(("GSE19830", data["mixture"], data["truth"].T, 3, 0))
+    folder = Path(data_dir) / "hao_pbmc_sc_subset"
+    if folder.is_dir():
+        cells = read_dataset(folder)
+        labels = cells["cell_labels"]
+        for types in (["Monocytes", "T cells CD8", "B cells"],
+                      ["Monocytes", "T cells CD4 conv", "NK cells", "B cells"]):
+            chosen = labels.isin(types).to_numpy()
+            for s in (0, 1):
+                pb = pseudobulk(cells["counts"].loc[:, chosen], labels[chosen].to_numpy(), 30,
+                                cells_per_sample=500, seed=s)
+                cases.append((f"PBMC {len(types)} types, seed {s}", pb.bulk, pb.rna_fractions,
+                              len(types), s))
+    for name, bulk, truth, k, s in cases:
+        rs = []
+        for top in values:
+            rs.append(_r(linseed(bulk, k, top_genes=top, seed=s).proportions, truth))
+        print(f"{name}: " + ", ".join(f"{t}: {r:.3f}" for t, r in zip(values, rs)))
+
+
 def run(data_dir, repeats, seed, figure=None, seeds=10):
     rows = []
     for name, k_true in DATASETS.items():
@@ -177,10 +206,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=10,
                         help="report the spread of r over seeds 0..SEEDS-1 (1: skip)")
+    parser.add_argument("--top-genes-scan", action="store_true",
+                        help="also scan top_genes on GSE19830 and PBMC pseudo-bulk (slow)")
     parser.add_argument("--figure", help="save the GSE19830 diagnostic figure (spectrum, simplex, "
                         "significance) to this file, e.g. docs/_static/linseed_gse19830.png")
     args = parser.parse_args(argv)
     run(args.data, args.repeats, args.seed, args.figure, args.seeds)
+    if args.top_genes_scan:
+        top_genes_scan(args.data)
     return 0
 
 
