@@ -314,9 +314,10 @@ def test_gse11058_reference_free(dataset):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 5 targets (r >= 0.98 / 0.93) not reached: the data's own corners (mean profiles "
-    "of the most specific markers) give 0.951 on GSE19830, and reference NNLS with the measured "
-    "pure profiles only 0.864 on GSE11058 (docs/linseed.md, 'What limits the accuracy')",
+    reason="issue 5 targets (r >= 0.98 / 0.93) not reached with the defaults (0.919 / 0.864): "
+    "the data's own corners (mean profiles of the most specific markers) give 0.951 on GSE19830, "
+    "and reference NNLS with the measured pure profiles only 0.864 on GSE11058 "
+    "(docs/linseed.md, 'What limits the accuracy')",
 )
 def test_issue_accuracy_targets(dataset):
     a = dataset("shenorr_GSE19830")
