@@ -488,7 +488,8 @@ class LinseedResult:
         The corners in the same coordinates (components x dimensions).
     fit : pandas.DataFrame
         Per sample: ``residual_norm`` of the simplex-constrained fit (on the
-        column-normalised significant genes) and ``converged``.
+        column-normalised significant genes; ``||sqrt(w) (A x - b)||`` with the
+        gene weights ``w`` of the weighted fit) and ``converged``.
     dropped : dict
         Genes removed by preprocessing: ``non_finite``, ``all_zero``,
         ``below_top`` (not among the most expressed), ``not_significant``.
