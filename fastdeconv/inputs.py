@@ -181,7 +181,11 @@ def as_expression_frame(
             f"{name}: non-numeric columns {list(map(str, bad[:5]))}; pass genes as the index "
             "(e.g. df.set_index('gene')) and only numeric columns"
         )
-    df = df.astype(np.float64)
+    if (df.dtypes == np.float64).all():
+        # no copy of a float64 table: a shallow copy, so the caller's frame keeps its index
+        df = df.copy(deep=False)
+    else:
+        df = df.astype(np.float64)
     df.index = pd.Index([str(g) for g in df.index], name=df.index.name)
     return df
 
@@ -474,7 +478,10 @@ def match_genes(bulk, signature, *, min_genes=None):
         raise ValueError(f"too few common genes: {match}; min_genes={min_genes} requires more")
     if len(common) < k:
         raise ValueError(f"only {len(common)} common genes for {k} cell types: {match}")
-    return bulk.loc[common], signature.loc[common], match
+    # select rows only where needed: a bulk whose genes are all used, in order, is not copied
+    bulk = bulk if bulk.index.equals(common) else bulk.loc[common]
+    signature = signature if signature.index.equals(common) else signature.loc[common]
+    return bulk, signature, match
 
 
 def collinear_types(signature, *, cond_threshold=1e3):

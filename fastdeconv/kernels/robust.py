@@ -32,18 +32,12 @@ HUBER_C = 1.345  # 95% efficiency at the normal distribution
 
 
 @jit
-def _weighted_gram(A, b, w, simplex, Q, c):
-    """``Q = A' diag(w) A`` and ``c = A' diag(w) b``, augmented for the simplex.
-
-    With ``simplex``, ``rho 11'`` and ``rho`` are added (``rho`` the mean of the
-    diagonal), over the slack row and column too when ``Q`` is larger than
-    ``k`` (see :mod:`fastdeconv.kernels.simplex`).
-    """
+def _weighted_gram(A, b, w, Q, c):
+    """``Q = A' diag(w) A`` and ``c = A' diag(w) b`` (the leading k x k block)."""
     n, k = A.shape
-    ka = Q.shape[0]
-    for a in range(ka):
+    for a in range(k):
         c[a] = 0.0
-        for e in range(ka):
+        for e in range(k):
             Q[a, e] = 0.0
     for i in range(n):
         wi = w[i]
@@ -55,17 +49,63 @@ def _weighted_gram(A, b, w, simplex, Q, c):
             c[a] += A[i, a] * bi
             for e in range(a, k):
                 Q[a, e] += wa * A[i, e]
+    for a in range(k):
+        for e in range(a + 1, k):
+            Q[e, a] = Q[a, e]
+
+
+@jit
+def _downdated_gram(A, b, w0, hw, Q0, c0, Q, c):
+    """``A' diag(w0 hw) A`` from ``Q0 = A' diag(w0) A`` by removing only the down-weighted genes.
+
+    Huber weights are 1 for most genes, so subtracting ``w0_i (1 - hw_i) a_i a_i'``
+    for the genes with ``hw_i < 1`` costs a fraction of a full product.
+    """
+    n, k = A.shape
+    for a in range(k):
+        c[a] = c0[a]
+        for e in range(k):
+            Q[a, e] = Q0[a, e]
+    for i in range(n):
+        if hw[i] >= 1.0:
+            continue
+        d = w0[i] * (1.0 - hw[i])
+        if d == 0.0:
+            continue
+        bi = b[i] * d
+        for a in range(k):
+            da = d * A[i, a]
+            c[a] -= A[i, a] * bi
+            for e in range(a, k):
+                Q[a, e] -= da * A[i, e]
+    for a in range(k):
+        for e in range(a + 1, k):
+            Q[e, a] = Q[a, e]
+
+
+@jit
+def _augment(Q, c, k, simplex):
+    """Clear the slack row/column and, for the simplex, add ``rho 11'`` and ``rho``.
+
+    ``rho`` is the mean of the diagonal of the leading k x k block (1 if it is 0);
+    see :mod:`fastdeconv.kernels.simplex`.
+    """
+    ka = Q.shape[0]
+    for a in range(k, ka):
+        c[a] = 0.0
+        for e in range(ka):
+            Q[a, e] = 0.0
+            Q[e, a] = 0.0
+    if not simplex:
+        return
     rho = 0.0
     for a in range(k):
         rho += Q[a, a]
-        for e in range(a + 1, k):
-            Q[e, a] = Q[a, e]
-    if simplex:
-        rho = rho / k if rho > 0.0 else 1.0
-        for a in range(ka):
-            c[a] += rho
-            for e in range(ka):
-                Q[a, e] += rho
+    rho = rho / k if rho > 0.0 else 1.0
+    for a in range(ka):
+        c[a] += rho
+        for e in range(ka):
+            Q[a, e] += rho
 
 
 @jit
@@ -124,17 +164,19 @@ def huber_irls(A, b, w0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter,
     ka = k + 1 if (simplex and slack) else k
     Q = np.empty((ka, ka))
     c = np.empty(ka)
-    w = np.empty(n)
+    Q0 = np.empty((k, k))
+    c0 = np.empty(k)
+    hw = np.ones(n)
     r = np.empty(n)
     x_new = np.zeros(ka)
     ws = new_workspace(ka)
-    for i in range(n):
-        w[i] = w0[i]
+    _weighted_gram(A, b, w0, Q0, c0)
     status = CONVERGED
     n_iter = 0
     rounds = -1
     while True:
-        _weighted_gram(A, b, w, simplex, Q, c)
+        _downdated_gram(A, b, w0, hw, Q0, c0, Q, c)
+        _augment(Q, c, k, simplex)
         n_iter, st = active_set(Q, c, x_new, simplex, max_iter, tol, initial_factor(Q), ws)
         if st != CONVERGED:
             status = st
@@ -164,7 +206,7 @@ def huber_irls(A, b, w0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter,
             break  # (nearly) exact fit on most genes: nothing to re-weight
         cut = c_huber * scale
         for i in range(n):
-            w[i] = w0[i] if r[i] <= cut else w0[i] * cut / r[i]
+            hw[i] = 1.0 if r[i] <= cut else cut / r[i]
     return max(rounds, 0), n_iter, status
 
 
