@@ -250,22 +250,33 @@ def _fit_block(S, B, w0, method, robust, max_reweight, reweight_tol, n_jobs, max
     if robust == "huber":
         W = _huber_gene_weights(S, B, X, w0)
     else:
-        W = np.broadcast_to((np.ones(S.shape[0]) if w0 is None else w0)[:, None], B.shape).copy()
+        # a read-only view: the caller copies it into its genes x samples table
+        W = np.broadcast_to((np.ones(S.shape[0]) if w0 is None else w0)[:, None], B.shape)
     return X, info.converged.copy(), info.n_iter.copy(), info.n_reweight.copy(), W
 
 
-def _fit_statistics(S, B, X):
-    """Residual norm, RMSE, R^2 and Pearson r of B against the reconstruction S X."""
-    R = S @ X
-    resid = B - R
-    rss = np.einsum("ij,ij->j", resid, resid)
-    n = B.shape[0]
-    Bc = B - B.mean(axis=0)
-    Rc = R - R.mean(axis=0)
-    tss = np.einsum("ij,ij->j", Bc, Bc)
+def _fit_statistics(S, B, X, block=1024):
+    """Residual norm, RMSE, R^2 and Pearson r of B against the reconstruction S X.
+
+    Computed over blocks of samples, so the temporaries stay cache-sized instead of
+    several genes x samples arrays.
+    """
+    n, m = B.shape
+    rss, tss, cross, rr = (np.empty(m) for _ in range(4))
+    for j0 in range(0, m, block):
+        j1 = min(j0 + block, m)
+        Bj = B[:, j0:j1]
+        R = S @ X[:, j0:j1]
+        resid = Bj - R
+        rss[j0:j1] = np.einsum("ij,ij->j", resid, resid)
+        Bc = Bj - Bj.mean(axis=0)
+        R -= R.mean(axis=0)
+        tss[j0:j1] = np.einsum("ij,ij->j", Bc, Bc)
+        cross[j0:j1] = np.einsum("ij,ij->j", Bc, R)
+        rr[j0:j1] = np.einsum("ij,ij->j", R, R)
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(tss > 0, 1.0 - rss / np.where(tss > 0, tss, 1.0), np.nan)
-        pearson = np.einsum("ij,ij->j", Bc, Rc) / np.sqrt(tss * np.einsum("ij,ij->j", Rc, Rc))
+        pearson = cross / np.sqrt(tss * rr)
     return np.sqrt(rss), np.sqrt(rss / n), r2, pearson
 
 
@@ -597,8 +608,10 @@ def deconvolve(
             P = X / total
         # no cell type explains the sample: the cell-type part of the fit is
         # at rounding level next to the bulk (e.g. a background-only sample)
-        explained = np.linalg.norm(S @ np.nan_to_num(X), axis=0)
-        none = explained <= 1e-9 * np.linalg.norm(B, axis=0)
+        # ||S x||^2 from the Gram form (k x k per sample) and ||b||^2 without temporaries
+        Xf = np.nan_to_num(X)
+        explained2 = np.einsum("ij,ij->j", Xf, (S.T @ S) @ Xf)
+        none = np.sqrt(np.maximum(explained2, 0.0)) <= 1e-9 * np.sqrt(np.einsum("ij,ij->j", B, B))
         empty = none & ~zero
         P[:, none] = np.nan
         props = pd.DataFrame(P.T, index=B_u.columns, columns=S_u.columns)

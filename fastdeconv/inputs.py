@@ -175,7 +175,7 @@ def as_expression_frame(
                 f"{name}: {len(columns)} column names given for {df.shape[1]} columns"
             )
         df = df.set_axis(list(columns), axis=1)
-    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c].dtype)]
+    bad = [c for c, dtype in df.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
     if bad:
         raise TypeError(
             f"{name}: non-numeric columns {list(map(str, bad[:5]))}; pass genes as the index "
