@@ -55,32 +55,39 @@ def _weighted_gram(A, b, w, Q, c):
 
 
 @jit
-def _downdated_gram(A, b, w0, hw, Q0, c0, Q, c):
-    """``A' diag(w0 hw) A`` from ``Q0 = A' diag(w0) A`` by removing only the down-weighted genes.
+def _downdated_gram(A, b, w0, hw, Q0, c0, D, db, Q, c):
+    """``A' diag(w0 hw) A`` and ``A' diag(w0 hw) b`` from the full products ``Q0``, ``c0``.
 
-    Huber weights are 1 for most genes, so subtracting ``w0_i (1 - hw_i) a_i a_i'``
-    for the genes with ``hw_i < 1`` costs a fraction of a full product.
+    Huber weights are 1 for most genes, so only the down-weighted genes are
+    gathered (rows scaled by ``sqrt(w0_i (1 - hw_i))`` into ``D``) and their
+    share ``D'D`` is subtracted with one small BLAS product.
     """
     n, k = A.shape
-    for a in range(k):
-        c[a] = c0[a]
-        for e in range(k):
-            Q[a, e] = Q0[a, e]
+    p = 0
     for i in range(n):
         if hw[i] >= 1.0:
             continue
         d = w0[i] * (1.0 - hw[i])
-        if d == 0.0:
+        if d <= 0.0:
             continue
-        bi = b[i] * d
+        sd = np.sqrt(d)
         for a in range(k):
-            da = d * A[i, a]
-            c[a] -= A[i, a] * bi
-            for e in range(a, k):
-                Q[a, e] -= da * A[i, e]
+            D[p, a] = sd * A[i, a]
+        db[p] = sd * b[i]
+        p += 1
+    if p == 0:
+        for a in range(k):
+            c[a] = c0[a]
+            for e in range(k):
+                Q[a, e] = Q0[a, e]
+        return
+    Dp = D[:p]
+    G = np.dot(Dp.T, Dp)
+    g = np.dot(Dp.T, db[:p])
     for a in range(k):
-        for e in range(a + 1, k):
-            Q[e, a] = Q[a, e]
+        c[a] = c0[a] - g[a]
+        for e in range(k):
+            Q[a, e] = Q0[a, e] - G[a, e]
 
 
 @jit
@@ -106,6 +113,122 @@ def _augment(Q, c, k, simplex):
         c[a] += rho
         for e in range(ka):
             Q[a, e] += rho
+
+
+@jit
+def _select(a, kth):
+    """Partially sort ``a`` in place so ``a[kth]`` is its ``kth`` smallest value (Hoare)."""
+    lo, hi = 0, a.shape[0] - 1
+    while lo < hi:
+        pivot = a[(lo + hi) // 2]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            break
+    return a[kth]
+
+
+@jit
+def median_inplace(a):
+    """Median of ``a`` (reordered in place), without allocating.
+
+    Parameters
+    ----------
+    a : ndarray
+        Values; their order is changed.
+
+    Returns
+    -------
+    float
+        The median (mean of the two middle values for an even length).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.kernels.robust import median_inplace
+    >>> median_inplace(np.array([5.0, 1.0, 4.0, 2.0]))
+    3.0
+    """
+    n = a.shape[0]
+    upper = _select(a, n // 2)
+    if n % 2 == 1:
+        return upper
+    lower = a[0]
+    for i in range(1, n // 2):
+        lower = max(lower, a[i])
+    return 0.5 * (lower + upper)
+
+
+@jit
+def _huber_core(A, b, w0, Q0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol):
+    """:func:`huber_irls` given ``Q0 = A' diag(w0) A``, which is shared by all samples."""
+    n, k = A.shape
+    ka = k + 1 if (simplex and slack) else k
+    Q = np.empty((ka, ka))
+    c = np.empty(ka)
+    c0 = np.zeros(k)
+    D = np.empty((n, k))
+    db = np.empty(n)
+    hw = np.ones(n)
+    r = np.empty(n)
+    tmp = np.empty(n)
+    x_new = np.zeros(ka)
+    ws = new_workspace(ka)
+    for i in range(n):
+        wb = w0[i] * b[i]
+        for a in range(k):
+            c0[a] += A[i, a] * wb
+    status = CONVERGED
+    n_iter = 0
+    rounds = -1
+    while True:
+        _downdated_gram(A, b, w0, hw, Q0, c0, D, db, Q, c)
+        _augment(Q, c, k, simplex)
+        n_iter, st = active_set(Q, c, x_new, simplex, max_iter, tol, initial_factor(Q), ws)
+        if st != CONVERGED:
+            status = st
+        rounds += 1
+        change = 0.0
+        size = 0.0
+        for a in range(ka):
+            change = max(change, abs(x_new[a] - x[a]))
+            size = max(size, abs(x_new[a]))
+            x[a] = x_new[a]
+        if status != CONVERGED or (rounds > 0 and change <= rtol * size):
+            break
+        if rounds >= max_rounds:
+            status = MAX_ITER
+            break
+        # residuals, their scale, and the Huber weights for the next round
+        bmax = 0.0
+        for i in range(n):
+            fit = 0.0
+            for a in range(k):
+                fit += A[i, a] * x[a]
+            sw = np.sqrt(w0[i])
+            r[i] = abs(b[i] - fit) * sw
+            bmax = max(bmax, abs(b[i]) * sw)
+        for i in range(n):
+            tmp[i] = r[i]
+        scale = MAD_TO_SD * median_inplace(tmp)
+        if not scale > 1e-12 * bmax:
+            break  # (nearly) exact fit on most genes: nothing to re-weight
+        cut = c_huber * scale
+        for i in range(n):
+            hw[i] = 1.0 if r[i] <= cut else cut / r[i]
+    return max(rounds, 0), n_iter, status
 
 
 @jit
@@ -161,53 +284,10 @@ def huber_irls(A, b, w0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter,
     (0, True)
     """
     n, k = A.shape
-    ka = k + 1 if (simplex and slack) else k
-    Q = np.empty((ka, ka))
-    c = np.empty(ka)
     Q0 = np.empty((k, k))
     c0 = np.empty(k)
-    hw = np.ones(n)
-    r = np.empty(n)
-    x_new = np.zeros(ka)
-    ws = new_workspace(ka)
     _weighted_gram(A, b, w0, Q0, c0)
-    status = CONVERGED
-    n_iter = 0
-    rounds = -1
-    while True:
-        _downdated_gram(A, b, w0, hw, Q0, c0, Q, c)
-        _augment(Q, c, k, simplex)
-        n_iter, st = active_set(Q, c, x_new, simplex, max_iter, tol, initial_factor(Q), ws)
-        if st != CONVERGED:
-            status = st
-        rounds += 1
-        change = 0.0
-        size = 0.0
-        for a in range(ka):
-            change = max(change, abs(x_new[a] - x[a]))
-            size = max(size, abs(x_new[a]))
-            x[a] = x_new[a]
-        if status != CONVERGED or (rounds > 0 and change <= rtol * size):
-            break
-        if rounds >= max_rounds:
-            status = MAX_ITER
-            break
-        # residuals, their scale, and the Huber weights for the next round
-        bmax = 0.0
-        for i in range(n):
-            fit = 0.0
-            for a in range(k):
-                fit += A[i, a] * x[a]
-            sw = np.sqrt(w0[i])
-            r[i] = abs(b[i] - fit) * sw
-            bmax = max(bmax, abs(b[i]) * sw)
-        scale = MAD_TO_SD * np.median(r)
-        if not scale > 1e-12 * bmax:
-            break  # (nearly) exact fit on most genes: nothing to re-weight
-        cut = c_huber * scale
-        for i in range(n):
-            hw[i] = 1.0 if r[i] <= cut else cut / r[i]
-    return max(rounds, 0), n_iter, status
+    return _huber_core(A, b, w0, Q0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol)
 
 
 @jit
@@ -231,8 +311,14 @@ def huber_batch(A, w0, BT, X, n_iter, rounds, status, simplex, slack, c_huber, m
     simplex, slack, c_huber, max_rounds, rtol, max_iter, tol
         As in :func:`huber_irls`.
     """
+    k = A.shape[1]
+    Q0 = np.empty((k, k))
+    c0 = np.empty(k)
+    _weighted_gram(A, BT[0], w0, Q0, c0)  # Q0 is the same for every sample
     for s in range(BT.shape[0]):
-        rd, it, st = huber_irls(A, BT[s], w0, X[s], simplex, slack, c_huber, max_rounds, rtol, max_iter, tol)
+        rd, it, st = _huber_core(
+            A, BT[s], w0, Q0, X[s], simplex, slack, c_huber, max_rounds, rtol, max_iter, tol
+        )
         rounds[s] = rd
         n_iter[s] = it
         status[s] = st
