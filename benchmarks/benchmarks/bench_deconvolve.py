@@ -1,0 +1,38 @@
+"""asv benchmarks of the reference-based workflow (`fastdeconv.deconvolve`) end to end."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+import fastdeconv
+
+from .common import make_problem
+
+
+class Deconvolve:
+    """Tables in, proportions out: gene matching, checks, marker genes, solve, fit statistics."""
+
+    params = ([1000, 20000], ["huber", None])
+    param_names = ["n_samples", "robust"]
+    timeout = 600
+    number = 1
+    repeat = (3, 5, 120.0)
+
+    def setup(self, m, robust):
+        S, B = make_problem(5000, 20, m)
+        genes = [f"g{i}" for i in range(S.shape[0])]
+        self.signature = pd.DataFrame(S, index=genes, columns=[f"type_{j}" for j in range(S.shape[1])])
+        self.bulk = pd.DataFrame(B, index=genes, columns=[f"s{j}" for j in range(m)])
+        fastdeconv.deconvolve(self.bulk.iloc[:, :20], self.signature, robust=robust, progress=False)
+
+    def time_deconvolve(self, m, robust):
+        fastdeconv.deconvolve(self.bulk, self.signature, robust=robust, progress=False)
+
+    def peakmem_deconvolve(self, m, robust):
+        fastdeconv.deconvolve(self.bulk, self.signature, robust=robust, progress=False)
+
+    def track_mean_reweighting_rounds(self, m, robust):
+        res = fastdeconv.deconvolve(self.bulk.iloc[:, :500], self.signature, robust=robust, progress=False)
+        return float(res.fit["n_reweight"].mean())
+
+    track_mean_reweighting_rounds.unit = "rounds"
