@@ -492,7 +492,8 @@ class LinseedResult:
         gene weights ``w`` of the weighted fit) and ``converged``.
     dropped : dict
         Genes removed by preprocessing: ``non_finite``, ``all_zero``,
-        ``below_top`` (not among the most expressed), ``not_significant``.
+        ``low_mean`` (below ``min_mean``), ``below_top`` (not among the most
+        expressed), ``not_significant``.
     info : dict
         Diagnostics of the corner search, the number of edges, the seed,
         ``variance_power`` (the exponent ``b`` of the weights of the
@@ -639,7 +640,12 @@ class LinseedResult:
 
 
 def _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_markers,
-              hinge_weight, n_restarts, scale, weighting):
+              hinge_weight, n_restarts, scale, weighting, min_mean):
+    if not (isinstance(min_mean, str) and min_mean == "auto") and not (
+        isinstance(min_mean, (int, float, np.integer, np.floating))
+        and not isinstance(min_mean, bool) and np.isfinite(min_mean) and min_mean >= 0
+    ):
+        raise ValueError(f"min_mean must be 'auto' or a non-negative number, got {min_mean!r}")
     if isinstance(n_types, str):
         if n_types != "auto":
             raise ValueError(f"n_types must be a positive integer or 'auto', got {n_types!r}")
@@ -668,7 +674,14 @@ def _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_
         raise ValueError(f"weighting must be 'variance' or 'none', got {weighting!r}")
 
 
-def _prepare(bulk, top_genes, scale, genes, layer):
+#: Smallest mean count of a gene analysed in count data (``min_mean="auto"``): the
+#: ``min.count`` of edgeR's ``filterByExpr``. Below it Poisson noise (coefficient of
+#: variation ``1/sqrt(mean)`` > 0.3) swamps the mixing signal, and the many sparse genes
+#: of RNA-seq data form chance edges with the markers of minority cell types.
+MIN_MEAN_COUNT = 10.0
+
+
+def _prepare(bulk, top_genes, scale, genes, layer, min_mean="auto"):
     """Coerce, clean (count what was dropped), check the scale, keep the top genes."""
     from fastdeconv.inputs import as_expression_frame, check_expression
 
@@ -690,6 +703,16 @@ def _prepare(bulk, top_genes, scale, genes, layer):
         raise ValueError("bulk has no gene with finite, non-zero values")
     check_expression(df, name="bulk", allow_log=scale != "auto")
     dropped = {"non_finite": int((~finite).sum()), "all_zero": int((~nonzero).sum())}
+    if isinstance(min_mean, str):  # "auto": filter count data only
+        min_mean = MIN_MEAN_COUNT if np.array_equal(values, np.round(values)) else 0.0
+    low = values.mean(axis=1) < min_mean
+    dropped["low_mean"] = int(low.sum())
+    if low.all():
+        raise ValueError(
+            f"no gene has a mean of at least {min_mean:g}; lower min_mean (0 keeps every gene)"
+        )
+    if low.any():
+        df, values = df.loc[~low], values[~low]
     mean_log = np.log2(1.0 + values).mean(axis=1)
     order = np.argsort(-mean_log, kind="stable")[: min(top_genes, len(values))]
     order.sort()
@@ -731,6 +754,7 @@ def linseed(
     n_types="auto",
     *,
     top_genes=10000,
+    min_mean="auto",
     n_permutations=100,
     pvalue=0.01,
     seed=0,
@@ -760,6 +784,13 @@ def linseed(
         :func:`estimate_k` to the significant genes.
     top_genes : int, default 10000
         Analyse the most expressed genes (by mean ``log2(1 + x)``).
+    min_mean : "auto" or float, default "auto"
+        Drop genes whose mean across samples is below this before choosing the
+        top genes. ``"auto"``: 10 for count data (every value an integer; the
+        ``min.count`` of edgeR's ``filterByExpr``), no filter otherwise
+        (microarray intensities, TPM). Sparse low-count genes are Poisson noise
+        and form chance linear edges with the markers of minority cell types;
+        on RNA-seq pseudo-bulk they made the unfiltered defaults fail.
     n_permutations : int, default 100
         Permutations of the linearity null; the smallest p-value is
         ``1 / (n_permutations + 1)``.
@@ -860,19 +891,19 @@ def linseed(
     from fastdeconv.kernels.batch import single_threaded_blas
 
     _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_markers,
-              hinge_weight, n_restarts, scale, weighting)
+              hinge_weight, n_restarts, scale, weighting, min_mean)
     # our threads are the parallelism; multi-threaded BLAS on the many small
     # products below only adds contention (and would change the rounding)
     with single_threaded_blas():
         return _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed,
                          spearman_threshold, variance_threshold, hinge_weight, n_restarts,
                          weighting, n_markers, marker_genes, scale, genes, layer,
-                         block_memory_mb, n_jobs)
+                         block_memory_mb, n_jobs, min_mean)
 
 
 def _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed, spearman_threshold,
               variance_threshold, hinge_weight, n_restarts, weighting, n_markers, marker_genes,
-              scale, genes, layer, block_memory_mb, n_jobs):
+              scale, genes, layer, block_memory_mb, n_jobs, min_mean="auto"):
     """The body of :func:`linseed`, after validation."""
     from fastdeconv.solvers import nnls
 
@@ -881,7 +912,7 @@ def _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed, spearman_t
     t0 = time.perf_counter()
 
     # 1. preprocessing
-    df, values, top, dropped = _prepare(bulk, top_genes, scale, genes, layer)
+    df, values, top, dropped = _prepare(bulk, top_genes, scale, genes, layer, min_mean)
     m = values.shape[1]
     if not isinstance(n_types, str) and n_types > m:
         raise ValueError(f"n_types={n_types} exceeds the number of samples ({m}); use at most {m}")
