@@ -304,6 +304,8 @@ def cmd_linseed(args):
     kwargs = {"seed": args.seed}
     if args.top_genes is not None:
         kwargs["top_genes"] = args.top_genes
+    if args.min_mean is not None:
+        kwargs["min_mean"] = args.min_mean
     if args.permutations is not None:
         kwargs["n_permutations"] = args.permutations
     if args.n_jobs is not None:
@@ -661,6 +663,13 @@ def build_parser():
         default=None,
         metavar="N",
         help="most expressed genes analysed (default: the library's)",
+    )
+    p.add_argument(
+        "--min-mean",
+        type=float,
+        default=None,
+        metavar="X",
+        help="drop genes whose mean is below X (default: 10 for count data, none otherwise)",
     )
     p.add_argument(
         "--permutations",

@@ -482,7 +482,7 @@ def test_linseed_command(tmp_path, capsys):
     assert (
         _run(
             f"linseed --bulk {bulk} --cell-types 3 --output {out} --signature-output {sig} "
-            f"--markers-output {markers} --seed 0 -q"
+            f"--markers-output {markers} --seed 0 --min-mean 0 -q"
         )
         == 0
     )
