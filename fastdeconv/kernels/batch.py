@@ -300,7 +300,7 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
         Xc, it, st = X[j0:j1], n_iter[j0:j1], status[j0:j1]
         if loss is not None:
             huber_batch(
-                A, w0, data, Xc, it, rounds[j0:j1], st, kind == "simplex", slack,
+                A, w0, gram, data, Xc, it, rounds[j0:j1], st, kind == "simplex", slack,
                 loss.c, loss.max_rounds, loss.rtol, max_iter, tol,
             )
         elif kind == "nnls":

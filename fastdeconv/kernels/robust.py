@@ -26,6 +26,7 @@ import numpy as np
 
 from fastdeconv._jit import jit
 from fastdeconv.kernels._active_set import CONVERGED, MAX_ITER, active_set, initial_factor, new_workspace
+from fastdeconv.kernels.simplex import augment_gram
 
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): the MAD of a normal sample estimates sigma
 HUBER_C = 1.345  # 95% efficiency at the normal distribution
@@ -91,99 +92,18 @@ def _downdated_gram(A, b, w0, hw, Q0, c0, D, db, Q, c):
 
 
 @jit
-def _augment(Q, c, k, simplex):
-    """Clear the slack row/column and, for the simplex, add ``rho 11'`` and ``rho``.
-
-    ``rho`` is the mean of the diagonal of the leading k x k block (1 if it is 0);
-    see :mod:`fastdeconv.kernels.simplex`.
-    """
-    ka = Q.shape[0]
-    for a in range(k, ka):
-        c[a] = 0.0
-        for e in range(ka):
-            Q[a, e] = 0.0
-            Q[e, a] = 0.0
-    if not simplex:
-        return
-    rho = 0.0
-    for a in range(k):
-        rho += Q[a, a]
-    rho = rho / k if rho > 0.0 else 1.0
-    for a in range(ka):
-        c[a] += rho
-        for e in range(ka):
-            Q[a, e] += rho
-
-
-@jit
-def _select(a, kth):
-    """Partially sort ``a`` in place so ``a[kth]`` is its ``kth`` smallest value (Hoare)."""
-    lo, hi = 0, a.shape[0] - 1
-    while lo < hi:
-        pivot = a[(lo + hi) // 2]
-        i, j = lo, hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if kth <= j:
-            hi = j
-        elif kth >= i:
-            lo = i
-        else:
-            break
-    return a[kth]
-
-
-@jit
-def median_inplace(a):
-    """Median of ``a`` (reordered in place), without allocating.
-
-    Parameters
-    ----------
-    a : ndarray
-        Values; their order is changed.
-
-    Returns
-    -------
-    float
-        The median (mean of the two middle values for an even length).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastdeconv.kernels.robust import median_inplace
-    >>> median_inplace(np.array([5.0, 1.0, 4.0, 2.0]))
-    3.0
-    """
-    n = a.shape[0]
-    upper = _select(a, n // 2)
-    if n % 2 == 1:
-        return upper
-    lower = a[0]
-    for i in range(1, n // 2):
-        lower = max(lower, a[i])
-    return 0.5 * (lower + upper)
-
-
-@jit
 def _huber_core(A, b, w0, Q0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol):
     """:func:`huber_irls` given ``Q0 = A' diag(w0) A``, which is shared by all samples."""
     n, k = A.shape
     ka = k + 1 if (simplex and slack) else k
-    Q = np.empty((ka, ka))
-    c = np.empty(ka)
+    Q = np.empty((k, k))
+    c = np.empty(k)
+    ca = np.empty(ka)
     c0 = np.zeros(k)
     D = np.empty((n, k))
     db = np.empty(n)
     hw = np.ones(n)
     r = np.empty(n)
-    tmp = np.empty(n)
     x_new = np.zeros(ka)
     ws = new_workspace(ka)
     for i in range(n):
@@ -195,8 +115,13 @@ def _huber_core(A, b, w0, Q0, x, simplex, slack, c_huber, max_rounds, rtol, max_
     rounds = -1
     while True:
         _downdated_gram(A, b, w0, hw, Q0, c0, D, db, Q, c)
-        _augment(Q, c, k, simplex)
-        n_iter, st = active_set(Q, c, x_new, simplex, max_iter, tol, initial_factor(Q), ws)
+        if simplex:  # the same augmentation as the least-squares simplex kernel
+            Qa, rho = augment_gram(Q, slack)
+        else:
+            Qa, rho = Q, 0.0
+        for a in range(ka):
+            ca[a] = (c[a] if a < k else 0.0) + rho
+        n_iter, st = active_set(Qa, ca, x_new, simplex, max_iter, tol, initial_factor(Qa), ws)
         if st != CONVERGED:
             status = st
         rounds += 1
@@ -220,9 +145,7 @@ def _huber_core(A, b, w0, Q0, x, simplex, slack, c_huber, max_rounds, rtol, max_
             sw = np.sqrt(w0[i])
             r[i] = abs(b[i] - fit) * sw
             bmax = max(bmax, abs(b[i]) * sw)
-        for i in range(n):
-            tmp[i] = r[i]
-        scale = MAD_TO_SD * median_inplace(tmp)
+        scale = MAD_TO_SD * np.median(r)
         if not scale > 1e-12 * bmax:
             break  # (nearly) exact fit on most genes: nothing to re-weight
         cut = c_huber * scale
@@ -291,7 +214,7 @@ def huber_irls(A, b, w0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter,
 
 
 @jit
-def huber_batch(A, w0, BT, X, n_iter, rounds, status, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol):
+def huber_batch(A, w0, Q0, BT, X, n_iter, rounds, status, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol):
     """Run :func:`huber_irls` for every row of ``BT`` (one sample per row), serially.
 
     Parameters
@@ -300,6 +223,8 @@ def huber_batch(A, w0, BT, X, n_iter, rounds, status, simplex, slack, c_huber, m
         Signature.
     w0 : ndarray, shape (n,)
         Fixed gene weights.
+    Q0 : ndarray, shape (k, k)
+        ``A' diag(w0) A``, shared by all samples (the driver's Gram matrix).
     BT : ndarray, shape (m, n)
         Samples as rows, C-contiguous.
     X : ndarray, shape (m, ka)
@@ -311,10 +236,6 @@ def huber_batch(A, w0, BT, X, n_iter, rounds, status, simplex, slack, c_huber, m
     simplex, slack, c_huber, max_rounds, rtol, max_iter, tol
         As in :func:`huber_irls`.
     """
-    k = A.shape[1]
-    Q0 = np.empty((k, k))
-    c0 = np.empty(k)
-    _weighted_gram(A, BT[0], w0, Q0, c0)  # Q0 is the same for every sample
     for s in range(BT.shape[0]):
         rd, it, st = _huber_core(
             A, BT[s], w0, Q0, X[s], simplex, slack, c_huber, max_rounds, rtol, max_iter, tol
