@@ -219,7 +219,7 @@ def _dense_problem(A, B, weights):
     problem = BatchProblem(
         gram, project, B2.shape[1], n, residual, _locator(B2, "B"), signature=A, weights=weights, raw=raw
     )
-    return B2, problem
+    return problem
 
 
 def _validate_loss(loss, huber_c, max_reweight, reweight_tol):
@@ -241,7 +241,7 @@ def _solve_dense(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol,
     B = _validate_rhs(B, A.shape[0])
     weights = _validate_weights(weights, A.shape[0])
     max_iter, tol = _validate_options(max_iter, tol)
-    B2, problem = _dense_problem(A, B, weights)
+    problem = _dense_problem(A, B, weights)
     if not return_info:
         problem.residual = None
     X, n_iter, status, resid, rounds = solve_batch(
