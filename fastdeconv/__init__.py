@@ -25,6 +25,7 @@ _NAMES = {
     # reference-based workflow
     "deconvolve": "deconvolve",
     "DeconvolutionResult": "deconvolve",
+    "to_cell_fractions": "deconvolve",
     "read_table": "io",
     "write_table": "io",
     "evaluate": "metrics",

@@ -112,6 +112,17 @@ def _read_labels(path):
     return labels.astype(str)
 
 
+def _read_rna_content(path):
+    """Two-column table with a header: cell type, RNA content -> Series."""
+    table = _read(path, "--rna-content")
+    if table.shape[1] != 1:
+        raise InputError(
+            f"--rna-content: {path!r} must have exactly two columns (cell type, RNA content), "
+            f"found {table.shape[1] + 1}"
+        )
+    return table.iloc[:, 0]
+
+
 def _write(df, path, option, index_label):
     from fastdeconv.io import write_table
 
@@ -170,36 +181,54 @@ def cmd_deconvolve(args):
             kwargs[option] = getattr(args, option)
     if args.robust is not None:
         kwargs["robust"] = None if args.robust == "none" else args.robust
+    content = _read_rna_content(args.rna_content) if args.rna_content else None
     result = fastdeconv.deconvolve(bulk, signature, **kwargs)
+    proportions = result.proportions
+    if content is not None:
+        try:
+            proportions = result.to_cell_fractions(content)
+        except ValueError as exc:
+            raise InputError(f"--rna-content: {_message(exc)}") from None
     # figures first: if one fails, no table is written either
     if args.plot:
         result.plot_proportions(args.plot)
     if args.plot_fit:
         result.plot_fit(args.plot_fit)
-    _write(_proportions_frame(result.proportions), args.output, "--output", "sample")
+    _write(_proportions_frame(proportions), args.output, "--output", "sample")
     if args.fit_output:
         _write(result.fit, args.fit_output, "--fit-output", "sample")
     if not args.quiet:
         print(result.summary())
+        if content is not None:
+            print(f"{args.output}: cell fractions (RNA fractions divided by --rna-content)")
     return 0
 
 
 def cmd_evaluate(args):
     """Accuracy of an estimate (samples x types) against TRUTH (types x samples)."""
     _check_table_path(args.output, "--output")
+    _check_table_path(args.fit_rna_content, "--fit-rna-content")
     _check_plot_path(args.plot)
     estimate = _read(args.estimate, "--estimate")
     truth = _read(args.truth, "--truth")
 
-    from fastdeconv.metrics import evaluate
+    from fastdeconv.metrics import evaluate, fit_rna_content
 
     truth = _truth_samples_by_types(truth, estimate)
     ev = evaluate(estimate, truth, match=args.match, renormalize=args.renormalize)
+    content = None
+    if args.fit_rna_content:
+        content = fit_rna_content(estimate, truth, match=args.match)
     if args.plot:
         ev.plot(args.plot)
     if args.output:
         _write(ev.to_frame(), args.output, "--output", "cell_type")
+    if content is not None:
+        _write(content.to_frame(), args.fit_rna_content, "--fit-rna-content", "cell_type")
     print(ev.summary())
+    if content is not None:
+        print("relative RNA content per cell type (estimate / truth, geometric mean 1): "
+              + ", ".join(f"{t} {v:.3f}" for t, v in content.items()))
     return 0
 
 
@@ -497,6 +526,12 @@ def build_parser():
         "with 2**x / 2**x - 1 (default: auto)",
     )
     p.add_argument("--fit-output", metavar="FILE", help="per-sample fit diagnostics table")
+    p.add_argument(
+        "--rna-content",
+        metavar="FILE",
+        help="two-column table (cell type, RNA per cell): write cell fractions instead of "
+        "RNA fractions (e.g. the table `evaluate --fit-rna-content` writes)",
+    )
     p.add_argument("--plot", metavar="FILE.png", help="stacked bars of the proportions")
     p.add_argument("--plot-fit", metavar="FILE.png", help="per-sample fit quality")
     p.set_defaults(func=cmd_deconvolve)
@@ -526,6 +561,13 @@ def build_parser():
     )
     p.add_argument(
         "--output", metavar="FILE", help="write the per-type table (with an overall row)"
+    )
+    p.add_argument(
+        "--fit-rna-content",
+        metavar="FILE",
+        help="fit the relative RNA content per cell type that maps the estimate (RNA "
+        "fractions) onto the truth (cell fractions) and write it (a calibration for "
+        "`deconvolve --rna-content`)",
     )
     p.add_argument("--plot", metavar="FILE.png", help="estimated vs true proportions per cell type")
     p.set_defaults(func=cmd_evaluate)

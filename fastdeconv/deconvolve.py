@@ -28,7 +28,7 @@ from fastdeconv.inputs import (
 )
 from fastdeconv.kernels.robust import HUBER_C, MAD_TO_SD
 
-__all__ = ["deconvolve", "DeconvolutionResult", "select_marker_genes"]
+__all__ = ["deconvolve", "DeconvolutionResult", "select_marker_genes", "to_cell_fractions"]
 
 METHODS = ("simplex", "nnls", "wls", "simplex_le")
 _SCALES = ("auto", "linear", "log2", "log2p1")
@@ -655,6 +655,92 @@ def deconvolve(
     )
 
 
+# ---------------------------------------------------------------------------
+# RNA fractions -> cell fractions
+# ---------------------------------------------------------------------------
+
+
+def _rna_content_series(rna_content, types):
+    """Validated RNA content per type (a float Series over ``types``)."""
+    if isinstance(rna_content, pd.DataFrame):
+        if rna_content.shape[1] != 1:
+            raise ValueError(
+                "rna_content must be one value per cell type (a Series, a dict or a one-column "
+                f"table), got a table with {rna_content.shape[1]} columns"
+            )
+        rna_content = rna_content.iloc[:, 0]
+    content = pd.Series(rna_content)
+    missing = [t for t in types if t not in content.index]
+    if missing:
+        raise ValueError(
+            f"rna_content has no value for the cell type(s) {missing[:6]}; give every column of "
+            f"the proportions a content (it has {list(content.index[:6])})"
+        )
+    try:
+        values = content.loc[list(types)].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("rna_content must be numeric") from None
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        raise ValueError(
+            "rna_content must be finite and positive (it is a ratio of RNA per cell), got "
+            f"{dict(zip(np.asarray(types)[bad][:6], values[bad][:6], strict=False))}"
+        )
+    return pd.Series(values, index=list(types), name="rna_content")
+
+
+def to_cell_fractions(proportions, rna_content):
+    """Convert fractions of RNA into fractions of cells.
+
+    A signature of expression per unit of RNA (CPM, TPM, normalised array
+    intensities) fitted to a bulk sample estimates each type's share of the
+    sample's RNA.  Cell types differ in RNA per cell (monocytes and cell lines
+    of myeloid origin carry more than lymphocytes), so when the quantity of
+    interest is the share of *cells*, each RNA fraction has to be divided by
+    its type's RNA content and the row renormalised:
+    ``f_t = (r_t / c_t) / sum_u (r_u / c_u)``.  Only the ratios of the
+    contents matter.  No fit to mixtures can estimate these contents (any set
+    of contents explains the bulk equally well); they come from outside: the
+    library sizes of a single-cell reference
+    (:attr:`fastdeconv.SignatureResult.rna_content`), published measurements,
+    or a calibration on mixtures of known composition
+    (:func:`fastdeconv.metrics.fit_rna_content`).
+
+    Parameters
+    ----------
+    proportions : pandas.DataFrame
+        Samples x types, e.g. ``deconvolve(...).proportions``.
+    rna_content : dict, pandas.Series or one-column DataFrame
+        RNA per cell of every type in ``proportions`` (any unit; extra types
+        are ignored).  Must be finite and positive.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Samples x types, rows summing to 1 (rows that were all 0 stay 0,
+        rows with NaN stay NaN).
+
+    Raises
+    ------
+    ValueError
+        When a type has no content, or a content is not finite and positive.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fastdeconv import to_cell_fractions
+    >>> rna = pd.DataFrame({"T": [0.5], "Mono": [0.5]}, index=["s1"])
+    >>> to_cell_fractions(rna, {"T": 1.0, "Mono": 3.0})
+           T  Mono
+    s1  0.75  0.25
+    """
+    p = pd.DataFrame(proportions)
+    content = _rna_content_series(rna_content, p.columns)
+    f = p / content.to_numpy()[None, :]
+    total = f.sum(axis=1, min_count=1)
+    return f.div(total.where(total != 0, 1.0), axis=0)
+
+
 @dataclass
 class DeconvolutionResult:
     """Result of :func:`deconvolve`.
@@ -714,6 +800,36 @@ class DeconvolutionResult:
     gene_weights: pd.DataFrame
     method: str
     options: dict = field(default_factory=dict)
+
+    def to_cell_fractions(self, rna_content):
+        """The proportions as fractions of cells instead of fractions of RNA.
+
+        See :func:`fastdeconv.to_cell_fractions`; with ``method="simplex_le"``
+        the ``"unexplained"`` column needs a content too (or use another
+        method).
+
+        Parameters
+        ----------
+        rna_content : dict, pandas.Series or one-column DataFrame
+            RNA per cell of every cell type (any unit).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Samples x cell types, rows summing to 1.
+
+        Examples
+        --------
+        >>> import pandas as pd, fastdeconv
+        >>> sig = pd.DataFrame({"A": [900.0, 100.0, 500.0], "B": [100.0, 900.0, 500.0]},
+        ...                    index=["x", "y", "z"])
+        >>> bulk = pd.DataFrame({"s": sig @ [0.4, 0.6]})  # 40 % of the RNA is A's
+        >>> res = fastdeconv.deconvolve(bulk, sig, method="simplex", min_genes=3)
+        >>> res.to_cell_fractions({"A": 2.0, "B": 1.0}).round(2)  # A cells carry twice the RNA
+              A     B
+        s  0.25  0.75
+        """
+        return to_cell_fractions(self.proportions, rna_content)
 
     def summary(self):
         """Return a readable summary of the result.

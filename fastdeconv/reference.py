@@ -511,15 +511,15 @@ class SignatureResult:
               T   Mono
         0  0.75   0.25
         """
+        from fastdeconv.deconvolve import to_cell_fractions
+
         p = pd.DataFrame(proportions)
         unknown = [c for c in p.columns if c not in self.rna_content.index]
         if unknown:
             raise ValueError(
                 f"proportions has columns that are not types of this signature: {unknown[:5]}"
             )
-        f = p / self.rna_content.loc[p.columns].to_numpy()[None, :]
-        total = f.sum(axis=1)
-        return f.div(total.where(total > 0, 1.0), axis=0)
+        return to_cell_fractions(p, self.rna_content)
 
     def summary(self):
         """A short text description: types, cells, markers, condition number."""
