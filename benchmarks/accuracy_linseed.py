@@ -15,7 +15,10 @@ measured pure profiles (``reference.tsv.gz``; used for these diagnostics only,
 never by LinSeed), three yardsticks: reference-based NNLS, LinSeed's
 proportions step given the corners of the designed proportions, and given the
 "marker corners" (the mean row-normalised profile of the 50 genes most specific
-to each type by the reference: where the data's own corners are).  A synthetic
+to each type by the reference: where the data's own corners are).  Two checks
+with the truth follow: the share of significant genes outside the simplex of the
+designed proportions (the premise of any corner search), and how much of the
+error one factor per component removes.  A synthetic
 check (:func:`fastdeconv.simulate.synthetic`, where the designed proportions
 are the data's corners) closes the report.
 
@@ -91,6 +94,66 @@ def yardsticks(data, res, n_markers=50):
     print(f"yardsticks (use the measured pure profiles): reference NNLS r = {nnls_r:.3f}; "
           f"LinSeed's proportions step with the designed corners r = {designed:.3f}, "
           f"with the marker corners ({n_markers} most specific genes per type) r = {marker:.3f}")
+
+
+def premise_check(data, res):
+    """Do the significant genes lie inside the simplex of the designed proportions?
+
+    LinSeed finds the corners of the simplex that encloses the row-normalised
+    genes.  If the data followed the linear mixing model with the designed
+    proportions, genes would lie inside that simplex up to noise.  Prints the
+    share of significant genes with a negative barycentric coordinate (least
+    squares in sample space) and the 5% quantile of the smallest coordinate,
+    once with every sample and once with one replicate per design: noise would
+    make the replicate-averaged view (every sample) less outside, by about
+    ``sqrt(replicates)``; a systematic departure stays.
+    """
+    mix, truth = data["mixture"], data["truth"]
+    genes = res.genes.index[res.genes["significant"]]
+    X = mix.loc[genes].to_numpy(dtype=np.float64)
+    D = truth[mix.columns].to_numpy(dtype=np.float64)
+    design = pd.Series(truth.T.round(4).apply(tuple, axis=1).to_numpy())
+    first = design.drop_duplicates().index.to_numpy()  # one replicate per design
+
+    def outside(cols):
+        Xn = X[:, cols] / X[:, cols].sum(axis=1, keepdims=True)
+        Dn = D[:, cols] / D[:, cols].sum(axis=1, keepdims=True)
+        A = np.vstack([Dn.T, np.ones(len(Dn))])
+        bary = np.linalg.lstsq(A, np.vstack([Xn.T, np.ones(len(Xn))]), rcond=None)[0].T
+        low = bary.min(axis=1)
+        return (low < 0).mean(), np.quantile(low, 0.05)
+
+    share, q5 = outside(np.arange(mix.shape[1]))
+    share1, q51 = outside(first)
+    print(f"premise check (uses the truth): {share:.1%} of the {len(genes)} significant genes lie "
+          f"outside the simplex of the designed proportions (5% quantile of the smallest "
+          f"barycentric coordinate {q5:.3f}; one replicate per design: {share1:.1%}, {q51:.3f})")
+
+
+def calibration_check(data, res):
+    """How much of LinSeed's error is one factor per component (uses the truth).
+
+    The factors are fitted by :func:`fastdeconv.metrics.fit_rna_content` on all
+    designs but one and applied to the held-out design; fitted to every sample
+    they are an oracle.
+    """
+    from fastdeconv import to_cell_fractions
+    from fastdeconv.metrics import fit_rna_content
+
+    truth = data["truth"].T
+    ev = evaluate(res.proportions, truth, match="best")
+    est = ev.estimate  # relabelled with the matched types
+    design = truth.round(4).apply(tuple, axis=1)
+    held_out = []
+    for d in design.unique():
+        test = (design == d).to_numpy()
+        held_out.append(to_cell_fractions(est[test], fit_rna_content(est[~test], truth[~test])))
+    cv = evaluate(pd.concat(held_out), truth).overall
+    oracle = evaluate(to_cell_fractions(est, fit_rna_content(est, truth)), truth).overall
+    print(f"one factor per component calibrated on the other designs "
+          f"(fastdeconv.metrics.fit_rna_content, uses the truth): "
+          f"held-out r = {cv['pearson_r']:.3f}, RMSE = {cv['rmse']:.3f}; fitted to all samples "
+          f"(oracle) r = {oracle['pearson_r']:.3f}")
 
 
 def synthetic_check(seeds=3):
@@ -180,6 +243,8 @@ def run(data_dir, repeats, seed, figure=None, seeds=10):
         if seeds > 1:
             seed_spread(mix, truth, k_true, seeds)
         yardsticks(data, res)
+        premise_check(data, res)
+        calibration_check(data, res)
         stages = {s: statistics.median(t[s] for t in timings) for s in timings[0]}
         print("median time per stage (s): "
               + ", ".join(f"{s} {v:.3f}" for s, v in stages.items()))
