@@ -112,12 +112,12 @@ def _read_labels(path):
     return labels.astype(str)
 
 
-def _read_rna_content(path):
-    """Two-column table with a header: cell type, RNA content -> Series."""
-    table = _read(path, "--rna-content")
+def _read_series(path, option, columns):
+    """Two-column numeric table with a header (ids, values) -> Series indexed by the ids."""
+    table = _read(path, option)
     if table.shape[1] != 1:
         raise InputError(
-            f"--rna-content: {path!r} must have exactly two columns (cell type, RNA content), "
+            f"{option}: {path!r} must have exactly two columns ({columns}), "
             f"found {table.shape[1] + 1}"
         )
     return table.iloc[:, 0]
@@ -170,6 +170,8 @@ def cmd_deconvolve(args):
     _check_table_path(args.fit_output, "--fit-output")
     _check_plot_path(args.plot)
     _check_plot_path(args.plot_fit, "--plot-fit")
+    if args.method == "wls" and not args.weights:
+        raise InputError("--method wls needs --weights FILE (a two-column table: gene, weight)")
     bulk = _read(args.bulk, "--bulk")
     signature = _read(args.signature, "--signature")
 
@@ -181,7 +183,11 @@ def cmd_deconvolve(args):
             kwargs[option] = getattr(args, option)
     if args.robust is not None:
         kwargs["robust"] = None if args.robust == "none" else args.robust
-    content = _read_rna_content(args.rna_content) if args.rna_content else None
+    content = None
+    if args.rna_content:
+        content = _read_series(args.rna_content, "--rna-content", "cell type, RNA content")
+    if args.weights:
+        kwargs["weights"] = _read_series(args.weights, "--weights", "gene, weight")
     result = fastdeconv.deconvolve(bulk, signature, **kwargs)
     proportions = result.proportions
     if content is not None:
@@ -526,6 +532,12 @@ def build_parser():
         "with 2**x / 2**x - 1 (default: auto)",
     )
     p.add_argument("--fit-output", metavar="FILE", help="per-sample fit diagnostics table")
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="two-column table (gene, weight): per-gene weights of the least-squares fit "
+        "(required by --method wls, accepted by every method; genes without a weight get 0)",
+    )
     p.add_argument(
         "--rna-content",
         metavar="FILE",

@@ -589,3 +589,27 @@ def test_library_warnings_are_one_line(files, tmp_path, small, capsys):
     assert warning_lines and all(line.startswith("fastdeconv: warning: ") for line in warning_lines)
     assert ".py:" not in err  # no file:line prefix from the warnings module
     assert out.exists()
+
+
+def test_deconvolve_weights_and_wls(files, tmp_path, small, capsys):
+    bulk, sig, _ = files
+    rng = np.random.default_rng(8)
+    weights = pd.Series(rng.uniform(0.2, 2.0, len(small.signature)), index=small.signature.index,
+                        name="weight")
+    wpath = _write(weights.to_frame(), tmp_path / "weights.tsv", "gene")
+    out = tmp_path / "wls.tsv"
+    assert _run(f"deconvolve --bulk {bulk} --signature {sig} --output {out} --method wls "
+                f"--weights {wpath} --quiet") == 0
+    expected = fastdeconv.deconvolve(small.bulk, small.signature, method="wls", weights=weights,
+                                     progress=False).proportions
+    got = pd.read_csv(out, sep="\t", index_col=0)
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), atol=1e-12)
+    # without --weights, wls is a one-line usage error before anything is read
+    assert _run(f"deconvolve --bulk missing.tsv --signature {sig} --output {out} "
+                "--method wls") == 1
+    assert "--method wls needs --weights" in _one_line_error(capsys)
+    three = tmp_path / "three.tsv"
+    three.write_text("gene\ta\tb\ng1\t1\t2\n")
+    assert _run(f"deconvolve --bulk {bulk} --signature {sig} --output {out} "
+                f"--weights {three}") == 1
+    assert "exactly two columns (gene, weight)" in _one_line_error(capsys)
