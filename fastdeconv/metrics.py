@@ -599,8 +599,7 @@ def fit_rna_content(estimate, truth, *, match="names"):
         f = E * np.exp(-np.concatenate([[0.0], theta]))[None, :]
         return (f / f.sum(axis=1, keepdims=True) - T).ravel()
 
-    fit = least_squares(residual, np.zeros(E.shape[1] - 1), method="lm" if E.size > E.shape[1]
-                        else "trf", xtol=1e-12, ftol=1e-12)
+    fit = least_squares(residual, np.zeros(E.shape[1] - 1), method="lm", xtol=1e-12, ftol=1e-12)
     log_c = np.concatenate([[0.0], fit.x])
     log_c -= log_c.mean()
     return pd.Series(np.exp(log_c), index=est.columns, name="rna_content")
