@@ -130,8 +130,12 @@ def single_threaded_blas():
                 _blas_limiter = None
 
 
-def chunk_size(n_rows, m, n_workers):
+def chunk_size(n_rows, m):
     """Samples per chunk for a bulk matrix with ``n_rows`` genes and ``m`` samples.
+
+    The width deliberately does not depend on the number of worker threads:
+    BLAS rounding depends on the chunk shape, so a width chosen per thread
+    count would make results depend on ``n_jobs``.
 
     Parameters
     ----------
@@ -139,9 +143,6 @@ def chunk_size(n_rows, m, n_workers):
         Genes (rows of ``B``; ``k`` for precomputed projections).
     m : int
         Samples.
-    n_workers : int
-        Worker threads (unused: kept so callers state what they run with; the
-        width must not depend on it, or results would depend on ``n_jobs``).
 
     Returns
     -------
@@ -152,7 +153,7 @@ def chunk_size(n_rows, m, n_workers):
     Examples
     --------
     >>> from fastdeconv.kernels.batch import chunk_size
-    >>> chunk_size(5000, 100000, 2)
+    >>> chunk_size(5000, 100000)
     419
     """
     width = CHUNK_BYTES // (8 * max(n_rows, 1))
@@ -285,7 +286,7 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
         w0 = problem.weights if problem.weights is not None else np.ones(A.shape[0])
 
     workers = max(1, min(resolve_n_jobs(n_jobs), m))
-    width = chunk_size(problem.n_rows, m, workers)
+    width = chunk_size(problem.n_rows, m)
     bounds = [(j0, min(j0 + width, m)) for j0 in range(0, m, width)]
     failed = threading.Event()
 
