@@ -25,7 +25,8 @@ are the data's corners) closes the report.
 Usage::
 
     python benchmarks/accuracy_linseed.py [--data ../shared/data] [--repeats 5] [--seed 0]
-        [--seeds 10] [--top-genes-scan] [--figure docs/_static/linseed_gse19830.png]
+        [--seeds 10] [--top-genes-scan] [--hinge-scan]
+        [--figure docs/_static/linseed_gse19830.png]
 """
 
 from __future__ import annotations
@@ -199,6 +200,60 @@ def top_genes_scan(data_dir, values=(1000, 2000, 3000, 5000, 10000)):
         print(f"{name}: " + ", ".join(f"{t}: {r:.3f}" for t, r in zip(values, rs)))
 
 
+def noise_hinge_weight(bulk, res, k):
+    """The hinge weight a Gaussian noise model implies: ``1 / (2 sigma_b^2)``.
+
+    Read as a likelihood, the squared hinge ``w * a^2`` is Gaussian noise of
+    variance ``1 / (2 w)`` in barycentric units.  The noise per dimension is
+    estimated from the significant genes' residuals off the (k-1)-dimensional
+    subspace (the dimensions the corner search discards hold only noise),
+    ``sigma_y^2 = median ||residual||^2 / (m - k)``, and converted to
+    barycentric units with the median height of the corners above the
+    opposite facets of LinSeed's simplex.
+    """
+    from fastdeconv.linseed import _project
+
+    genes = res.genes.index[res.genes["significant"]]
+    X = bulk.loc[genes].to_numpy(dtype=np.float64)
+    X = X / X.sum(axis=1, keepdims=True)
+    mu, V, Y = _project(X, k)
+    residual = (X - mu) - Y @ V.T
+    sigma2 = np.median((residual**2).sum(axis=1)) / max(X.shape[1] - k, 1)
+    E = np.vstack([res.corner_coordinates.to_numpy().T, np.ones(k)])
+    heights = 1.0 / np.linalg.norm(np.linalg.inv(E)[:, : k - 1], axis=1)
+    return 1.0 / (2.0 * sigma2 / np.median(heights) ** 2)
+
+
+def hinge_scan(data_dir, values=(1.0, 10.0, 100.0, 1000.0, 1e4, 1e5), seeds=(0, 1, 2)):
+    """Overall r against ``hinge_weight`` on both datasets and on synthetic counts."""
+    print("\n== hinge_weight scan (true k; GSE11058 and synthetic over seeds "
+          f"{list(seeds)}, GSE19830 seed {seeds[0]}: it does not depend on the seed)")
+    cases = []
+    for name, k in DATASETS.items():
+        folder = Path(data_dir) / name
+        if folder.is_dir():
+            data = read_dataset(folder)
+            runs = seeds if name == "abbas_GSE11058" else seeds[:1]
+            cases.append((name, k, [(data["mixture"], data["truth"].T, s) for s in runs]))
+    for k in (3, 4):
+        sets = [synthetic(n_genes=3000, n_types=k, n_samples=30, seed=s) for s in seeds]
+        cases.append((f"synthetic k={k}", k, [(d.bulk, d.proportions, s)
+                                              for d, s in zip(sets, seeds, strict=True)]))
+    parts = []
+    for name, k, runs in cases:
+        bulk = runs[0][0]
+        parts.append(f"{name} {noise_hinge_weight(bulk, linseed(bulk, k, seed=runs[0][2]), k):.3g}")
+    print("noise-model hinge_weight 1 / (2 sigma^2), sigma the noise in barycentric units: "
+          + "; ".join(parts))
+    for hw in values:
+        parts = []
+        for name, k, runs in cases:
+            rs = [_r(linseed(bulk, k, seed=s, hinge_weight=hw).proportions, truth)
+                  for bulk, truth, s in runs]
+            parts.append(f"{name} {np.round(rs, 3).tolist()}")
+        print(f"hinge_weight {hw:g}: " + "; ".join(parts))
+
+
 def run(data_dir, repeats, seed, figure=None, seeds=10):
     rows = []
     for name, k_true in DATASETS.items():
@@ -273,12 +328,16 @@ def main(argv=None):
                         help="report the spread of r over seeds 0..SEEDS-1 (1: skip)")
     parser.add_argument("--top-genes-scan", action="store_true",
                         help="also scan top_genes on GSE19830 and PBMC pseudo-bulk (slow)")
+    parser.add_argument("--hinge-scan", action="store_true",
+                        help="also scan hinge_weight on both datasets and synthetic counts")
     parser.add_argument("--figure", help="save the GSE19830 diagnostic figure (spectrum, simplex, "
                         "significance) to this file, e.g. docs/_static/linseed_gse19830.png")
     args = parser.parse_args(argv)
     run(args.data, args.repeats, args.seed, args.figure, args.seeds)
     if args.top_genes_scan:
         top_genes_scan(args.data)
+    if args.hinge_scan:
+        hinge_scan(args.data)
     return 0
 
 
