@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from accuracy_reference import calibrated, designs  # the script beside this one
+
 from fastdeconv.io import read_dataset
 from fastdeconv.linseed import _proportions, linseed
 from fastdeconv.metrics import evaluate
@@ -113,7 +115,7 @@ def premise_check(data, res):
     genes = res.genes.index[res.genes["significant"]]
     X = mix.loc[genes].to_numpy(dtype=np.float64)
     D = truth[mix.columns].to_numpy(dtype=np.float64)
-    design = pd.Series(truth.T.round(4).apply(tuple, axis=1).to_numpy())
+    design = pd.Series(designs(truth.T).to_numpy())
     first = design.drop_duplicates().index.to_numpy()  # one replicate per design
 
     def outside(cols):
@@ -138,19 +140,11 @@ def calibration_check(data, res):
     designs but one and applied to the held-out design; fitted to every sample
     they are an oracle.
     """
-    from fastdeconv import to_cell_fractions
-    from fastdeconv.metrics import fit_rna_content
-
     truth = data["truth"].T
-    ev = evaluate(res.proportions, truth, match="best")
-    est = ev.estimate  # relabelled with the matched types
-    design = truth.round(4).apply(tuple, axis=1)
-    held_out = []
-    for d in design.unique():
-        test = (design == d).to_numpy()
-        held_out.append(to_cell_fractions(est[test], fit_rna_content(est[~test], truth[~test])))
-    cv = evaluate(pd.concat(held_out), truth).overall
-    oracle = evaluate(to_cell_fractions(est, fit_rna_content(est, truth)), truth).overall
+    est = evaluate(res.proportions, truth, match="best").estimate  # named by the matched types
+    held_out, oracle = calibrated(est, truth)
+    cv = evaluate(held_out, truth).overall
+    oracle = evaluate(oracle, truth).overall
     print(f"one factor per component calibrated on the other designs "
           f"(fastdeconv.metrics.fit_rna_content, uses the truth): "
           f"held-out r = {cv['pearson_r']:.3f}, RMSE = {cv['rmse']:.3f}; fitted to all samples "

@@ -185,6 +185,11 @@ CALIBRATION_CV = "default, RNA content calibrated on the other mixtures (held-ou
 CALIBRATION_ORACLE = "default, RNA content fitted to these samples (oracle, not a method)"
 
 
+def designs(truth):
+    """Mixture design of each sample (samples x types truth): equal true proportions."""
+    return truth.round(4).apply(tuple, axis=1)
+
+
 def calibrated(estimate, truth):
     """The default's estimate converted to cell fractions with fitted RNA contents.
 
@@ -199,7 +204,7 @@ def calibrated(estimate, truth):
 
     types = [t for t in truth.columns if t in estimate.columns]
     est = estimate[types]
-    design = truth[types].round(4).apply(tuple, axis=1)
+    design = designs(truth[types])
     held_out = []
     for d in design.unique():
         test = (design == d).to_numpy()

@@ -101,20 +101,14 @@ def _read_counts(path):
 
 def _read_labels(path):
     """Two-column table with a header: cell id, cell type -> Series indexed by cell id."""
-    table = _read(path, "--labels", index_col=0, numeric=False)
-    if table.shape[1] != 1:
-        raise InputError(
-            f"--labels: {path!r} must have exactly two columns (cell id, cell type), "
-            f"found {table.shape[1] + 1}"
-        )
-    labels = table.iloc[:, 0]
+    labels = _read_series(path, "--labels", "cell id, cell type", index_col=0, numeric=False)
     labels.index = labels.index.astype(str)
     return labels.astype(str)
 
 
-def _read_series(path, option, columns):
-    """Two-column numeric table with a header (ids, values) -> Series indexed by the ids."""
-    table = _read(path, option)
+def _read_series(path, option, columns, **kwargs):
+    """Two-column table with a header (ids, values) -> Series indexed by the ids."""
+    table = _read(path, option, **kwargs)
     if table.shape[1] != 1:
         raise InputError(
             f"{option}: {path!r} must have exactly two columns ({columns}), "

@@ -91,14 +91,9 @@ def test_simulated_lm22_mixtures(dataset):
 
 def test_single_cell_split_half_pseudobulk(data_dir):
     """An independent check of the defaults on data of another kind (no target in the issue)."""
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_benchmark
 
-    spec = importlib.util.spec_from_file_location(
-        "accuracy_reference", Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy_reference.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("accuracy_reference")
     data = fastdeconv.io.read_dataset(data_dir / "hao_pbmc_sc_subset")
     bulk, reference, truth = bench.split_half_pseudobulk(data["counts"], data["cell_labels"])
     res = fastdeconv.deconvolve(bulk, reference)

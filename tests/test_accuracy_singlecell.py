@@ -8,9 +8,7 @@ and regression guards (stated as such) where it does not.
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,21 +17,12 @@ import fastdeconv
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "accuracy_singlecell", ROOT / "benchmarks" / "accuracy_singlecell.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def acc():
-    return _script()
+    from conftest import load_benchmark
+
+    return load_benchmark("accuracy_singlecell")
 
 
 @pytest.fixture(scope="module")

@@ -185,7 +185,8 @@ def test_abbas_calibrated_rna_content(dataset):
 
     Fitted on all samples (an oracle) the four factors bring r to 0.99; fitted
     on the other mixture designs and applied to the held-out one
-    (leave-one-mixture-out), r is 0.98.
+    (leave-one-mixture-out, ``calibrated`` of benchmarks/accuracy_reference.py),
+    r is 0.98.
     """
     data = dataset("abbas_GSE11058")
     truth = data["truth"].T
@@ -193,13 +194,10 @@ def test_abbas_calibrated_rna_content(dataset):
     base = evaluate(est, truth).overall["pearson_r"]
     content = fit_rna_content(est, truth)
     assert content["THP-1"] > content["IM-9"]  # the monocytic line carries more RNA per cell
-    oracle = evaluate(to_cell_fractions(est, content), truth).overall
+    from conftest import load_benchmark
+
+    held_out, oracle = load_benchmark("accuracy_reference").calibrated(est, truth)
+    oracle = evaluate(oracle, truth).overall
     assert oracle["pearson_r"] > 0.985 and oracle["rmse"] < 0.025, oracle
-    design = truth.round(4).apply(tuple, axis=1)
-    held_out = []
-    for d in design.unique():
-        test = (design == d).to_numpy()
-        fitted = fit_rna_content(est[~test], truth[~test])
-        held_out.append(to_cell_fractions(est[test], fitted))
-    cv = evaluate(pd.concat(held_out), truth).overall
+    cv = evaluate(held_out, truth).overall
     assert cv["pearson_r"] > 0.97 > base, (cv, base)
