@@ -191,7 +191,9 @@ def cmd_deconvolve(args):
             raise InputError(f"--rna-content: {_message(exc)}") from None
     # figures first: if one fails, no table is written either
     if args.plot:
-        result.plot_proportions(args.plot)
+        from fastdeconv.plotting import plot_proportions
+
+        plot_proportions(proportions, path=args.plot)  # what OUT holds (cell fractions if asked)
     if args.plot_fit:
         result.plot_fit(args.plot_fit)
     _write(_proportions_frame(proportions), args.output, "--output", "sample")

@@ -201,3 +201,22 @@ def test_abbas_calibrated_rna_content(dataset):
     assert oracle["pearson_r"] > 0.985 and oracle["rmse"] < 0.025, oracle
     cv = evaluate(held_out, truth).overall
     assert cv["pearson_r"] > 0.97 > base, (cv, base)
+
+
+def test_cli_plot_shows_the_cell_fractions_it_writes(tmp_path, monkeypatch):
+    import fastdeconv.plotting
+
+    data = fastdeconv.simulate.synthetic(n_genes=300, n_types=2, n_samples=5, seed=9)
+    bulk = _write(data.bulk, tmp_path / "bulk.tsv", "gene")
+    sig = _write(data.signature, tmp_path / "sig.tsv", "gene")
+    content = _write(pd.DataFrame({"rna_content": [1.0, 4.0]}, index=data.signature.columns),
+                     tmp_path / "content.tsv", "cell_type")
+    drawn = {}
+    monkeypatch.setattr(fastdeconv.plotting, "plot_proportions",
+                        lambda frame, path=None, **kw: drawn.setdefault("frame", frame))
+    out = tmp_path / "cells.tsv"
+    assert main(["deconvolve", "--bulk", str(bulk), "--signature", str(sig), "--output", str(out),
+                 "--rna-content", str(content), "--plot", str(tmp_path / "p.png"),
+                 "--quiet"]) == 0
+    written = pd.read_csv(out, sep="\t", index_col=0)
+    np.testing.assert_allclose(drawn["frame"].to_numpy(), written.to_numpy(), atol=1e-12)
