@@ -1,4 +1,4 @@
-"""Coercion of user inputs to expression tables, gene matching and input checks.
+"""Expression tables: coercion, scale, gene names, gene matching and input checks.
 
 Everything a user can hand to :func:`fastdeconv.deconvolve` -- a pandas
 DataFrame, a NumPy array with a gene list, an AnnData object or a file path --
@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fastdeconv.inputs._common import dense as _dense
+from fastdeconv.inputs._common import is_anndata as _is_anndata
+
 __all__ = [
+    "read_expression",
+    "unlog",
+    "SCALES",
     "as_expression_frame",
     "check_expression",
     "looks_log_scale",
@@ -36,16 +42,6 @@ _ENSEMBL_VERSION = re.compile(r"^(ENS[A-Z]*\d{6,})\.\d+$", re.IGNORECASE)
 #: Largest value below which non-integer data are taken to be log-transformed
 #: (the heuristic of immunedeconv and quanTIseq).
 LOG_MAX_THRESHOLD = 50.0
-
-
-def _is_anndata(obj):
-    return all(hasattr(obj, a) for a in ("obs_names", "var_names", "X", "layers"))
-
-
-def _dense(x):
-    if hasattr(x, "toarray"):  # scipy.sparse matrix or array
-        x = x.toarray()
-    return np.asarray(x)
 
 
 def as_expression_frame(
@@ -576,3 +572,105 @@ def warn_if_collinear(signature, *, stacklevel=3, **kwargs):
             stacklevel=stacklevel,
         )
     return cond
+
+
+#: The scales an expression table may be given on (see :func:`unlog`).
+SCALES = ("auto", "linear", "log2", "log2p1")
+
+
+def unlog(values, scale):
+    """Bring expression values to the linear scale.
+
+    Parameters
+    ----------
+    values : ndarray or pandas.DataFrame
+        Expression values on ``scale``.
+    scale : {"auto", "linear", "log2", "log2p1"}
+        ``"log2"``: ``2**x``; ``"log2p1"``: ``2**x - 1`` (data stored as
+        ``log2(x + 1)``); ``"auto"``/``"linear"``: unchanged.
+
+    Returns
+    -------
+    ndarray or pandas.DataFrame
+        The linear values (the input itself when nothing changes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.inputs import unlog
+    >>> unlog(np.array([0.0, 3.0]), "log2p1")
+    array([0., 7.])
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if scale == "log2":
+        return 2.0**values
+    if scale == "log2p1":
+        return 2.0**values - 1.0
+    return values
+
+
+def read_expression(
+    obj,
+    *,
+    name,
+    genes=None,
+    columns=None,
+    layer=None,
+    scale="auto",
+    case_insensitive=False,
+    strip_version=False,
+    duplicates="raise",
+):
+    """The front door for an expression table: read, un-log, check, harmonise gene names.
+
+    Combines :func:`as_expression_frame`, :func:`unlog`,
+    :func:`check_expression` and :func:`harmonize_genes` in the order every
+    pipeline needs them.
+
+    Parameters
+    ----------
+    obj : DataFrame, ndarray, AnnData or path
+        The table (see :func:`as_expression_frame`).
+    name : str
+        What the data are (``"bulk"``, ``"signature"``); used in messages.
+    genes, columns : sequence of str, optional
+        Names for array input.
+    layer : str, optional
+        AnnData layer to use instead of ``.X``.
+    scale : {"auto", "linear", "log2", "log2p1"}, default "auto"
+        ``"auto"`` refuses data that look log-transformed; ``"linear"`` asserts
+        the linear scale; ``"log2"``/``"log2p1"`` un-log first (see :func:`unlog`).
+    case_insensitive, strip_version : bool, default False
+        Gene-name normalisation (see :func:`harmonize_genes`).
+    duplicates : {"raise", "sum"}, default "raise"
+        Duplicated gene names: raise, or add their rows up.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Genes x columns, float64, linear scale, unique gene names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.inputs import read_expression
+    >>> df = read_expression(np.log2([[100.0, 200.0], [300.0, 400.0]]), name="bulk",
+    ...                      genes=["A", "B"], scale="log2")
+    >>> df.round(6).to_numpy().tolist()
+    [[100.0, 200.0], [300.0, 400.0]]
+    """
+    if scale not in SCALES:
+        raise ValueError(f"{name} scale must be one of {SCALES}, got {scale!r}")
+    df = as_expression_frame(obj, name=name, genes=genes, columns=columns, layer=layer)
+    if scale in ("log2", "log2p1"):
+        # log2 values below 0 (expression below 1) are legitimate; NaN/inf are not
+        check_expression(df.clip(lower=0) if scale == "log2" else df, name=name, allow_log=True)
+        df = unlog(df, scale)
+        check_expression(df, name=f"{name} (un-logged)", allow_log=True)  # overflow to inf
+    else:
+        check_expression(df, name=name, allow_log=scale == "linear")
+    return harmonize_genes(
+        df, name=name, case_insensitive=case_insensitive, strip_version=strip_version,
+        duplicates=duplicates,
+    )

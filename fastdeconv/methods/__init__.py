@@ -1,0 +1,221 @@
+"""The method registry: every method a user can choose, in one table per pipeline.
+
+A method is a small unit: a function on arrays plus a :class:`Method` record
+of what it supports.  Each method file registers its records at import, and
+the registry lists the files to import, so adding a method is one file and
+one line here.  The pipeline (:func:`fastdeconv.deconvolve` for
+:data:`REGRESSION`), the command line's ``--method`` choices and the
+documentation all read the same table; nothing else knows the method names.
+
+Method files keep module-level imports light (NumPy and the standard library,
+never Numba or the solvers): the command line reads the table to build its
+``--help`` and must start quickly.
+
+Examples
+--------
+>>> from fastdeconv.methods import REGRESSION
+>>> "nnls" in REGRESSION.names()
+True
+>>> REGRESSION.get("simplex").normalise
+False
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+__all__ = ["Method", "Registry", "REGRESSION", "show_methods"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a registered method is and what it supports.
+
+    Attributes
+    ----------
+    name : str
+        The value users pass as ``method=`` (and ``--method``).
+    summary : str
+        One line for the command line's help and the documentation's table.
+    fit : callable
+        The method's function; its signature is the pipeline's contract (see
+        :mod:`fastdeconv.methods.least_squares` for the regression one).
+    normalise : bool
+        True when the method's coefficients are scale-free abundances that the
+        pipeline divides by their sum to give proportions; False when they
+        already are proportions.
+    weights : {"optional", "required", "unsupported"}
+        Whether the method takes per-gene weights.
+    background : bool
+        Whether a constant background term may be fitted beside the cell types.
+    losses : tuple of str
+        The losses it can minimise (``"squared"``, ``"huber"``).
+    extra_columns : tuple of str
+        Columns it adds to the proportions beyond the cell types.
+    references : tuple of str
+        Papers (with DOI) describing the method.
+
+    Examples
+    --------
+    >>> from fastdeconv.methods import Method
+    >>> m = Method("demo", "a demonstration", fit=print, normalise=True)
+    >>> m.weights, m.losses
+    ('optional', ('squared',))
+    """
+
+    name: str
+    summary: str
+    fit: Callable
+    normalise: bool
+    weights: str = "optional"
+    background: bool = False
+    losses: tuple = ("squared",)
+    extra_columns: tuple = ()
+    references: tuple = field(default_factory=tuple)
+
+    def __post_init__(self):
+        if self.weights not in ("optional", "required", "unsupported"):
+            raise ValueError(f"Method.weights must be optional/required/unsupported, got {self.weights!r}")
+
+
+class Registry:
+    """The methods of one pipeline, loaded from their files on first use.
+
+    Parameters
+    ----------
+    pipeline : str
+        The pipeline's name, for messages (``"regression"``).
+    modules : tuple of str
+        Modules that register methods when imported.
+
+    Examples
+    --------
+    >>> from fastdeconv.methods import Method, Registry
+    >>> reg = Registry("toy", modules=())
+    >>> _ = reg.register(Method("a", "first", fit=print, normalise=True))
+    >>> reg.names()
+    ('a',)
+    >>> try:
+    ...     reg.get("b")
+    ... except ValueError as err:
+    ...     print(err)
+    method must be one of 'a' (toy methods); got 'b'
+    """
+
+    def __init__(self, pipeline, modules):
+        self.pipeline = pipeline
+        self._modules = tuple(modules)
+        self._methods = {}
+        self._loaded = False
+        self._lock = threading.Lock()
+
+    def _load(self):
+        if self._loaded:
+            return
+        with self._lock:
+            if not self._loaded:
+                for module in self._modules:
+                    importlib.import_module(module)
+                self._loaded = True
+
+    def register(self, method):
+        """Add a method (called by the method files at import).
+
+        Parameters
+        ----------
+        method : Method
+            The record.
+
+        Returns
+        -------
+        Method
+            The same record.
+        """
+        if method.name in self._methods:
+            raise ValueError(f"a {self.pipeline} method named {method.name!r} is registered already")
+        self._methods[method.name] = method
+        return method
+
+    def get(self, name):
+        """The method called ``name``; a ValueError listing the choices otherwise.
+
+        Parameters
+        ----------
+        name : str
+            The method's name.
+
+        Returns
+        -------
+        Method
+        """
+        self._load()
+        try:
+            return self._methods[name]
+        except (KeyError, TypeError):
+            listed = ", ".join(repr(n) for n in self._methods)
+            raise ValueError(
+                f"method must be one of {listed} ({self.pipeline} methods); got {name!r}"
+            ) from None
+
+    def names(self):
+        """The registered names, in registration order.
+
+        Returns
+        -------
+        tuple of str
+        """
+        self._load()
+        return tuple(self._methods)
+
+    def __iter__(self):
+        self._load()
+        return iter(tuple(self._methods.values()))
+
+    def __len__(self):
+        self._load()
+        return len(self._methods)
+
+    def __contains__(self, name):
+        self._load()
+        return name in self._methods
+
+
+#: The reference-based regression methods of :func:`fastdeconv.deconvolve`.
+REGRESSION = Registry("regression", modules=("fastdeconv.methods.least_squares",))
+
+
+def show_methods():
+    """A table of every registered method and what it supports.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per method: pipeline, name, summary, weights, background,
+        losses, whether its coefficients are normalised to proportions.
+
+    Examples
+    --------
+    >>> from fastdeconv.methods import show_methods
+    >>> table = show_methods()
+    >>> "simplex_le" in set(table["method"])
+    True
+    """
+    import pandas as pd
+
+    rows = [
+        {
+            "pipeline": registry.pipeline,
+            "method": m.name,
+            "summary": m.summary,
+            "weights": m.weights,
+            "background": m.background,
+            "losses": ", ".join(m.losses),
+            "normalised": m.normalise,
+        }
+        for registry in (REGRESSION,)
+        for m in registry
+    ]
+    return pd.DataFrame(rows)
