@@ -1,6 +1,6 @@
 """Accuracy, speed and memory of reference-free LinSeed on the shared real datasets.
 
-Runs :func:`fastdeconv.linseed.linseed` with the R package's README settings
+Runs :func:`fastdeconv.reference_free.linseed` with the R package's README settings
 (top 10000 genes, 100 permutations, p < 0.01) on GSE19830 (k = 3) and
 GSE11058 (k = 4), with the automatic k and with the true k, matches the
 components to the true types (Hungarian, :func:`fastdeconv.metrics.evaluate`
@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from accuracy_reference import calibrated, designs  # the script beside this one
 
 from fastdeconv.io import read_dataset
-from fastdeconv.linseed import _proportions, linseed
+from fastdeconv.reference_free import _proportions, linseed
+from fastdeconv.fractions import held_out_cell_fractions, mixture_designs
 from fastdeconv.metrics import evaluate
 from fastdeconv.simulate import synthetic
 from fastdeconv.solvers import nnls
@@ -115,7 +115,7 @@ def premise_check(data, res):
     genes = res.genes.index[res.genes["significant"]]
     X = mix.loc[genes].to_numpy(dtype=np.float64)
     D = truth[mix.columns].to_numpy(dtype=np.float64)
-    design = pd.Series(designs(truth.T).to_numpy())
+    design = pd.Series(mixture_designs(truth.T).to_numpy())
     first = design.drop_duplicates().index.to_numpy()  # one replicate per design
 
     def outside(cols):
@@ -136,17 +136,17 @@ def premise_check(data, res):
 def calibration_check(data, res):
     """How much of LinSeed's error is one factor per component (uses the truth).
 
-    The factors are fitted by :func:`fastdeconv.metrics.fit_rna_content` on all
+    The factors are fitted by :func:`fastdeconv.fractions.fit_rna_content` on all
     designs but one and applied to the held-out design; fitted to every sample
     they are an oracle.
     """
     truth = data["truth"].T
     est = evaluate(res.proportions, truth, match="best").estimate  # named by the matched types
-    held_out, oracle = calibrated(est, truth)
+    held_out, oracle = held_out_cell_fractions(est, truth)
     cv = evaluate(held_out, truth).overall
     oracle = evaluate(oracle, truth).overall
     print(f"one factor per component calibrated on the other designs "
-          f"(fastdeconv.metrics.fit_rna_content, uses the truth): "
+          f"(fastdeconv.fractions.fit_rna_content, uses the truth): "
           f"held-out r = {cv['pearson_r']:.3f}, RMSE = {cv['rmse']:.3f}; fitted to all samples "
           f"(oracle) r = {oracle['pearson_r']:.3f}")
 
@@ -205,7 +205,7 @@ def noise_hinge_weight(bulk, res, k):
     barycentric units with the median height of the corners above the
     opposite facets of LinSeed's simplex.
     """
-    from fastdeconv.linseed import _project
+    from fastdeconv.reference_free import _project
 
     genes = res.genes.index[res.genes["significant"]]
     X = bulk.loc[genes].to_numpy(dtype=np.float64)

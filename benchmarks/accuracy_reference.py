@@ -53,7 +53,9 @@ import scipy.optimize
 
 import fastdeconv
 from fastdeconv.io import read_dataset
+from fastdeconv.fractions import held_out_cell_fractions
 from fastdeconv.metrics import evaluate
+from fastdeconv.simulate import split_pseudobulk
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FASTDECONV_DATA", ROOT.parent / "shared" / "data"))
@@ -103,18 +105,12 @@ def load(name):
 
 def split_half_pseudobulk(counts, labels, seed=0, n_samples=100):
     """Mean-CPM reference from half of the cells, pseudo-bulk CPM from the other half."""
-    from fastdeconv.simulate import pseudobulk
-
-    labels = labels.loc[counts.columns]
-    rng = np.random.default_rng(seed)
-    first = np.zeros(counts.shape[1], dtype=bool)
-    for t in labels.unique():
-        idx = np.flatnonzero(labels.to_numpy() == t)
-        first[rng.permutation(idx)[: idx.size // 2]] = True
-    cpm = counts.iloc[:, first] / counts.iloc[:, first].sum() * 1e6
-    reference = cpm.T.groupby(labels.to_numpy()[first]).mean().T
-    pb = pseudobulk(counts.iloc[:, ~first], labels.to_numpy()[~first], n_samples,
-                    cells_per_sample=500, seed=seed)
+    split = split_pseudobulk(counts, labels.loc[counts.columns], n_samples, seed=seed,
+                             cells_per_sample=500)
+    cells = split.reference_counts
+    cpm = cells / cells.sum() * 1e6
+    reference = cpm.T.groupby(split.reference_labels).mean().T
+    pb = split.pseudobulk
     bulk = pb.bulk / pb.bulk.sum() * 1e6
     return bulk, reference, pb.rna_fractions[reference.columns]
 
@@ -185,35 +181,6 @@ CALIBRATION_CV = "default, RNA content calibrated on the other mixtures (held-ou
 CALIBRATION_ORACLE = "default, RNA content fitted to these samples (oracle, not a method)"
 
 
-def designs(truth):
-    """Mixture design of each sample (samples x types truth): equal true proportions."""
-    return truth.round(4).apply(tuple, axis=1)
-
-
-def calibrated(estimate, truth):
-    """The default's estimate converted to cell fractions with fitted RNA contents.
-
-    Returns (held-out, oracle): contents fitted by
-    :func:`fastdeconv.metrics.fit_rna_content` on all samples of the other
-    mixture designs (samples with the same true proportions are one design,
-    held out together; every sample of a flow-cytometry cohort is its own) and
-    applied to the held-out design; and contents fitted on all samples (an
-    oracle: how much of the error is one factor per cell type).
-    """
-    from fastdeconv.metrics import fit_rna_content
-
-    types = [t for t in truth.columns if t in estimate.columns]
-    est = estimate[types]
-    design = designs(truth[types])
-    held_out = []
-    for d in design.unique():
-        test = (design == d).to_numpy()
-        content = fit_rna_content(est[~test], truth[~test])
-        held_out.append(fastdeconv.to_cell_fractions(est[test], content))
-    oracle = fastdeconv.to_cell_fractions(est, fit_rna_content(est, truth))
-    return pd.concat(held_out).loc[est.index], oracle
-
-
 def run(names, with_svr=True):
     """Score every method on every dataset; return (rows, details)."""
     rows, details = [], {}
@@ -244,7 +211,7 @@ def run(names, with_svr=True):
                 results["nu-SVR as above, C=100 (less shrinkage)"] = (est, time.perf_counter() - t0)
         if name in CALIBRATED:
             t0 = time.perf_counter()
-            held_out, oracle = calibrated(results["fastdeconv default"][0], truth)
+            held_out, oracle = held_out_cell_fractions(results["fastdeconv default"][0], truth)
             seconds = time.perf_counter() - t0
             results[CALIBRATION_CV] = (held_out, seconds)
             results[CALIBRATION_ORACLE] = (oracle, seconds)
@@ -350,7 +317,7 @@ What the figures say:
   coefficient by it leaves the fit unchanged), so no method that sees only the
   mixtures and this reference can tell the two apart. Given the contents,
   {{func}}`fastdeconv.to_cell_fractions` converts: with contents fitted by
-  {{func}}`fastdeconv.metrics.fit_rna_content` on the *other* three mixture designs
+  {{func}}`fastdeconv.fractions.fit_rna_content` on the *other* three mixture designs
   and applied to the held-out one, the default scores r
   {fig("abbas_GSE11058", CALIBRATION_CV)} (RMSE {fig("abbas_GSE11058", CALIBRATION_CV, "rmse")});
   fitted to all twelve samples (an oracle, not a method) r

@@ -43,8 +43,8 @@ import pandas as pd
 
 import fastdeconv
 from fastdeconv.io import read_table
-from fastdeconv.metrics import evaluate
-from fastdeconv.simulate import pseudobulk
+from fastdeconv.metrics import evaluate, group_types
+from fastdeconv.simulate import split_pseudobulk
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FASTDECONV_DATA", ROOT.parent / "shared" / "data"))
@@ -80,18 +80,6 @@ def load_newman(data=DATA):
     return read_table(folder / "mixture.tsv.gz"), read_table(folder / "truth.tsv")
 
 
-def split_halves(labels, seed):
-    """Boolean mask of the first half of the cells of each type (seeded)."""
-    rng = np.random.default_rng(seed)
-    values = np.asarray(labels)
-    first = np.zeros(values.size, dtype=bool)
-    for t in np.unique(values):
-        idx = np.flatnonzero(values == t)
-        rng.shuffle(idx)
-        first[idx[: idx.size // 2]] = True
-    return first
-
-
 def deconvolve_with(signature_result, bulk, method="nnls", weighted=True):
     """Deconvolve ``bulk``; return (RNA fractions, cell fractions), samples x types.
 
@@ -103,18 +91,16 @@ def deconvolve_with(signature_result, bulk, method="nnls", weighted=True):
         bulk, signature_result.signature, method=method, weights=weights, progress=False
     )
     rna = res.proportions
-    return rna, signature_result.to_cell_fractions(rna)
+    return rna, res.to_cell_fractions(signature_result)
 
 
 def pseudobulk_split(counts, labels, seed, n_samples=100, method="nnls", **options):
     """One split-half experiment; returns the evaluations against RNA and cell fractions."""
-    first = split_halves(labels, seed)
+    split = split_pseudobulk(counts, labels, n_samples, seed=seed, normalize="cpm")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # small types have few markers
-        sig = fastdeconv.build_signature(counts.loc[:, first], labels[first], **options)
-    pb = pseudobulk(
-        counts.loc[:, ~first], labels[~first], n_samples, seed=seed, normalize="cpm"
-    )
+        sig = fastdeconv.build_signature(split.reference_counts, split.reference_labels, **options)
+    pb = split.pseudobulk
     rna, cells = deconvolve_with(sig, pb.bulk, method=method)
     types = list(sig.signature.columns)
     return (
@@ -125,14 +111,8 @@ def pseudobulk_split(counts, labels, seed, n_samples=100, method="nnls", **optio
     )
 
 
-def coarse(frame, groups):
-    """Sum the columns of ``frame`` (samples x types) into groups; renormalise rows."""
-    out = pd.DataFrame({g: frame[cols].sum(axis=1) for g, cols in groups.items()})
-    return out.div(out.sum(axis=1), axis=0)
-
-
 def newman_truth(truth):
-    return coarse(truth.T, NEWMAN_TRUTH_GROUPS)
+    return group_types(truth.T, NEWMAN_TRUTH_GROUPS)
 
 
 def baseline_signature(counts, labels, genes, n_markers=50):
@@ -155,7 +135,7 @@ def baseline_signature(counts, labels, genes, n_markers=50):
 
 def newman_scores(estimate, truth):
     """Overall and per-group scores of a samples x hao-types estimate."""
-    est = coarse(estimate, HAO_GROUPS)
+    est = group_types(estimate, HAO_GROUPS)
     return evaluate(est, truth.loc[est.index, est.columns])
 
 

@@ -17,18 +17,6 @@ sys.path.insert(0, str(ROOT))
 
 import fastdeconv  # noqa: E402
 
-# Resolve the lazily loaded public names now.  A function named like the module
-# that defines it (``fastdeconv.deconvolve``, ``fastdeconv.linseed``) goes first:
-# once anything else imports that submodule, the import system binds the module,
-# not the function, to the package attribute.  A name that fails to import is
-# left for autodoc to report, with its traceback.
-_lazy = getattr(fastdeconv, "_NAMES", {})
-for _name in sorted(fastdeconv.__all__, key=lambda n: _lazy.get(n) != n):
-    try:
-        getattr(fastdeconv, _name)
-    except Exception:  # noqa: BLE001, S110
-        pass
-
 project = "fastdeconv"
 author = "fastdeconv developers"
 copyright = "fastdeconv developers"  # noqa: A001 - the name Sphinx expects

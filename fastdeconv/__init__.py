@@ -2,13 +2,15 @@
 
 The public names are loaded lazily (PEP 562), so ``import fastdeconv`` and the
 command line start quickly and only the parts a program uses are imported.
+The map of the modules is ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-import types
+
+from fastdeconv._deprecated import register_module_aliases
 
 __version__ = "0.1.0"
 
@@ -22,23 +24,51 @@ _NAMES = {
     "project_simplex": "solvers",
     "SolveInfo": "solvers",
     "ConvergenceWarning": "solvers",
-    # reference-based workflow
-    "deconvolve": "deconvolve",
-    "DeconvolutionResult": "deconvolve",
-    "to_cell_fractions": "deconvolve",
+    # reference-based regression
+    "deconvolve": "regression",
+    "DeconvolutionResult": "regression",
+    "show_methods": "methods",
+    # fractions of RNA and of cells
+    "to_cell_fractions": "fractions",
+    # tables and evaluation
     "read_table": "io",
     "write_table": "io",
     "evaluate": "metrics",
     # references from single-cell data
-    "build_signature": "reference",
-    "SignatureResult": "reference",
+    "build_signature": "signature",
+    "SignatureResult": "signature",
     # reference-free
-    "linseed": "linseed",
-    "LinseedResult": "linseed",
+    "linseed": "reference_free",
+    "LinseedResult": "reference_free",
 }
-_SUBMODULES = {"kernels", "simulate", "metrics", "plotting", "inputs", "io", "solvers"}
+_SUBMODULES = {
+    "fractions",
+    "inputs",
+    "io",
+    "kernels",
+    "methods",
+    "metrics",
+    "plotting",
+    "reference_free",
+    "regression",
+    "results",
+    "signature",
+    "simulate",
+    "solvers",
+}
+# Modules that were renamed: the old dotted paths keep working, with a
+# DeprecationWarning, for one release.  Two of them are spelled like public
+# functions (``fastdeconv.deconvolve``, ``fastdeconv.linseed``): the attribute
+# is the function, and only ``import``/``from ... import`` reach the alias.
+_MOVED_MODULES = {
+    "deconvolve": "regression",
+    "linseed": "reference_free",
+    "reference": "signature",
+}
 
 __all__ = sorted(_NAMES) + sorted(_SUBMODULES) + ["__version__"]
+
+register_module_aliases(__name__, _MOVED_MODULES)
 
 
 def __getattr__(name):
@@ -51,31 +81,10 @@ def __getattr__(name):
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module
+    if name in _MOVED_MODULES:  # e.g. fastdeconv.reference (not a public function)
+        return sys.modules[f"{__name__}.{name}"]
     raise AttributeError(f"module 'fastdeconv' has no attribute {name!r}")
 
 
 def __dir__():
     return __all__
-
-
-class _Package(types.ModuleType):
-    """The package module, keeping public functions named like their modules.
-
-    ``fastdeconv.deconvolve`` and ``fastdeconv.linseed`` are functions defined in
-    modules of the same name.  When such a submodule is imported, the import
-    system binds it as an attribute of the package, which would hide the
-    function; this binds the function instead (the module stays importable as
-    ``from fastdeconv.linseed import LinseedResult`` and via ``sys.modules``).
-    """
-
-    def __setattr__(self, name, value):
-        if (
-            isinstance(value, types.ModuleType)
-            and name in _NAMES
-            and value.__name__ == f"{__name__}.{_NAMES[name]}"
-        ):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

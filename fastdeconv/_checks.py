@@ -48,13 +48,17 @@ def check_int(value, name, minimum=1):
     n_markers must be an integer >= 1, got 0
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}"
+        )
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return int(value)
 
 
-def check_float(value, name, *, minimum=0.0, allow_minimum=False, maximum=np.inf, allow_maximum=False):
+def check_float(
+    value, name, *, minimum=0.0, allow_minimum=False, maximum=np.inf, allow_maximum=False
+):
     """Return ``value`` as a finite ``float`` within bounds.
 
     Parameters

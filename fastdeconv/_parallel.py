@@ -106,6 +106,10 @@ class _BlasLimit:
             if self._users == 0:
                 try:
                     if self._controller is None:
+                        # The controller sees the BLAS libraries loaded when it is
+                        # made: load SciPy's own BLAS first (L-BFGS-B and scipy.linalg
+                        # use it, not NumPy's), or it would keep all its threads.
+                        import scipy.linalg  # noqa: F401
                         from threadpoolctl import ThreadpoolController
 
                         self._controller = ThreadpoolController()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["to_cell_fractions", "fit_rna_content"]
+__all__ = ["to_cell_fractions", "fit_rna_content", "held_out_cell_fractions", "mixture_designs"]
 
 
 def _rna_content_series(rna_content, types):
@@ -61,7 +61,7 @@ def to_cell_fractions(proportions, rna_content):
     library sizes of a single-cell reference
     (:attr:`fastdeconv.SignatureResult.rna_content`), published measurements,
     or a calibration on mixtures of known composition
-    (:func:`fastdeconv.metrics.fit_rna_content`).
+    (:func:`fastdeconv.fractions.fit_rna_content`).
 
     Parameters
     ----------
@@ -181,3 +181,89 @@ def fit_rna_content(estimate, truth, *, match="names"):
     log_c = np.concatenate([[0.0], fit.x])
     log_c -= log_c.mean()
     return pd.Series(np.exp(log_c), index=est.columns, name="rna_content")
+
+
+def mixture_designs(truth, decimals=4):
+    """Group samples by their design: samples with equal true proportions form one group.
+
+    Designed mixtures repeat each composition (technical or biological
+    replicates); a calibration that must not see the samples it is scored on
+    has to hold out whole designs, not single replicates.
+
+    Parameters
+    ----------
+    truth : pandas.DataFrame
+        Samples x types true proportions.
+    decimals : int, optional
+        Proportions are compared after rounding to this many decimals (4).
+
+    Returns
+    -------
+    pandas.Series
+        One group label per sample (the rounded composition as a tuple).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from fastdeconv.fractions import mixture_designs
+    >>> truth = pd.DataFrame({"A": [0.5, 0.5, 0.2], "B": [0.5, 0.5, 0.8]}, index=["r1", "r2", "r3"])
+    >>> mixture_designs(truth).nunique()
+    2
+    """
+    return pd.DataFrame(truth).round(decimals).apply(tuple, axis=1)
+
+
+def held_out_cell_fractions(estimate, truth, groups=None):
+    """Cell fractions with RNA contents calibrated on *other* samples (cross-validated).
+
+    For every group of samples, RNA contents are fitted by
+    :func:`fit_rna_content` on all samples outside the group and applied
+    (:func:`to_cell_fractions`) to the group, so no sample is converted with
+    contents fitted on itself: an honest estimate of what the calibration
+    achieves on new samples of the same cell types and platform.  The oracle
+    (contents fitted on every sample, then applied to the same samples) is
+    returned beside it: how much of the error is one factor per cell type.
+
+    Parameters
+    ----------
+    estimate : pandas.DataFrame
+        Samples x types estimated RNA fractions.
+    truth : pandas.DataFrame
+        Samples x types true cell fractions (same sample ids).
+    groups : pandas.Series, optional
+        A group label per sample, held out together; default
+        :func:`mixture_designs` (replicates of one design are one group).
+
+    Returns
+    -------
+    held_out : pandas.DataFrame
+        Samples x types, each group converted with contents from the others.
+    oracle : pandas.DataFrame
+        Samples x types, converted with contents fitted on all samples.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from fastdeconv.fractions import held_out_cell_fractions
+    >>> rng = np.random.default_rng(0)
+    >>> cells = pd.DataFrame(rng.dirichlet([2.0, 2.0, 2.0], size=8), columns=["T", "B", "Mono"])
+    >>> rna = cells * [1.0, 1.0, 3.0]
+    >>> rna = rna.div(rna.sum(axis=1), axis=0)
+    >>> held_out, oracle = held_out_cell_fractions(rna, cells)
+    >>> bool(np.abs(held_out - cells).to_numpy().max() < 1e-6)
+    True
+    """
+    types = [t for t in truth.columns if t in estimate.columns]
+    est = estimate[types]
+    if groups is None:
+        groups = mixture_designs(truth[types])
+    groups = pd.Series(groups).reindex(est.index)
+    if groups.nunique() < 2:
+        raise ValueError("held_out_cell_fractions needs at least two groups of samples")
+    held_out = []
+    for g in groups.unique():
+        test = (groups == g).to_numpy()
+        content = fit_rna_content(est[~test], truth.loc[est.index[~test]])
+        held_out.append(to_cell_fractions(est[test], content))
+    oracle = to_cell_fractions(est, fit_rna_content(est, truth))
+    return pd.concat(held_out).loc[est.index], oracle

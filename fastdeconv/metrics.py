@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Evaluation", "evaluate", "fit_rna_content", "pearson_r", "rmse", "ccc", "bias"]
+from fastdeconv._deprecated import moved_names
+
+__all__ = ["Evaluation", "evaluate", "group_types", "pearson_r", "rmse", "ccc", "bias"]
 
 _METRICS = ("pearson_r", "rmse", "ccc", "bias")
 
@@ -522,84 +524,56 @@ def evaluate(estimate, truth, *, match="names", renormalize=False):
     )
 
 
-def fit_rna_content(estimate, truth, *, match="names"):
-    """Relative RNA content per cell type that best maps RNA fractions onto cell fractions.
+def group_types(proportions, groups, *, renormalize=True):
+    """Sum cell types into coarser groups, to compare with a coarser truth.
 
-    Deconvolution with a signature of expression per unit of RNA estimates
-    each type's share of the RNA; designed mixtures and flow cytometry count
-    cells.  The two differ by a factor per type, the RNA per cell ``c_t``:
-    ``estimate_st ~ c_t truth_st / sum_u c_u truth_su``.  This finds the
-    ``c`` that minimises the squared difference between
-    :func:`fastdeconv.to_cell_fractions` of the estimate and the truth, on
-    samples of known composition (a calibration set).  The contents can then
-    convert estimates of *other* samples of the same cell types and platform.
-    Fitted on the samples that are then scored, the result is an oracle: it
-    measures how much of the error is a per-type scale, not what a method
-    achieves.
+    Flow cytometry often counts broader populations than a reference
+    distinguishes (CD4 T cells, not naive and memory and regulatory ones), and
+    a reference may split a type the truth keeps whole.  Summing the finer
+    estimates into the truth's groups makes them comparable.
 
     Parameters
     ----------
-    estimate : DataFrame or result
-        Samples x types estimated fractions (as for :func:`evaluate`).
-    truth : DataFrame
-        Samples x types true cell fractions.
-    match : {"names", "best"}, default "names"
-        How estimated columns are paired with true types (see :func:`evaluate`).
+    proportions : pandas.DataFrame
+        Samples x types.
+    groups : dict
+        Group name -> list of the types (columns) it sums; types not listed
+        are left out.
+    renormalize : bool, default True
+        Divide each row by its sum over the groups (the groups then cover the
+        whole sample).
 
     Returns
     -------
-    pandas.Series
-        Relative RNA content per (true) cell type, geometric mean 1, named
-        ``"rna_content"``.
+    pandas.DataFrame
+        Samples x groups, in the order of ``groups``.
 
     Raises
     ------
     ValueError
-        When fewer than two types are matched, or no sample has a positive
-        estimate.
-
-    Notes
-    -----
-    The estimates of the matched types are renormalised to sum to 1 per
-    sample; samples whose estimates are all 0 are ignored.  The fit is a
-    small non-linear least-squares problem in ``log c``
-    (:func:`scipy.optimize.least_squares`, started from equal contents).
+        If a group names a type that is not a column.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> from fastdeconv import to_cell_fractions
-    >>> from fastdeconv.metrics import fit_rna_content
-    >>> cells = pd.DataFrame({"T": [0.6, 0.3, 0.8], "Mono": [0.4, 0.7, 0.2]})
-    >>> rna = cells * [1.0, 3.0]  # a monocyte carries 3 times the RNA of a T cell
-    >>> rna = rna.div(rna.sum(axis=1), axis=0)
-    >>> content = fit_rna_content(rna, cells)
-    >>> (content / content["T"]).round(3).tolist()
-    [1.0, 3.0]
-    >>> to_cell_fractions(rna, content).round(3).equals(cells)
-    True
+    >>> from fastdeconv.metrics import group_types
+    >>> p = pd.DataFrame({"CD4 naive": [0.2], "CD4 memory": [0.3], "B": [0.25], "NK": [0.25]})
+    >>> group_types(p, {"CD4 T": ["CD4 naive", "CD4 memory"], "B": ["B"]}).round(4)
+        CD4 T       B
+    0  0.6667  0.3333
     """
-    from scipy.optimize import least_squares
-
-    ev = evaluate(estimate, truth, match=match)
-    est, tru = ev.estimate, ev.truth
-    if est.shape[1] < 2:
+    frame = pd.DataFrame(proportions)
+    missing = sorted({t for types in groups.values() for t in types} - set(frame.columns))
+    if missing:
         raise ValueError(
-            f"fit_rna_content needs at least 2 matched cell types, got {est.shape[1]}"
+            f"groups name types that are not columns of the proportions: {missing[:6]} "
+            f"(columns: {list(frame.columns[:8])})"
         )
-    E = est.to_numpy()
-    sums = E.sum(axis=1)
-    ok = sums > 0
-    if not ok.any():
-        raise ValueError("no sample has a positive estimate; nothing to fit")
-    E = E[ok] / sums[ok, None]
-    T = tru.to_numpy()[ok]
+    out = pd.DataFrame({g: frame[list(types)].sum(axis=1) for g, types in groups.items()})
+    if renormalize:
+        out = out.div(out.sum(axis=1), axis=0)
+    return out
 
-    def residual(theta):
-        f = E * np.exp(-np.concatenate([[0.0], theta]))[None, :]
-        return (f / f.sum(axis=1, keepdims=True) - T).ravel()
 
-    fit = least_squares(residual, np.zeros(E.shape[1] - 1), method="lm", xtol=1e-12, ftol=1e-12)
-    log_c = np.concatenate([[0.0], fit.x])
-    log_c -= log_c.mean()
-    return pd.Series(np.exp(log_c), index=est.columns, name="rna_content")
+# fit_rna_content moved to fastdeconv.fractions (RNA vs cell fractions live together)
+__getattr__ = moved_names(__name__, {"fit_rna_content": "fastdeconv.fractions"})

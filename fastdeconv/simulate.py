@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fastdeconv._checks import check_float, check_int
+from fastdeconv.inputs.counts import as_counts, as_labels
+
 __all__ = [
     "SyntheticData",
     "PseudobulkData",
@@ -31,33 +34,13 @@ __all__ = [
     "synthetic",
     "pseudobulk",
     "dirichlet_fractions",
+    "split_cells",
+    "split_pseudobulk",
+    "SplitPseudobulk",
     "run_benchmark",
 ]
 
 _CPM = 1e6
-
-
-# ---------------------------------------------------------------------------
-# small validation helpers
-# ---------------------------------------------------------------------------
-
-
-def _positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _positive_float(value, name, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
-    return value
 
 
 def _alpha_vector(alpha, types):
@@ -76,7 +59,7 @@ def _alpha_vector(alpha, types):
     elif isinstance(alpha, pd.Series):
         return _alpha_vector(alpha.to_dict(), types)
     if np.ndim(alpha) == 0:
-        alpha = np.full(k, _positive_float(alpha, "alpha"))
+        alpha = np.full(k, check_float(alpha, "alpha"))
     alpha = np.asarray(alpha, dtype=np.float64)
     if alpha.shape != (k,):
         raise ValueError(
@@ -117,9 +100,9 @@ def dirichlet_fractions(n_samples, types, *, alpha=1.0, seed=0):
     >>> bool(abs(f.sum(axis=1) - 1).max() < 1e-12)
     True
     """
-    n_samples = _positive_int(n_samples, "n_samples")
+    n_samples = check_int(n_samples, "n_samples")
     if isinstance(types, numbers.Integral) and not isinstance(types, bool):
-        types = _type_names(_positive_int(types, "types"))
+        types = _type_names(check_int(types, "types"))
     types = list(types)
     if len(types) == 0:
         raise ValueError("types must name at least one cell type")
@@ -286,23 +269,23 @@ def synthetic(
     >>> round(float(data.bulk.sum().iloc[0]))
     1000000
     """
-    n_genes = _positive_int(n_genes, "n_genes")
-    n_types = _positive_int(n_types, "n_types")
-    n_samples = _positive_int(n_samples, "n_samples")
+    n_genes = check_int(n_genes, "n_genes")
+    n_types = check_int(n_types, "n_types")
+    n_samples = check_int(n_samples, "n_samples")
     if n_markers is None:
         n_markers = max(5, n_genes // (10 * n_types))
         n_markers = min(n_markers, n_genes // n_types)
-    n_markers = _positive_int(n_markers, "n_markers", minimum=0)
+    n_markers = check_int(n_markers, "n_markers", minimum=0)
     if n_markers * n_types > n_genes:
         raise ValueError(
             f"n_markers * n_types = {n_markers * n_types} marker genes do not fit in n_genes = "
             f"{n_genes}; lower n_markers or raise n_genes"
         )
-    marker_fold = _positive_float(marker_fold, "marker_fold")
-    type_sd = _positive_float(type_sd, "type_sd", allow_zero=True)
-    baseline_sd = _positive_float(baseline_sd, "baseline_sd", allow_zero=True)
-    depth = _positive_float(depth, "depth")
-    dispersion = _positive_float(dispersion, "dispersion")
+    marker_fold = check_float(marker_fold, "marker_fold")
+    type_sd = check_float(type_sd, "type_sd", allow_minimum=True)
+    baseline_sd = check_float(baseline_sd, "baseline_sd", allow_minimum=True)
+    depth = check_float(depth, "depth")
+    dispersion = check_float(dispersion, "dispersion")
     if noise not in ("negative_binomial", "poisson", "none"):
         raise ValueError(f"noise must be 'negative_binomial', 'poisson' or 'none', got {noise!r}")
 
@@ -397,111 +380,132 @@ class PseudobulkData:
         return f"PseudobulkData({g} genes x {n} samples, {k} cell types)"
 
 
-def _is_anndata(obj):
-    return all(hasattr(obj, a) for a in ("X", "obs", "var_names", "obs_names", "layers"))
+def split_cells(labels, fraction=0.5, *, seed=0):
+    """Split the cells of every type at random into two disjoint parts.
 
+    Honest tests of a single-cell reference build it from one part and mix
+    pseudo-bulk samples (:func:`pseudobulk`) from the other, so no cell is in
+    both the reference and the mixtures.  The split is stratified: each type
+    contributes ``floor(fraction * n_t)`` cells to the first part.  Types are
+    visited in sorted order, so the split depends only on the labels and the
+    seed, not on the order in which types first appear.
 
-def _counts_matrix(counts, layer):
-    """Return (matrix genes x cells as ndarray or CSR, genes, cell ids or None)."""
-    import scipy.sparse as sp
+    Parameters
+    ----------
+    labels : array_like or pandas.Series
+        One cell type per cell.
+    fraction : float, default 0.5
+        Share of each type's cells in the first part, in (0, 1).
+    seed : int, default 0
+        Seed of the random split.
 
-    if _is_anndata(counts):
-        x = counts.X if layer is None else counts.layers[layer]
-        genes = [str(g) for g in counts.var_names]
-        cells = [str(c) for c in counts.obs_names]
-        x = x.T  # cells x genes -> genes x cells
-    else:
-        if layer is not None:
-            raise ValueError("layer is only meaningful for AnnData counts")
-        if isinstance(counts, pd.DataFrame):
-            genes, cells = list(counts.index), list(counts.columns)
-            x = counts.sparse.to_coo() if _all_sparse(counts) else counts.to_numpy()
-        else:
-            genes, cells = None, None
-            x = counts
-    if sp.issparse(x):
-        x = sp.csr_array(x)
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-            raise TypeError(f"counts must be numeric, got dtype {x.dtype}")
-        values = x.data
-    else:
-        try:
-            x = np.asarray(x, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"counts must be a numeric matrix (genes x cells): {exc}") from None
-        values = x
-    if x.ndim != 2:
-        raise ValueError(f"counts must be a 2-D genes x cells matrix, got {x.ndim} dimension(s)")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"counts is empty (shape {x.shape}); it must be genes x cells")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("counts contain NaN or infinite values; remove or replace them")
-    if values.size and values.min() < 0:
-        raise ValueError(
-            "counts contain negative values; pseudo-bulk needs raw (non-negative) counts"
-        )
-    if genes is None:
-        genes = _gene_names(x.shape[0])
-    return x, genes, cells
+    Returns
+    -------
+    ndarray of bool
+        True for the cells of the first part.
 
-
-def _all_sparse(df):
-    return len(df.columns) > 0 and all(isinstance(d, pd.SparseDtype) for d in df.dtypes)
-
-
-def _labels_vector(labels, counts, cells, n_cells):
-    if isinstance(labels, str):
-        if _is_anndata(counts):
-            if labels not in counts.obs.columns:
-                raise KeyError(
-                    f"labels={labels!r} is not a column of counts.obs; "
-                    f"columns: {list(counts.obs.columns)}"
-                )
-            labels = counts.obs[labels]
-        else:
-            raise TypeError(
-                "labels must give one cell type per cell "
-                "(a str names an obs column of AnnData only)"
-            )
-    if isinstance(labels, pd.DataFrame):
-        if labels.shape[1] != 1:
-            raise ValueError(
-                f"labels must have a single column of cell types, got {labels.shape[1]} columns"
-            )
-        labels = labels.iloc[:, 0]
-    if (
-        isinstance(labels, pd.Series)
-        and cells is not None
-        and not isinstance(labels.index, pd.RangeIndex)
-    ):
-        index = labels.index.astype(str)
-        missing = pd.Index(cells).difference(index)
-        if len(missing) == 0:
-            labels = pd.Series(labels.to_numpy(), index=index).reindex(cells)
-        elif len(missing) < len(cells):
-            raise ValueError(
-                f"{len(missing)} of {len(cells)} cells have no label (e.g. {list(missing[:3])}); "
-                "labels must cover every cell of counts"
-            )
-        elif len(labels) != n_cells:
-            raise ValueError(
-                "labels are indexed by ids that match no cell of counts "
-                f"(e.g. {list(index[:3])} vs {list(cells[:3])}) and their number ({len(labels)}) "
-                f"differs from the cells ({n_cells})"
-            )
-    values = np.asarray(labels, dtype=object)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.simulate import split_cells
+    >>> labels = np.array(["T"] * 6 + ["B"] * 4)
+    >>> first = split_cells(labels, seed=1)
+    >>> int(first[labels == "T"].sum()), int(first[labels == "B"].sum())
+    (3, 2)
+    """
+    fraction = check_float(fraction, "fraction", minimum=0.0, maximum=1.0)
+    values = np.asarray(labels)
     if values.ndim != 1:
         raise ValueError(f"labels must be 1-D (one cell type per cell), got shape {values.shape}")
-    if values.shape[0] != n_cells:
-        raise ValueError(
-            f"labels has {values.shape[0]} entries but counts has {n_cells} cells (columns); "
-            "counts must be genes x cells with one label per cell"
-        )
-    if pd.isna(values).any():
-        raise ValueError(
-            f"{int(pd.isna(values).sum())} cells have a missing label; drop them or label them"
-        )
-    return values
+    rng = np.random.default_rng(seed)
+    first = np.zeros(values.size, dtype=bool)
+    for t in np.unique(values):
+        idx = np.flatnonzero(values == t)
+        rng.shuffle(idx)
+        first[idx[: int(fraction * idx.size)]] = True
+    return first
+
+
+@dataclass(frozen=True)
+class SplitPseudobulk:
+    """Single cells split in two: a reference part, and pseudo-bulk mixed from the rest.
+
+    Attributes
+    ----------
+    reference_counts : pandas.DataFrame
+        Genes x cells of the reference part (sparse-backed when the input was
+        sparse), for :func:`fastdeconv.build_signature` or a mean profile.
+    reference_labels : pandas.Series
+        The cell type of each reference cell, indexed by cell id.
+    pseudobulk : PseudobulkData
+        Samples mixed only from the other cells, with their true fractions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.simulate import split_pseudobulk
+    >>> counts = np.random.default_rng(0).poisson(2.0, size=(30, 40))
+    >>> split = split_pseudobulk(counts, ["T"] * 20 + ["B"] * 20, 3, cells_per_sample=10)
+    >>> split.reference_counts.shape, split.pseudobulk.bulk.shape
+    ((30, 20), (30, 3))
+    """
+
+    reference_counts: pd.DataFrame
+    reference_labels: pd.Series
+    pseudobulk: PseudobulkData
+
+
+def split_pseudobulk(counts, labels, n_samples, *, fraction=0.5, seed=0, layer=None, **options):
+    """Hold out cells: a reference from one part of the cells, pseudo-bulk from the other.
+
+    The honest test of a reference built from single cells: no cell is both in
+    the reference and in the mixtures it is tested on (:func:`split_cells`
+    splits every type; :func:`pseudobulk` mixes the held-out cells).
+
+    Parameters
+    ----------
+    counts : array_like, scipy.sparse matrix, DataFrame or AnnData
+        Raw counts, genes x cells (AnnData: cells x genes).
+    labels : sequence, pandas.Series or str
+        One cell type per cell (see :func:`fastdeconv.inputs.as_labels`).
+    n_samples : int
+        Pseudo-bulk samples to mix.
+    fraction : float, default 0.5
+        Share of each type's cells kept for the reference.
+    seed : int, default 0
+        Seed of both the split and the mixing.
+    layer : str, optional
+        AnnData layer holding the counts.
+    **options
+        Passed to :func:`pseudobulk` (``cells_per_sample``, ``alpha``,
+        ``normalize``, ...).
+
+    Returns
+    -------
+    SplitPseudobulk
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.simulate import split_pseudobulk
+    >>> counts = np.random.default_rng(1).poisson(3.0, size=(20, 30))
+    >>> split = split_pseudobulk(counts, ["A"] * 10 + ["B"] * 20, 2, cells_per_sample=8)
+    >>> split.reference_labels.value_counts().sort_index().tolist()
+    [5, 10]
+    """
+    c = as_counts(counts, layer=layer)
+    cell_labels = as_labels(labels, c)
+    first = split_cells(cell_labels, fraction, seed=seed)
+    held_in, held_out = c.matrix[:, first], c.matrix[:, ~first]
+    cells = pd.Index(c.cells)
+    if c.sparse:
+        reference = pd.DataFrame.sparse.from_spmatrix(held_in, index=c.genes, columns=cells[first])
+        mixed = pd.DataFrame.sparse.from_spmatrix(held_out, index=c.genes, columns=cells[~first])
+    else:
+        reference = pd.DataFrame(held_in, index=c.genes, columns=cells[first])
+        mixed = pd.DataFrame(held_out, index=c.genes, columns=cells[~first])
+    pb = pseudobulk(mixed, cell_labels[~first], n_samples, seed=seed, **options)
+    return SplitPseudobulk(reference, pd.Series(cell_labels[first], index=cells[first]), pb)
 
 
 def _fractions_matrix(fractions, types, n_samples, alpha, rng):
@@ -509,7 +513,7 @@ def _fractions_matrix(fractions, types, n_samples, alpha, rng):
     if fractions is None:
         if n_samples is None:
             raise ValueError("give n_samples (or fractions)")
-        n_samples = _positive_int(n_samples, "n_samples")
+        n_samples = check_int(n_samples, "n_samples")
         return rng.dirichlet(_alpha_vector(alpha, types), size=n_samples), _sample_names(n_samples)
     if isinstance(fractions, dict):
         fractions = pd.Series(fractions, dtype=np.float64)
@@ -540,7 +544,7 @@ def _fractions_matrix(fractions, types, n_samples, alpha, rng):
     if one_row:
         if n_samples is None:
             raise ValueError("give n_samples when fractions is a single row shared by all samples")
-        n_samples = _positive_int(n_samples, "n_samples")
+        n_samples = check_int(n_samples, "n_samples")
         frac = np.repeat(frac, n_samples, axis=0)
     elif n_samples is not None and n_samples != frac.shape[0]:
         raise ValueError(
@@ -599,9 +603,13 @@ def pseudobulk(
         Raw counts, genes x cells (a DataFrame has genes as index and cell ids
         as columns). AnnData objects are cells x genes, as usual; their
         ``.X`` (or ``.layers[layer]``) is used.
-    labels : sequence, pandas.Series or str
+    labels : sequence, pandas.Series, one-column DataFrame or str
         One cell type per cell. A Series indexed by cell ids is aligned to the
-        columns of ``counts``; with AnnData, a str names a column of ``.obs``.
+        columns of ``counts`` (it must cover every cell); with AnnData, a str
+        names a column of ``.obs``. Counts and labels are read as
+        :func:`fastdeconv.build_signature` reads them
+        (:func:`fastdeconv.inputs.counts.as_counts`,
+        :func:`~fastdeconv.inputs.counts.as_labels`).
     n_samples : int, optional
         Number of pseudo-bulk samples (required unless ``fractions`` has one
         row per sample).
@@ -641,14 +649,19 @@ def pseudobulk(
     """
     import scipy.sparse as sp
 
-    x, genes, cells = _counts_matrix(counts, layer)
-    n_genes, n_cells_total = x.shape
-    values = _labels_vector(labels, counts, cells, n_cells_total)
-    cells_per_sample = _positive_int(cells_per_sample, "cells_per_sample")
+    c = as_counts(counts, layer=layer)
+    c.check_values()
+    values = as_labels(labels, c)
+    if values is None:
+        raise ValueError("labels are required: give one cell type per cell")
+    x = sp.csr_array(c.matrix) if c.sparse else np.asarray(c.matrix, dtype=np.float64)
+    genes = c.genes if c.has_gene_names else _gene_names(c.n_genes)
+    n_cells_total = c.n_cells
+    cells_per_sample = check_int(cells_per_sample, "cells_per_sample")
     if normalize not in (None, "cpm"):
         raise ValueError(f"normalize must be None or 'cpm', got {normalize!r}")
 
-    types, codes = np.unique(values.astype(str), return_inverse=True)
+    types, codes = np.unique(values, return_inverse=True)
     types = [str(t) for t in types]
     rng = np.random.default_rng(seed)
     frac, samples = _fractions_matrix(fractions, types, n_samples, alpha, rng)
@@ -857,8 +870,8 @@ def run_benchmark(data, *, method=None, repeats=3, n_jobs=None, budget=2.0):
 
     if not isinstance(data, SyntheticData):
         raise TypeError(f"data must be a SyntheticData from synthetic(), got {type(data).__name__}")
-    repeats = _positive_int(repeats, "repeats")
-    budget = _positive_float(budget, "budget", allow_zero=True)
+    repeats = check_int(repeats, "repeats")
+    budget = check_float(budget, "budget", allow_minimum=True)
     kwargs = {"n_jobs": n_jobs, "progress": False}
     if method is not None:
         kwargs["method"] = method

@@ -59,24 +59,3 @@ def dataset(data_dir):
         return cache[name]
 
     return load
-
-
-def load_benchmark(name):
-    """Import the script ``benchmarks/<name>.py`` as a module (tests reuse its helpers).
-
-    The benchmark folder is put on ``sys.path`` for the import, as it is when the
-    script runs, so scripts can import each other's helpers.
-    """
-    import importlib.util
-    import sys
-
-    folder = str(ROOT / "benchmarks")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module

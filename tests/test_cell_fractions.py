@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 import fastdeconv
 from fastdeconv import to_cell_fractions
 from fastdeconv.cli import main
-from fastdeconv.metrics import evaluate, fit_rna_content
+from fastdeconv.fractions import fit_rna_content, held_out_cell_fractions
+from fastdeconv.metrics import evaluate
 
 
 def _rna_fractions(cells, content):
@@ -102,8 +103,11 @@ def test_signature_result_uses_the_same_conversion():
     counts.iloc[:, 20:] *= 3  # type B: three times the library size
     sig = fastdeconv.build_signature(counts, labels, n_markers=5)
     p = pd.DataFrame({"A": [0.5, 0.2], "B": [0.5, 0.8]})
-    pd.testing.assert_frame_equal(sig.to_cell_fractions(p), to_cell_fractions(p, sig.rna_content))
-    with pytest.raises(ValueError, match="not types of this signature"):
+    expected = to_cell_fractions(p, sig.rna_content)
+    pd.testing.assert_frame_equal(to_cell_fractions(p, sig), expected)  # a SignatureResult as contents
+    with pytest.warns(DeprecationWarning, match="to_cell_fractions"):  # the old, reversed form
+        pd.testing.assert_frame_equal(sig.to_cell_fractions(p), expected)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="not types of this signature"):
         sig.to_cell_fractions(p.rename(columns={"B": "C"}))
 
 
@@ -185,7 +189,7 @@ def test_abbas_calibrated_rna_content(dataset):
 
     Fitted on all samples (an oracle) the four factors bring r to 0.99; fitted
     on the other mixture designs and applied to the held-out one
-    (leave-one-mixture-out, ``calibrated`` of benchmarks/accuracy_reference.py),
+    (leave-one-mixture-out, :func:`fastdeconv.fractions.held_out_cell_fractions`),
     r is 0.98.
     """
     data = dataset("abbas_GSE11058")
@@ -194,9 +198,7 @@ def test_abbas_calibrated_rna_content(dataset):
     base = evaluate(est, truth).overall["pearson_r"]
     content = fit_rna_content(est, truth)
     assert content["THP-1"] > content["IM-9"]  # the monocytic line carries more RNA per cell
-    from conftest import load_benchmark
-
-    held_out, oracle = load_benchmark("accuracy_reference").calibrated(est, truth)
+    held_out, oracle = held_out_cell_fractions(est, truth)
     oracle = evaluate(oracle, truth).overall
     assert oracle["pearson_r"] > 0.985 and oracle["rmse"] < 0.025, oracle
     cv = evaluate(held_out, truth).overall

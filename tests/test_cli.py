@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
+import importlib
 import importlib.util
+import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import fastdeconv
-from fastdeconv.cli import main
+import fastdeconv.cli
+from fastdeconv.cli import build_parser, main
 from fastdeconv.metrics import evaluate
 from fastdeconv.simulate import synthetic
 
@@ -101,7 +106,7 @@ def test_python_dash_m_and_fast_import():
     assert out.stdout.strip() == f"fastdeconv {fastdeconv.__version__}"
     code = (
         "import sys, fastdeconv.cli; fastdeconv.cli.build_parser();"
-        "heavy = ('numpy', 'pandas', 'numba', 'scipy', 'matplotlib');"
+        "heavy = ('numpy', 'pandas', 'numba', 'scipy', 'matplotlib', 'fastdeconv.methods');"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -613,3 +618,101 @@ def test_deconvolve_weights_and_wls(files, tmp_path, small, capsys):
     assert _run(f"deconvolve --bulk {bulk} --signature {sig} --output {out} "
                 f"--weights {three}") == 1
     assert "exactly two columns (gene, weight)" in _one_line_error(capsys)
+
+
+# --------------------------------------------------------------------------- structure
+
+COMMANDS = ("deconvolve", "evaluate", "demo", "signature", "simulate", "linseed")
+DOCS_CLI = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+
+
+def _subcommands(parser):
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
+def _options(parser):
+    return [
+        (tuple(a.option_strings), a.dest, a.default, a.required, a.metavar, a.help, a.choices)
+        for a in parser._actions
+    ]
+
+
+def test_every_command_has_its_module():
+    assert list(_subcommands(build_parser())) == list(COMMANDS)
+    modules = [m.__name__ for m in fastdeconv.cli.COMMANDS]
+    assert modules == [f"fastdeconv.cli.{c}" for c in COMMANDS]
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_each_command_module_builds_its_parser_next_to_run(name):
+    module = importlib.import_module(f"fastdeconv.cli.{name}")
+    assert callable(module.add_parser) and callable(module.run)
+    main_parser = _subcommands(build_parser())[name]
+    assert main_parser.get_default("func") is module.run
+    # the module alone builds exactly that command, with the same options
+    subparsers = argparse.ArgumentParser(prog="fastdeconv").add_subparsers(dest="command")
+    built = module.add_parser(subparsers)
+    assert list(subparsers.choices) == [name] and subparsers.choices[name] is built
+    assert _options(built) == _options(main_parser)
+
+
+def _squeeze(text):
+    return re.sub(r"\s+", "", text)
+
+
+def test_method_choices_and_help_come_from_the_registry(capsys):
+    from fastdeconv.methods import REGRESSION
+
+    parser = build_parser()
+    base = ["deconvolve", "--bulk", "b.tsv", "--signature", "s.tsv", "--output", "o.tsv"]
+    for method in REGRESSION:
+        assert parser.parse_args([*base, "--method", method.name]).method == method.name
+        assert parser.parse_args(["demo", "--method", method.name]).method == method.name
+    assert main([*base, "--method", "lasso"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'lasso'" in err and all(m.name in err for m in REGRESSION)
+
+    assert main(["deconvolve", "--help"]) == 0
+    out = _squeeze(capsys.readouterr().out)  # argparse wraps lines, at hyphens too
+    for method in REGRESSION:
+        assert _squeeze(f"{method.name}: {method.summary}") in out
+    required = [m.name for m in REGRESSION if m.weights == "required"]
+    for name in required:
+        assert _squeeze(f"required by --method {name}") in out
+    assert main(["demo", "--help"]) == 0
+    assert _squeeze(", ".join(REGRESSION.names())) in _squeeze(capsys.readouterr().out)
+
+
+def test_methods_requiring_weights_are_refused_without_them(tmp_path, capsys):
+    from fastdeconv.methods import REGRESSION
+
+    required = [m.name for m in REGRESSION if m.weights == "required"]
+    assert required  # wls
+    for name in required:
+        argv = f"deconvolve --bulk missing.tsv --signature missing.tsv --output {tmp_path / 'o'}"
+        assert _run(f"{argv}.tsv --method {name}") == 1
+        assert f"--method {name} needs --weights FILE" in _one_line_error(capsys)
+
+
+def test_docs_list_every_option_and_method():
+    from fastdeconv.methods import REGRESSION
+
+    text = DOCS_CLI.read_text()
+    sections = {
+        s.split("`", 2)[1].split()[-1]: s
+        for s in re.split(r"^## ", text, flags=re.M)
+        if s.startswith("`fastdeconv ")
+    }
+    shared = {"--help", "--quiet", "--n-jobs"}  # "Behaviour common to all commands"
+    missing = {}
+    for name, parser in _subcommands(build_parser()).items():
+        options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+        absent = sorted(o for o in options - shared if o not in sections.get(name, ""))
+        if absent:
+            missing[name] = absent
+    for option in shared - {"--help"}:
+        if option not in text:
+            missing.setdefault("common", []).append(option)
+    assert missing == {}
+    assert [m for m in REGRESSION.names() if f"`{m}`" not in sections["deconvolve"]] == []

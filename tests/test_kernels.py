@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from fastdeconv.kernels import nnls_gram_kernel, project_simplex_kernel, simplex_gram_kernel
 from fastdeconv.kernels._active_set import initial_factor
 from fastdeconv.kernels._linalg import chol_add, chol_remove, chol_solve
-from fastdeconv.kernels.batch import chunk_size, resolve_n_jobs
+from fastdeconv._parallel import resolve_n_jobs
+from fastdeconv.solvers._batch import chunk_size
 from reference import kkt_violation, naive_project_simplex
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fastdeconv.kernels.corners import simplex_objective, successive_projection
-from fastdeconv.linseed import _find_corners
+from fastdeconv.reference_free import _find_corners
 
 
 def _simplex_points(k, n, seed, noise=0.0, pure=True):

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from fastdeconv.kernels.linearity import accumulate_block, pair_weights, window_sums
-from fastdeconv.linseed import _linearity, _normalise, _permutation_pvalues
+from fastdeconv.reference_free import _linearity, _normalise, _permutation_pvalues
 
 
 def _naive_weights(G, threshold=0.0):

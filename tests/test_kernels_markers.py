@@ -1,4 +1,4 @@
-"""Tests of fastdeconv.kernels.markers against naive NumPy / SciPy versions."""
+"""Tests of the group-sum kernels of fastdeconv.kernels.markers against naive NumPy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import optimize, stats
 
 from fastdeconv.kernels import markers as mk
 
@@ -89,134 +88,6 @@ def test_kernel_callable_from_user_numba_code():
     assert n == m.nnz
 
 
-def _stats_inputs(seed):
-    x, groups, k = _counts(seed)
-    lx = np.log1p(x)
-    s = np.column_stack([lx[:, groups == j].sum(axis=1) for j in range(k)])
-    ss = np.column_stack([(lx[:, groups == j] ** 2).sum(axis=1) for j in range(k)])
-    return x, lx, groups, k, s, ss, np.bincount(groups, minlength=k)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_welch_t_matches_scipy(seed):
-    _, lx, groups, k, s, ss, n = _stats_inputs(seed)
-    t, p, _ = mk.welch_t(s, ss, n)
-    for j in range(k):
-        ref = stats.ttest_ind(lx[:, groups == j], lx[:, groups != j], axis=1, equal_var=False)
-        ok = np.isfinite(ref.statistic)
-        np.testing.assert_allclose(t[ok, j], ref.statistic[ok], rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(p[ok, j], ref.pvalue[ok], rtol=1e-9, atol=1e-14)
-        # scipy gives nan for a gene that is 0 everywhere; we report no evidence
-        assert np.all(t[~ok, j] == 0.0) and np.all(p[~ok, j] == 1.0)
-
-
-def test_welch_t_no_spread_but_different_means_is_certain():
-    # group: 3 cells all 2.0; rest: 3 cells all 0.0 -> infinite t, p = 0
-    t, p, _ = mk.welch_t(np.array([[6.0, 0.0]]), np.array([[12.0, 0.0]]), np.array([3, 3]))
-    assert np.isinf(t[0, 0]) and t[0, 0] > 0 and p[0, 0] == 0.0
-
-
-def _naive_poisson_lrt(y, lib, mask):
-    def loglik(rate_in, rate_out):
-        mu = np.where(mask, rate_in, rate_out) * lib
-        return stats.poisson.logpmf(y, mu).sum()
-
-    r0 = y.sum() / lib.sum()
-    r_in = y[mask].sum() / lib[mask].sum()
-    r_out = y[~mask].sum() / lib[~mask].sum()
-    return 2.0 * (loglik(r_in, r_out) - loglik(r0, r0))
-
-
-def test_poisson_lrt_matches_naive_per_gene():
-    x, groups, k = _counts(3)
-    lib = x.sum(axis=0) + 1.0  # offsets need not equal the column sums
-    y = np.column_stack([x[:, groups == j].sum(axis=1) for j in range(k)])
-    lib_g = np.bincount(groups, weights=lib, minlength=k)
-    g, p = mk.poisson_lrt(y, lib_g)
-    for gene in range(1, 12):
-        for j in range(k):
-            ref = _naive_poisson_lrt(x[gene], lib, groups == j)
-            assert g[gene, j] == pytest.approx(ref, rel=1e-8, abs=1e-8)
-            assert p[gene, j] == pytest.approx(stats.chi2.sf(ref, 1), rel=1e-6, abs=1e-12)
-    assert np.all(g[0] == 0.0) and np.all(p[0] == 1.0)
-
-
-def test_poisson_rate_is_the_maximum_likelihood_estimate():
-    rng = np.random.default_rng(4)
-    lib = rng.uniform(500, 3000, 30)
-    y = rng.poisson(lib * 0.002).astype(float)
-    best = optimize.minimize_scalar(
-        lambda r: -stats.poisson.logpmf(y, r * lib).sum(), bounds=(1e-5, 0.1), method="bounded",
-        options={"xatol": 1e-12},
-    )
-    assert best.x == pytest.approx(y.sum() / lib.sum(), rel=1e-4)
-
-
-def test_nb_dispersion_method_of_moments():
-    x, groups, k = _counts(5)
-    n = np.bincount(groups, minlength=k)
-    cs = np.column_stack([x[:, groups == j].sum(axis=1) for j in range(k)])
-    cq = np.column_stack([(x[:, groups == j] ** 2).sum(axis=1) for j in range(k)])
-    phi = mk.nb_dispersion(cs, cq, n)
-    for gene in range(1, 10):
-        num = den = 0.0
-        for j in range(k):
-            v = x[gene, groups == j]
-            m = v.mean()
-            num += ((v - m) ** 2).sum() - v.size * m
-            den += v.size * m * m
-        assert phi[gene] == pytest.approx(max(num / den, 1e-8), rel=1e-10)
-
-
-def test_nb_lrt_matches_naive_per_gene():
-    x, groups, k = _counts(6)
-    n = np.bincount(groups, minlength=k)
-    cs = np.column_stack([x[:, groups == j].sum(axis=1) for j in range(k)])
-    cq = np.column_stack([(x[:, groups == j] ** 2).sum(axis=1) for j in range(k)])
-    g, p = mk.nb_lrt(cs, n, cq)
-    theta = 1.0 / mk.nb_dispersion(cs, cq, n)
-    for gene in range(1, 12):
-        y, th = x[gene], theta[gene]
-
-        def loglik(mu):
-            return stats.nbinom.logpmf(y, th, th / (th + mu)).sum()
-
-        for j in range(k):
-            mask = groups == j
-            alt = loglik(np.where(mask, y[mask].mean(), y[~mask].mean()))
-            ref = 2.0 * (alt - loglik(np.full(y.size, y.mean())))
-            assert g[gene, j] == pytest.approx(ref, rel=1e-7, abs=1e-7)
-            assert p[gene, j] == pytest.approx(stats.chi2.sf(ref, 1), rel=1e-6, abs=1e-12)
-
-
-def test_nb_mean_is_the_maximum_likelihood_estimate():
-    rng = np.random.default_rng(7)
-    y = rng.negative_binomial(3.0, 0.4, 40).astype(float)
-    th = 3.0
-    best = optimize.minimize_scalar(
-        lambda mu: -stats.nbinom.logpmf(y, th, th / (th + mu)).sum(), bounds=(0.01, 50.0),
-        method="bounded", options={"xatol": 1e-12},
-    )
-    assert best.x == pytest.approx(y.mean(), rel=1e-4)
-
-
-@settings(deadline=None)
-@given(
-    st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=60),
-    st.integers(1, 3),
-)
-def test_bh_fdr_matches_scipy(pvals, n_cols):
-    p = np.column_stack([np.roll(np.asarray(pvals), j) for j in range(n_cols)])
-    q = mk.bh_fdr(p, axis=0)
-    for j in range(n_cols):
-        np.testing.assert_allclose(q[:, j], stats.false_discovery_control(p[:, j]), rtol=1e-12)
-    np.testing.assert_allclose(mk.bh_fdr(p.T, axis=1), q.T, rtol=1e-12)
-
-
-def test_bh_fdr_empty():
-    assert mk.bh_fdr(np.empty((0, 3)), axis=0).shape == (0, 3)
-
-
 @settings(deadline=None, max_examples=40)
 @given(
     st.integers(1, 12),
@@ -244,3 +115,14 @@ def test_group_sums_property_all_layouts(n_genes, n_cells, n_groups, density, se
     for acc in results:
         for got, want in zip(_sums(acc), expected):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["welch_t", "poisson_lrt", "nb_dispersion", "nb_lrt", "bh_fdr"])
+def test_statistics_moved_to_marker_stats_with_a_deprecation_warning(name):
+    from fastdeconv import marker_stats
+
+    with pytest.warns(DeprecationWarning, match=f"use fastdeconv.marker_stats.{name}"):
+        old = getattr(mk, name)
+    assert old is getattr(marker_stats, name)
+    with pytest.raises(AttributeError):
+        mk.no_such_statistic  # noqa: B018

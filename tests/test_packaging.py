@@ -34,17 +34,6 @@ def test_every_public_name_resolves():
         assert getattr(fastdeconv, name) is not None, name
 
 
-def test_functions_named_like_their_modules_stay_functions():
-    import fastdeconv.deconvolve  # noqa: F401  (binds the submodule, as any import would)
-    import fastdeconv.linseed  # noqa: F401
-    from fastdeconv.deconvolve import DeconvolutionResult  # the module stays importable
-
-    assert callable(fastdeconv.deconvolve) and callable(fastdeconv.linseed)
-    assert not isinstance(fastdeconv.deconvolve, type(importlib))
-    assert not isinstance(fastdeconv.linseed, type(importlib))
-    assert DeconvolutionResult is fastdeconv.DeconvolutionResult
-
-
 def test_public_callables_have_numpydoc_examples():
     missing = []
     for name in fastdeconv.__all__:

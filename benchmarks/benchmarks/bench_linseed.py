@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fastdeconv.linseed import (
+from fastdeconv.reference_free import (
     _find_corners,
     _linearity,
     _normalise,

@@ -66,7 +66,7 @@ class ClusterCells:
     timeout = 600
 
     def setup(self):
-        from fastdeconv.reference import cluster_cells
+        from fastdeconv.signature import cluster_cells
 
         self.cluster_cells = cluster_cells
         self.counts, _ = make_sparse_counts(n_cells=20_000, density=0.02)

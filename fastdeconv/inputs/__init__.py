@@ -11,6 +11,7 @@ the same way everywhere.
 """
 
 from fastdeconv.inputs._common import is_anndata
+from fastdeconv.inputs.counts import Counts, as_counts, as_labels
 from fastdeconv.inputs.tables import (
     LOG_MAX_THRESHOLD,
     SCALES,
@@ -29,8 +30,6 @@ from fastdeconv.inputs.tables import (
 __all__ = [
     "read_expression",
     "unlog",
-    "SCALES",
-    "LOG_MAX_THRESHOLD",
     "as_expression_frame",
     "check_expression",
     "looks_log_scale",
@@ -40,4 +39,7 @@ __all__ = [
     "collinear_types",
     "warn_if_collinear",
     "is_anndata",
+    "Counts",
+    "as_counts",
+    "as_labels",
 ]

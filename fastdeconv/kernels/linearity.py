@@ -1,6 +1,6 @@
 """Mutual-linearity kernels for LinSeed: pairwise scores in blocks, the permutation null.
 
-All functions take float64 arrays prepared by :mod:`fastdeconv.linseed`:
+All functions take float64 arrays prepared by :mod:`fastdeconv.reference_free`:
 
 * ``X`` (n, m): the genes' rows normalised to sum 1 (a gene's profile over samples);
 * ``sq`` (n,): ``sum(X**2, axis=1)``; ``tss`` (n,): the total sum of squares of each

@@ -92,8 +92,12 @@ def _downdated_gram(A, b, w0, hw, Q0, c0, D, db, Q, c):
 
 
 @jit
-def _huber_core(A, b, w0, Q0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol):
-    """:func:`huber_irls` given ``Q0 = A' diag(w0) A``, which is shared by all samples."""
+def _huber_core(A, b, w0, Q0, x, hw, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol):
+    """:func:`huber_irls` given ``Q0 = A' diag(w0) A``, which is shared by all samples.
+
+    ``hw`` (n,) is scratch for the Huber weights; on return it holds the
+    weights of the last solve (the fit's final gene weights, without ``w0``).
+    """
     n, k = A.shape
     ka = k + 1 if (simplex and slack) else k
     Q = np.empty((k, k))
@@ -102,7 +106,7 @@ def _huber_core(A, b, w0, Q0, x, simplex, slack, c_huber, max_rounds, rtol, max_
     c0 = np.zeros(k)
     D = np.empty((n, k))
     db = np.empty(n)
-    hw = np.ones(n)
+    hw[:] = 1.0
     r = np.empty(n)
     x_new = np.zeros(ka)
     ws = new_workspace(ka)
@@ -210,11 +214,12 @@ def huber_irls(A, b, w0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter,
     Q0 = np.empty((k, k))
     c0 = np.empty(k)
     _weighted_gram(A, b, w0, Q0, c0)
-    return _huber_core(A, b, w0, Q0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol)
+    hw = np.empty(n)
+    return _huber_core(A, b, w0, Q0, x, hw, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol)
 
 
 @jit
-def huber_batch(A, w0, Q0, BT, X, n_iter, rounds, status, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol):
+def huber_batch(A, w0, Q0, BT, X, W, n_iter, rounds, status, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol):
     """Run :func:`huber_irls` for every row of ``BT`` (one sample per row), serially.
 
     Parameters
@@ -229,6 +234,9 @@ def huber_batch(A, w0, Q0, BT, X, n_iter, rounds, status, simplex, slack, c_hube
         Samples as rows, C-contiguous.
     X : ndarray, shape (m, ka)
         Output solutions.
+    W : ndarray, shape (m, n) or (1, n)
+        Output: each sample's final Huber gene weights (without ``w0``); with
+        one row it is scratch shared by all samples (weights not kept).
     n_iter, rounds : ndarray of int64, shape (m,)
         Output active-set changes (last solve) and re-weighting rounds.
     status : ndarray of int8, shape (m,)
@@ -236,9 +244,11 @@ def huber_batch(A, w0, Q0, BT, X, n_iter, rounds, status, simplex, slack, c_hube
     simplex, slack, c_huber, max_rounds, rtol, max_iter, tol
         As in :func:`huber_irls`.
     """
+    keep = W.shape[0] == BT.shape[0]
     for s in range(BT.shape[0]):
+        hw = W[s] if keep else W[0]
         rd, it, st = _huber_core(
-            A, BT[s], w0, Q0, X[s], simplex, slack, c_huber, max_rounds, rtol, max_iter, tol
+            A, BT[s], w0, Q0, X[s], hw, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol
         )
         rounds[s] = rd
         n_iter[s] = it

@@ -27,7 +27,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Method", "Registry", "REGRESSION", "show_methods"]
+from fastdeconv.methods._problem import MethodFit, RegressionProblem
+
+__all__ = ["Method", "Registry", "REGRESSION", "RegressionProblem", "MethodFit", "show_methods"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,9 @@ class Method:
     summary : str
         One line for the command line's help and the documentation's table.
     fit : callable
-        The method's function; its signature is the pipeline's contract (see
-        :mod:`fastdeconv.methods.least_squares` for the regression one).
+        The method's function; its signature is the pipeline's contract: for
+        regression methods ``fit(RegressionProblem) -> MethodFit`` (see
+        :mod:`fastdeconv.methods._problem`).
     normalise : bool
         True when the method's coefficients are scale-free abundances that the
         pipeline divides by their sum to give proportions; False when they
@@ -78,7 +81,9 @@ class Method:
 
     def __post_init__(self):
         if self.weights not in ("optional", "required", "unsupported"):
-            raise ValueError(f"Method.weights must be optional/required/unsupported, got {self.weights!r}")
+            raise ValueError(
+                f"Method.weights must be optional/required/unsupported, got {self.weights!r}"
+            )
 
 
 class Registry:
@@ -135,7 +140,9 @@ class Registry:
             The same record.
         """
         if method.name in self._methods:
-            raise ValueError(f"a {self.pipeline} method named {method.name!r} is registered already")
+            raise ValueError(
+                f"a {self.pipeline} method named {method.name!r} is registered already"
+            )
         self._methods[method.name] = method
         return method
 

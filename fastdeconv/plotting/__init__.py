@@ -12,7 +12,7 @@ Reference-based deconvolution:
 * :func:`plot_fit_quality` -- per-sample fit diagnostics.
 
 The plots of the reference-free (LinSeed) and reference-building pipelines live
-in ``_linseed.py`` and ``_reference.py``; every name listed in their
+in ``_linseed.py`` and ``_signature.py``; every name listed in their
 ``__all__`` is available from this package too.
 """
 
@@ -33,7 +33,7 @@ for _function in (plot_proportions, plot_estimate_vs_truth, plot_fit_quality, sa
     _function.__module__ = __name__
 del _function
 
-_EXTRA_MODULES = ("_linseed", "_reference")
+_EXTRA_MODULES = ("_linseed", "_signature")
 
 __all__ = ["plot_proportions", "plot_estimate_vs_truth", "plot_fit_quality", "save_figure"]
 

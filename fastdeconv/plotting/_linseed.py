@@ -115,7 +115,7 @@ def plot_spectrum(result, path=None, ax=None):
 
     Examples
     --------
-    >>> from fastdeconv.linseed import linseed
+    >>> from fastdeconv.reference_free import linseed
     >>> from fastdeconv.plotting import plot_spectrum
     >>> from fastdeconv.simulate import synthetic
     >>> res = linseed(synthetic(n_genes=400, n_types=3, n_samples=12, seed=1).bulk,
@@ -149,7 +149,7 @@ def plot_simplex(result, path=None, ax=None, dims=(0, 1)):
 
     Examples
     --------
-    >>> from fastdeconv.linseed import linseed
+    >>> from fastdeconv.reference_free import linseed
     >>> from fastdeconv.plotting import plot_simplex
     >>> from fastdeconv.simulate import synthetic
     >>> res = linseed(synthetic(n_genes=400, n_types=3, n_samples=12, seed=1).bulk,
@@ -181,7 +181,7 @@ def plot_significance(result, path=None, ax=None):
 
     Examples
     --------
-    >>> from fastdeconv.linseed import linseed
+    >>> from fastdeconv.reference_free import linseed
     >>> from fastdeconv.plotting import plot_significance
     >>> from fastdeconv.simulate import synthetic
     >>> res = linseed(synthetic(n_genes=400, n_types=3, n_samples=12, seed=1).bulk,
@@ -211,7 +211,7 @@ def plot_linseed(result, path=None):
 
     Examples
     --------
-    >>> from fastdeconv.linseed import linseed
+    >>> from fastdeconv.reference_free import linseed
     >>> from fastdeconv.plotting import plot_linseed
     >>> from fastdeconv.simulate import synthetic
     >>> res = linseed(synthetic(n_genes=400, n_types=3, n_samples=12, seed=1).bulk,

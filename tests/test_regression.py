@@ -1,4 +1,4 @@
-"""Tests of fastdeconv.deconvolve: the reference-based pipeline and its result."""
+"""Tests of fastdeconv.regression: the reference-based pipeline and its result."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import scipy.optimize
 import scipy.stats
 
 import fastdeconv
-from fastdeconv.deconvolve import DeconvolutionResult, deconvolve, select_marker_genes
 from fastdeconv.io import read_table, write_table
+from fastdeconv.regression import DeconvolutionResult, deconvolve, select_marker_genes
 from fastdeconv.solvers import ConvergenceWarning
 
 TYPES = ["T cells", "B cells", "NK cells", "Monocytes"]
@@ -435,6 +435,26 @@ def test_progress_bar(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_progress_bar_default_needs_a_terminal_and_more_than_4096_samples(monkeypatch):
+    import io
+    import sys
+
+    from fastdeconv._progress import MIN_TOTAL, progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert MIN_TOTAL == 4096
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with progress_bar(MIN_TOTAL) as small, progress_bar(MIN_TOTAL + 1) as large:
+        assert small.disable and not large.disable
+    assert f"0/{MIN_TOTAL + 1} samples" in sys.stderr.getvalue()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    with progress_bar(MIN_TOTAL + 1) as bar:
+        assert bar.disable
+
+
 def test_module_is_callable_like_the_function(data):
     import fastdeconv.deconvolve as module
 
@@ -442,6 +462,14 @@ def test_module_is_callable_like_the_function(data):
     res = module(bulk, sig)
     np.testing.assert_allclose(res.proportions.to_numpy(), props.to_numpy(), atol=1e-8)
     assert fastdeconv.deconvolve(bulk, sig).proportions.shape == props.shape
+
+
+def test_to_cell_fractions_moved_to_fractions_with_a_warning():
+    from fastdeconv.fractions import to_cell_fractions
+
+    with pytest.warns(DeprecationWarning, match="use fastdeconv.fractions.to_cell_fractions"):
+        from fastdeconv.deconvolve import to_cell_fractions as old
+    assert old is to_cell_fractions
 
 
 def test_no_warning_on_clean_input(data):

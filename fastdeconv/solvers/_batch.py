@@ -1,4 +1,4 @@
-"""Threaded driver that solves many samples: project a chunk with BLAS, then solve it.
+"""The threaded driver that solves many samples: project a chunk with BLAS, then solve it.
 
 The samples (columns of ``B``) are cut into chunks.  Each worker thread takes a
 chunk, projects it with one single-threaded BLAS call (``C = B_chunk' W A``,
@@ -16,14 +16,9 @@ that already runs its own thread pool.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
-
 import numpy as np
 
-from fastdeconv.kernels._active_set import CONVERGED, NOT_FINITE
+from fastdeconv._parallel import thread_map
 from fastdeconv.kernels.nnls import default_max_iter, nnls_gram_batch
 from fastdeconv.kernels.robust import huber_batch
 from fastdeconv.kernels.simplex import augment_gram, simplex_gram_batch
@@ -35,99 +30,6 @@ from fastdeconv.kernels.simplex import augment_gram, simplex_gram_batch
 CHUNK_BYTES = 16 << 20
 MIN_CHUNK, MAX_CHUNK = 16, 4096
 MIN_CHUNKS = 8
-
-
-def available_cores():
-    """Number of CPU cores this process may run on.
-
-    Returns
-    -------
-    int
-        The size of the CPU affinity set (or ``os.cpu_count()``).
-
-    Examples
-    --------
-    >>> from fastdeconv.kernels.batch import available_cores
-    >>> available_cores() >= 1
-    True
-    """
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def resolve_n_jobs(n_jobs):
-    """Turn a user's ``n_jobs`` into a positive thread count.
-
-    Parameters
-    ----------
-    n_jobs : int or None
-        ``None`` or ``-1``: all available cores; ``-2``: all but one, and so on;
-        a positive number: that many threads.
-
-    Returns
-    -------
-    int
-        The number of worker threads.
-
-    Examples
-    --------
-    >>> from fastdeconv.kernels.batch import resolve_n_jobs
-    >>> resolve_n_jobs(3)
-    3
-    """
-    cores = available_cores()
-    if n_jobs is None:
-        return cores
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)):
-        raise TypeError(f"n_jobs must be an integer or None, got {n_jobs!r}")
-    n_jobs = int(n_jobs)
-    if n_jobs == 0:
-        raise ValueError("n_jobs must not be 0: use None or -1 for all cores, or a positive count")
-    if n_jobs < 0:
-        return max(1, cores + 1 + n_jobs)
-    return n_jobs
-
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter = None
-_controller = None
-
-
-@contextmanager
-def single_threaded_blas():
-    """Limit BLAS to one thread while any driver call is running.
-
-    The limit is process-wide (BLAS libraries have no per-thread setting), so
-    concurrent callers share it through a reference count: the first one in sets
-    it, the last one out restores the original setting.
-
-    Yields
-    ------
-    None
-    """
-    global _blas_users, _blas_limiter, _controller
-    with _blas_lock:
-        if _blas_users == 0:
-            try:
-                if _controller is None:
-                    from threadpoolctl import ThreadpoolController
-
-                    _controller = ThreadpoolController()
-                _blas_limiter = _controller.limit(limits=1, user_api="blas")
-            except Exception:  # pragma: no cover - threadpoolctl unavailable or failing
-                _blas_limiter = None
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0 and _blas_limiter is not None:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
 
 
 def chunk_size(n_rows, m):
@@ -152,7 +54,7 @@ def chunk_size(n_rows, m):
 
     Examples
     --------
-    >>> from fastdeconv.kernels.batch import chunk_size
+    >>> from fastdeconv.solvers._batch import chunk_size
     >>> chunk_size(5000, 100000)
     419
     """
@@ -207,26 +109,8 @@ class BatchProblem:
         self.raw = raw
 
 
-class HuberLoss:
-    """Options of the Huber loss solved by IRLS (:mod:`fastdeconv.kernels.robust`).
-
-    Parameters
-    ----------
-    c : float
-        Huber's constant in units of the residual scale.
-    max_rounds : int
-        Cap on re-weighting rounds.
-    rtol : float
-        Relative change of the coefficients at which the rounds stop.
-    """
-
-    def __init__(self, c, max_rounds, rtol):
-        self.c = float(c)
-        self.max_rounds = int(max_rounds)
-        self.rtol = float(rtol)
-
-
-def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-11, loss=None):
+def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-11, huber=None,
+                gene_weights=False):
     """Solve every sample of ``problem`` with the NNLS or simplex kernel.
 
     Parameters
@@ -238,26 +122,32 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
     slack : bool, optional
         For ``kind="simplex"``: ``sum(x) <= 1`` via a slack variable.
     n_jobs : int or None, optional
-        Worker threads (see :func:`resolve_n_jobs`).
+        Worker threads (see :func:`fastdeconv._parallel.resolve_n_jobs`).
     max_iter : int, optional
         Cap on active-set changes per sample (``-1``: ``5 k + 50``, with ``k``
         counting the slack variable of ``sum(x) <= 1``).
     tol : float, optional
         Relative dual tolerance.
-    loss : HuberLoss, optional
-        Solve the Huber loss by IRLS instead of least squares (needs
-        ``problem.signature`` and ``problem.raw``).
+    huber : tuple (c, max_rounds, rtol), optional
+        Solve Huber's loss by IRLS instead of least squares (needs
+        ``problem.signature`` and ``problem.raw``): Huber's constant, the cap
+        on re-weighting rounds, the relative change at which they stop.
+    gene_weights : bool, optional
+        With ``huber``: also return every sample's final Huber gene weights.
 
     Returns
     -------
-    X : ndarray, shape (m, k)
-        Solutions, one row per sample.
+    X : ndarray, shape (m, ka)
+        Solutions, one row per sample (with the slack variable last).
     n_iter : ndarray of int64, shape (m,)
     status : ndarray of int8, shape (m,)
     residual : ndarray, shape (m,) or None
         Residual norms when ``problem.residual`` is given.
     rounds : ndarray of int64, shape (m,)
         Re-weighting rounds (zeros for least squares).
+    weights : ndarray, shape (m, n) or None
+        The final Huber weights (without the problem's own gene weights), when
+        asked for.
 
     Raises
     ------
@@ -281,28 +171,26 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
     status = np.zeros(m, dtype=np.int8)
     rounds = np.zeros(m, dtype=np.int64)
     resid = np.empty(m) if problem.residual is not None else None
-    if loss is not None:
+    W = None
+    if huber is not None:
         A = problem.signature
-        w0 = problem.weights if problem.weights is not None else np.ones(A.shape[0])
-
-    workers = max(1, min(resolve_n_jobs(n_jobs), m))
-    width = chunk_size(problem.n_rows, m)
-    bounds = [(j0, min(j0 + width, m)) for j0 in range(0, m, width)]
-    failed = threading.Event()
+        n = A.shape[0]
+        w0 = problem.weights if problem.weights is not None else np.ones(n)
+        c_huber, max_rounds, rtol = huber
+        if gene_weights:
+            W = np.empty((m, n))
 
     def run(bound):
-        if failed.is_set():
-            return
         j0, j1 = bound
-        data = problem.raw(j0, j1) if loss is not None else problem.project(j0, j1)
+        data = problem.raw(j0, j1) if huber is not None else problem.project(j0, j1)
         if not np.isfinite(data).all():
-            failed.set()
             raise ValueError(problem.locate_nonfinite(j0, j1))
         Xc, it, st = X[j0:j1], n_iter[j0:j1], status[j0:j1]
-        if loss is not None:
+        if huber is not None:
+            Wc = W[j0:j1] if W is not None else np.empty((1, n))
             huber_batch(
-                A, w0, gram, data, Xc, it, rounds[j0:j1], st, kind == "simplex", slack,
-                loss.c, loss.max_rounds, loss.rtol, max_iter, tol,
+                A, w0, gram, data, Xc, Wc, it, rounds[j0:j1], st, kind == "simplex", slack,
+                c_huber, max_rounds, rtol, max_iter, tol,
             )
         elif kind == "nnls":
             nnls_gram_batch(Qa, data, Xc, it, st, max_iter, tol)
@@ -311,31 +199,15 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
         if resid is not None:
             resid[j0:j1] = problem.residual(j0, j1, X[j0:j1, :k])
 
+    width = chunk_size(problem.n_rows, m)
+    bounds = [(j0, min(j0 + width, m)) for j0 in range(0, m, width)]
     # BLAS runs single-threaded inside the driver: the workers are the
     # parallelism, and results must not depend on the BLAS thread count (it
     # changes the rounding of A'B).  Tiny problems skip the (process-wide) switch;
     # BLAS does not thread them anyway.
     tiny = len(bounds) == 1 and problem.n_rows * m * k < (1 << 16)
-    with nullcontext() if tiny else single_threaded_blas():
-        if workers == 1 or len(bounds) == 1:
-            for bound in bounds:
-                run(bound)
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(run, b) for b in bounds]
-                for future in futures:
-                    future.result()
-    return X, n_iter, status, resid, rounds
+    thread_map(run, bounds, n_jobs, blas=not tiny)
+    return X, n_iter, status, resid, rounds, W
 
 
-__all__ = [
-    "BatchProblem",
-    "HuberLoss",
-    "solve_batch",
-    "resolve_n_jobs",
-    "available_cores",
-    "chunk_size",
-    "single_threaded_blas",
-    "CONVERGED",
-    "NOT_FINITE",
-]
+__all__ = ["BatchProblem", "solve_batch", "chunk_size"]

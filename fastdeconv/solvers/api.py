@@ -1,4 +1,4 @@
-"""Array API of the exact solvers: validation once at the boundary, then dispatch.
+"""The public array API of the exact solvers: validation once at the boundary, then the core.
 
 Everything follows the deconvolution model ``G = S P``: ``A`` is the signature
 (genes x cell types), ``B`` the bulk (genes x samples) and the result ``X`` the
@@ -14,11 +14,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastdeconv.kernels.batch import BatchProblem, HuberLoss, solve_batch
 from fastdeconv.kernels.robust import HUBER_C
 from fastdeconv.kernels.simplex import project_simplex_kernel
-
-DEFAULT_TOL = 1e-11
+from fastdeconv.solvers import _core
+from fastdeconv.solvers._validate import (
+    as_real_array,
+    check_finite_small,
+    validate_constraint,
+    validate_gram,
+    validate_loss,
+    validate_options,
+    validate_rhs,
+    validate_signature,
+    validate_weights,
+)
 
 
 class ConvergenceWarning(UserWarning):
@@ -71,193 +80,74 @@ class SolveInfo:
     n_reweight: np.ndarray
 
 
-def _as_real_array(value, name):
-    arr = np.asarray(value)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating)
-        or np.issubdtype(arr.dtype, np.integer)
-        or arr.dtype == np.bool_
-    ):
-        raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
-    return arr
+def warn_unconverged(status, max_iter, huber=None, stacklevel=3):
+    """Warn (:class:`ConvergenceWarning`) when some samples stopped at a cap.
 
-
-def _check_finite_small(arr, name):
-    if not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        where = ", ".join(str(int(i)) for i in bad)
-        raise ValueError(
-            f"{name} contains NaN or inf (first at index ({where})); "
-            "remove or impute non-finite values before solving"
-        )
-
-
-def _validate_signature(A):
-    A = _as_real_array(A, "A")
-    if A.ndim != 2:
-        raise ValueError(f"A must be a 2-D (genes x cell types) matrix, got shape {A.shape}")
-    if A.shape[0] == 0 or A.shape[1] == 0:
-        raise ValueError(f"A is empty (shape {A.shape}); it needs at least one row and one column")
-    A = np.ascontiguousarray(A, dtype=np.float64)
-    _check_finite_small(A, "A")
-    return A
-
-
-def _validate_rhs(B, n, name="B", what="genes"):
-    B = _as_real_array(B, name)
-    if B.ndim not in (1, 2):
-        raise ValueError(f"{name} must be 1-D (one sample) or 2-D ({what} x samples), got shape {B.shape}")
-    if B.shape[0] != n:
-        raise ValueError(
-            f"{name} has {B.shape[0]} rows but A has {n}: the rows of both must be the same {what}, in the same order"
-        )
-    if B.ndim == 2 and B.shape[1] == 0:
-        raise ValueError(f"{name} has no samples (shape {B.shape})")
-    return B
-
-
-def _validate_weights(weights, n):
-    if weights is None:
-        return None
-    w = _as_real_array(weights, "weights").astype(np.float64, copy=False)
-    if w.shape != (n,):
-        raise ValueError(f"weights must have shape ({n},), one per gene (row of A), got {w.shape}")
-    _check_finite_small(w, "weights")
-    if (w < 0).any():
-        raise ValueError(f"weights must be non-negative; weights[{int(np.argmin(w))}] = {w.min()}")
-    if not (w > 0).any():
-        raise ValueError("all weights are zero: at least one gene must carry weight")
-    return w
-
-
-def _validate_options(max_iter, tol):
-    if max_iter is None:
-        max_iter = -1
-    elif isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer or None, got {max_iter!r}")
-    if tol is None:
-        tol = DEFAULT_TOL
-    elif not (isinstance(tol, (float, int, np.floating)) and 0 <= tol < 1):
-        raise ValueError(f"tol must be a number in [0, 1), got {tol!r}")
-    return int(max_iter), float(tol)
-
-
-def _locator(B2, name):
-    def locate(j0, j1):
-        chunk = B2[:, j0:j1]
-        bad = ~np.isfinite(chunk)
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
-            return (
-                f"{name} contains NaN or inf (first at row {int(i)}, column {int(j0 + j)}); "
-                "remove or impute non-finite values before solving"
-            )
-        return (
-            f"the projection A'{name} overflowed for samples {j0}..{j1 - 1}: the values are too "
-            "large for float64 arithmetic; rescale the data"
-        )
-
-    return locate
-
-
-def _finish(X, n_iter, status, resid, rounds, k, one_sample, max_iter, return_info, loss=None):
-    X = X[:, :k].T
+    Parameters
+    ----------
+    status : ndarray of int8
+        Per-sample status codes of the core solve.
+    max_iter : int
+        The active-set cap used (``-1``: the default).
+    huber : tuple, optional
+        The Huber options used, for the message.
+    stacklevel : int, optional
+        Passed to :func:`warnings.warn`.
+    """
     n_bad = int(np.count_nonzero(status != 0))
-    if n_bad:
-        cap = max_iter if max_iter > 0 else "5k+50"
-        if loss is None:
-            what = f"before the optimality (KKT) conditions held (iteration cap max_iter={cap})"
-        else:
-            what = (
-                "before the Huber re-weighting settled or the optimality conditions held "
-                f"(caps max_reweight={loss.max_rounds}, max_iter={cap})"
-            )
-        warnings.warn(
-            f"{n_bad} of {status.size} samples stopped {what}; raise the cap or check "
-            "info.converged",
-            ConvergenceWarning,
-            stacklevel=3,
+    if not n_bad:
+        return
+    cap = max_iter if max_iter > 0 else "5k+50"
+    if huber is None:
+        what = f"before the optimality (KKT) conditions held (iteration cap max_iter={cap})"
+    else:
+        what = (
+            "before the Huber re-weighting settled or the optimality conditions held "
+            f"(caps max_reweight={huber[1]}, max_iter={cap})"
         )
+    warnings.warn(
+        f"{n_bad} of {status.size} samples stopped {what}; raise the cap or check "
+        "info.converged",
+        ConvergenceWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+def _finish(X, info, one_sample, max_iter, return_info, huber=None):
+    warn_unconverged(info.status, max_iter, huber, stacklevel=4)
     if one_sample:
         X = X[:, 0]
     if not return_info:
         return X
+    resid = info.residual_norm
     if resid is None:
-        resid = np.full(status.shape, np.nan)
-    converged = status == 0
+        resid = np.full(info.status.shape, np.nan)
+    n_iter, converged, rounds = info.n_iter, info.converged, info.n_reweight
     if one_sample:
         resid, n_iter, converged, rounds = (a.reshape(()) for a in (resid, n_iter, converged, rounds))
     return X, SolveInfo(resid, n_iter, converged, rounds)
 
 
-def _dense_problem(A, B, weights):
-    n, k = A.shape
-    B2 = B[:, None] if B.ndim == 1 else B
-    WA = A if weights is None else A * weights[:, None]
-    sqrt_w = None if weights is None else np.sqrt(weights)
-
-    def chunk_of(j0, j1):
-        chunk = B2[:, j0:j1]
-        if chunk.dtype != np.float64:
-            chunk = chunk.astype(np.float64)
-        return chunk
-
-    def project(j0, j1):
-        return np.ascontiguousarray(chunk_of(j0, j1).T @ WA)
-
-    def residual(j0, j1, Xc):
-        R = chunk_of(j0, j1) - A @ Xc.T
-        if sqrt_w is not None:
-            R *= sqrt_w[:, None]
-        return np.sqrt(np.einsum("ij,ij->j", R, R))
-
-    def raw(j0, j1):
-        return np.ascontiguousarray(chunk_of(j0, j1).T)
-
-    gram = WA.T @ A
-    gram = 0.5 * (gram + gram.T)
-    problem = BatchProblem(
-        gram, project, B2.shape[1], n, residual, _locator(B2, "B"), signature=A, weights=weights, raw=raw
+def _solve_dense(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol, huber=None):
+    A = validate_signature(A)
+    B = validate_rhs(B, A.shape[0])
+    weights = validate_weights(weights, A.shape[0])
+    max_iter, tol = validate_options(max_iter, tol)
+    X, info = _core.solve(
+        A, B[:, None] if B.ndim == 1 else B, kind=kind, slack=slack, weights=weights,
+        huber=huber, n_jobs=n_jobs, max_iter=max_iter, tol=tol, residuals=return_info,
     )
-    return problem
+    return _finish(X, info, B.ndim == 1, max_iter, return_info, huber)
 
 
-def _validate_loss(loss, huber_c, max_reweight, reweight_tol):
-    if loss in (None, "squared"):
-        return None
-    if loss != "huber":
-        raise ValueError(f"loss must be 'squared' or 'huber', got {loss!r}")
-    if not (isinstance(huber_c, (int, float, np.floating)) and np.isfinite(huber_c) and huber_c > 0):
-        raise ValueError(f"huber_c must be a positive number (1.345 is usual), got {huber_c!r}")
-    if isinstance(max_reweight, bool) or not isinstance(max_reweight, (int, np.integer)) or max_reweight < 0:
-        raise ValueError(f"max_reweight must be a non-negative integer, got {max_reweight!r}")
-    if not (isinstance(reweight_tol, (int, float, np.floating)) and 0 <= reweight_tol < 1):
-        raise ValueError(f"reweight_tol must be a number in [0, 1), got {reweight_tol!r}")
-    return HuberLoss(huber_c, max_reweight, reweight_tol)
-
-
-def _solve_dense(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol, loss=None):
-    A = _validate_signature(A)
-    B = _validate_rhs(B, A.shape[0])
-    weights = _validate_weights(weights, A.shape[0])
-    max_iter, tol = _validate_options(max_iter, tol)
-    problem = _dense_problem(A, B, weights)
-    if not return_info:
-        problem.residual = None
-    X, n_iter, status, resid, rounds = solve_batch(
-        problem, kind, slack=slack, n_jobs=n_jobs, max_iter=max_iter, tol=tol, loss=loss
+def _solve_gram(kind, AtA, AtB, btb, slack, n_jobs, return_info, max_iter, tol):
+    AtA, AtB, AtB2, btb = validate_gram(AtA, AtB, btb)
+    max_iter, tol = validate_options(max_iter, tol)
+    X, info = _core.solve_gram(
+        AtA, AtB2, kind=kind, slack=slack, btb=btb, n_jobs=n_jobs, max_iter=max_iter, tol=tol,
+        residuals=return_info,
     )
-    return _finish(
-        X, n_iter, status, resid, rounds, A.shape[1], B.ndim == 1, max_iter, return_info, loss
-    )
-
-
-def _validate_constraint(constraint):
-    if constraint not in ("eq", "le"):
-        raise ValueError(
-            f"constraint must be 'eq' (sum(x) == 1) or 'le' (sum(x) <= 1), got {constraint!r}"
-        )
-    return constraint == "le"
+    return _finish(X, info, AtB.ndim == 1, max_iter, return_info)
 
 
 def nnls(
@@ -350,8 +240,8 @@ def nnls(
     >>> X.shape
     (2, 2)
     """
-    loss = _validate_loss(loss, huber_c, max_reweight, reweight_tol)
-    return _solve_dense("nnls", A, B, weights, False, n_jobs, return_info, max_iter, tol, loss)
+    huber = validate_loss(loss, huber_c, max_reweight, reweight_tol)
+    return _solve_dense("nnls", A, B, weights, False, n_jobs, return_info, max_iter, tol, huber)
 
 
 def simplex_lstsq(
@@ -441,53 +331,9 @@ def simplex_lstsq(
     >>> fastdeconv.simplex_lstsq(S, 0.5 * S @ np.array([0.25, 0.75]), constraint="le").round(10)
     array([0.125, 0.375])
     """
-    slack = _validate_constraint(constraint)
-    loss = _validate_loss(loss, huber_c, max_reweight, reweight_tol)
-    return _solve_dense("simplex", A, B, weights, slack, n_jobs, return_info, max_iter, tol, loss)
-
-
-def _validate_gram(AtA, AtB, btb):
-    AtA = _as_real_array(AtA, "AtA")
-    if AtA.ndim != 2 or AtA.shape[0] != AtA.shape[1] or AtA.shape[0] == 0:
-        raise ValueError(f"AtA must be a non-empty square (k x k) matrix, got shape {AtA.shape}")
-    AtA = np.ascontiguousarray(AtA, dtype=np.float64)
-    _check_finite_small(AtA, "AtA")
-    scale = np.abs(AtA).max()
-    if np.abs(AtA - AtA.T).max() > 1e-10 * max(scale, np.finfo(float).tiny):
-        raise ValueError("AtA is not symmetric: pass the Gram matrix A'A (or A'WA)")
-    if (np.diag(AtA) < 0).any():
-        raise ValueError("AtA has negative diagonal entries: it is not a Gram matrix A'A")
-    AtB = _validate_rhs(AtB, AtA.shape[0], "AtB", "cell types")
-    AtB2 = AtB[:, None] if AtB.ndim == 1 else AtB
-    if btb is not None:
-        btb = _as_real_array(btb, "btb").astype(np.float64, copy=False).reshape(-1)
-        if btb.shape != (AtB2.shape[1],):
-            raise ValueError(f"btb must hold one value b'b per sample ({AtB2.shape[1]}), got shape {btb.shape}")
-        _check_finite_small(btb, "btb")
-    return AtA, AtB, AtB2, btb
-
-
-def _solve_gram(kind, AtA, AtB, btb, slack, n_jobs, return_info, max_iter, tol):
-    AtA, AtB, AtB2, btb = _validate_gram(AtA, AtB, btb)
-    max_iter, tol = _validate_options(max_iter, tol)
-    k = AtA.shape[0]
-
-    def project(j0, j1):
-        return np.ascontiguousarray(AtB2[:, j0:j1].T, dtype=np.float64)
-
-    residual = None
-    if return_info and btb is not None:
-
-        def residual(j0, j1, Xc):
-            C = project(j0, j1)
-            rss = btb[j0:j1] - 2.0 * np.einsum("ij,ij->i", Xc, C) + np.einsum("ij,jl,il->i", Xc, AtA, Xc)
-            return np.sqrt(np.maximum(rss, 0.0))
-
-    problem = BatchProblem(AtA, project, AtB2.shape[1], k, residual, _locator(AtB2, "AtB"))
-    X, n_iter, status, resid, rounds = solve_batch(
-        problem, kind, slack=slack, n_jobs=n_jobs, max_iter=max_iter, tol=tol
-    )
-    return _finish(X, n_iter, status, resid, rounds, k, AtB.ndim == 1, max_iter, return_info)
+    slack = validate_constraint(constraint)
+    huber = validate_loss(loss, huber_c, max_reweight, reweight_tol)
+    return _solve_dense("simplex", A, B, weights, slack, n_jobs, return_info, max_iter, tol, huber)
 
 
 def nnls_gram(AtA, AtB, *, btb=None, n_jobs=None, return_info=False, max_iter=None, tol=None):
@@ -572,7 +418,7 @@ def simplex_lstsq_gram(
     >>> fastdeconv.simplex_lstsq_gram(S.T @ S, S.T @ b).round(10)
     array([0.25, 0.75])
     """
-    slack = _validate_constraint(constraint)
+    slack = validate_constraint(constraint)
     return _solve_gram("simplex", AtA, AtB, btb, slack, n_jobs, return_info, max_iter, tol)
 
 
@@ -603,10 +449,10 @@ def project_simplex(v, total=1.0):
     >>> fastdeconv.project_simplex(np.array([0.5, 0.8, -1.0])).round(6)
     array([0.35, 0.65, 0.  ])
     """
-    arr = np.asarray(_as_real_array(v, "v"), dtype=np.float64)
+    arr = np.asarray(as_real_array(v, "v"), dtype=np.float64)
     if arr.ndim not in (1, 2) or arr.shape[0] == 0:
         raise ValueError(f"v must be a non-empty vector or matrix, got shape {arr.shape}")
-    _check_finite_small(arr, "v")
+    check_finite_small(arr, "v")
     if not (np.isfinite(total) and total > 0):
         raise ValueError(f"total must be a positive finite number, got {total!r}")
     if arr.ndim == 1:

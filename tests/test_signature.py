@@ -1,4 +1,4 @@
-"""Tests of fastdeconv.reference: build_signature, the marker rule, clustering, errors."""
+"""Tests of fastdeconv.signature: build_signature, the marker rule, clustering, errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from fastdeconv.reference import SignatureResult, build_signature, cluster_cells
+from fastdeconv.results import Result
+from fastdeconv.signature import SignatureResult, build_signature, cluster_cells
 
 TYPES = ["B", "Mono", "NK", "T"]
 
@@ -176,6 +177,25 @@ def test_threads_give_the_same_result(data, result, layout):
         build_signature(x, labels.loc[df.columns].to_numpy(), n_jobs=0)
 
 
+@pytest.mark.parametrize("n_jobs", [None, -1, -2, -1000])
+def test_n_jobs_all_cores_and_negative(data, result, n_jobs):
+    # regression: n_jobs=-1 raised "n_jobs must be an integer >= 1" in build_signature
+    df, labels, _ = data
+    res = build_signature(df, labels, n_markers=10, n_jobs=n_jobs)
+    pd.testing.assert_frame_equal(res.signature, result.signature, rtol=1e-12)
+    pd.testing.assert_frame_equal(res.markers, result.markers, rtol=1e-12)
+    clusters = cluster_cells(df, 4, seed=1, n_jobs=n_jobs)
+    pd.testing.assert_series_equal(clusters, cluster_cells(df, 4, seed=1, n_jobs=1))
+
+
+def test_n_jobs_of_the_wrong_type(data):
+    df, labels, _ = data
+    with pytest.raises(TypeError, match="n_jobs"):
+        build_signature(df, labels, n_jobs="4")
+    with pytest.raises(TypeError, match="n_jobs"):
+        cluster_cells(df, 4, n_jobs=2.0)
+
+
 @pytest.mark.parametrize("method", ["poisson", "nb"])
 def test_likelihood_ratio_methods_find_planted_markers(data, method):
     df, labels, marker_of = data
@@ -224,12 +244,24 @@ def test_candidate_genes_restrict_markers(data):
 
 
 def test_cell_fractions_conversion(result):
+    from fastdeconv.fractions import to_cell_fractions
+
     rna = pd.DataFrame([[0.25, 0.25, 0.25, 0.25], [0.0, 0.0, 0.0, 0.0]], columns=TYPES)
-    cells = result.to_cell_fractions(rna)
+    cells = to_cell_fractions(rna, result)  # a SignatureResult supplies its RNA contents
     w = 1.0 / result.rna_content[TYPES].to_numpy()
     np.testing.assert_allclose(cells.iloc[0], w / w.sum())
     assert (cells.iloc[1] == 0).all()
-    with pytest.raises(ValueError, match="not types of this signature"):
+    pd.testing.assert_frame_equal(cells, to_cell_fractions(rna, result.rna_content))
+
+
+def test_signature_result_to_cell_fractions_is_deprecated_but_works(result):
+    rna = pd.DataFrame([[0.1, 0.2, 0.3, 0.4]], columns=TYPES)
+    with pytest.warns(DeprecationWarning, match=r"fastdeconv.to_cell_fractions\(proportions"):
+        cells = result.to_cell_fractions(rna)
+    from fastdeconv.fractions import to_cell_fractions
+
+    pd.testing.assert_frame_equal(cells, to_cell_fractions(rna, result.rna_content))
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="not types of this"):
         result.to_cell_fractions(pd.DataFrame({"X": [1.0]}))
 
 
@@ -241,7 +273,36 @@ def test_summary_write_and_frame(result, tmp_path):
     np.testing.assert_allclose(back.to_numpy(), result.signature.to_numpy(), rtol=1e-12)
     assert len(pd.read_csv(tmp_path / "markers.tsv", sep="\t")) == len(result.markers)
     assert result.to_frame() is not result.signature
-    assert isinstance(result, SignatureResult)
+    pd.testing.assert_frame_equal(result.to_frame(), result.signature)
+    assert isinstance(result, SignatureResult) and isinstance(result, Result)
+    assert str(result) == result.summary()
+
+
+def test_plot_is_a_heatmap_of_the_markers(result, tmp_path):
+    pytest.importorskip("matplotlib")
+    fig = result.plot(tmp_path / "signature.png")
+    assert (tmp_path / "signature.png").stat().st_size > 0
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == TYPES
+    image = ax.images[0].get_array()
+    assert image.shape == result.signature.shape
+    # each gene (row) scaled to its own maximum across the types
+    np.testing.assert_allclose(np.nanmax(image, axis=1), 1.0)
+
+
+def test_signature_module_does_not_import_the_regression_pipeline():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fastdeconv.signature; "
+        "print(sorted(m for m in sys.modules if m.startswith('fastdeconv.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = out.stdout
+    for module in ("fastdeconv.regression", "fastdeconv.solvers", "fastdeconv.methods",
+                   "fastdeconv.kernels.nnls"):
+        assert f"'{module}'" not in loaded
 
 
 # ----------------------------------------------------------------- clustering
@@ -267,10 +328,14 @@ def test_clustering_is_seeded(data):
     assert pd.crosstab(a.to_numpy(), c.to_numpy()).gt(0).sum(axis=1).eq(1).all()
 
 
-@pytest.mark.parametrize("k", [1, 0, 2.5, "3", 66])
-def test_bad_n_clusters(data, k):
+@pytest.mark.parametrize(
+    "k, error",
+    [(1, ValueError), (0, ValueError), (66, ValueError), (2.5, TypeError), ("3", TypeError)],
+)
+def test_bad_n_clusters(data, k, error):
+    # a wrong type is a TypeError (fastdeconv._checks); it was a ValueError before
     df, _, _ = data
-    with pytest.raises(ValueError, match="n_clusters"):
+    with pytest.raises(error, match="n_clusters"):
         build_signature(df, n_clusters=k)
 
 
@@ -296,7 +361,11 @@ def small():
         (lambda x, y: (x, y), {"n_markers": "many"}, "positive integer or 'auto'"),
         (lambda x, y: (x, y), {"method": "wilcoxon"}, "method must be one of"),
         (lambda x, y: (x, y), {"rank_by": "magic"}, "rank_by must be one of"),
-        (lambda x, y: (x, y), {"fdr": 2.0}, "fdr must be a number"),
+        (lambda x, y: (x, y), {"fdr": 2.0}, "fdr must be a finite number"),
+        (lambda x, y: (x, y), {"min_frac": -0.1}, "min_frac must be a finite number"),
+        (lambda x, y: (x, y), {"pseudocount": 0.0}, "pseudocount must be a finite number > 0"),
+        (lambda x, y: (x, y), {"min_log_fc": float("nan")}, "min_log_fc must be a finite"),
+        (lambda x, y: (x, y), {"normalization": "tpm"}, "normalization must be one of"),
         (lambda x, y: (x, y), {"n_clusters": 2}, "not both"),
         (lambda x, y: (x, y), {"label_key": "type"}, "only meaningful for AnnData"),
         (lambda x, y: (x, y), {"layer": "counts"}, "only meaningful for AnnData"),
@@ -340,8 +409,13 @@ def test_anndata_errors(data):
         build_signature(adata, label_key="celltype")
     with pytest.raises(ValueError, match="layer 'raw' not found"):
         build_signature(adata, label_key="cell_type", layer="raw")
+    with pytest.raises(ValueError, match="not both"):
+        build_signature(adata, labels.to_numpy(), label_key="cell_type")
     res = build_signature(adata, label_key="cell_type", n_markers=10)
     assert sorted(res.signature.columns) == TYPES
+    # the obs column may also be named by labels= (as pseudobulk accepts it)
+    same = build_signature(adata, "cell_type", n_markers=10)
+    pd.testing.assert_frame_equal(same.signature, res.signature)
 
 
 def test_gene_weights_are_inverse_mean(result):

@@ -9,7 +9,7 @@ matrix (genes x cell types) for :func:`fastdeconv.deconvolve`:
    (:mod:`fastdeconv.kernels.markers`);
 3. a test of each type against all other cells for every gene (Welch's t on
    ``log1p`` CPM, or a Poisson / negative-binomial likelihood-ratio test on
-   the counts), Benjamini-Hochberg FDR per type;
+   the counts), Benjamini-Hochberg FDR per type (:mod:`fastdeconv.marker_stats`);
 4. a documented marker rule (FDR, fold change, fraction of expressing cells,
    then the ``n_markers`` most specific genes per type);
 5. the signature: the mean normalised expression of each type on the union of
@@ -21,14 +21,17 @@ PCA, seeded k-means) and the clusters play the role of the cell types.
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from fastdeconv.kernels import markers as _mk
+from fastdeconv import marker_stats
+from fastdeconv._checks import check_choice, check_float, check_int
+from fastdeconv._parallel import resolve_n_jobs
+from fastdeconv.inputs.counts import as_counts, as_labels
+from fastdeconv.results import Result
 
 __all__ = ["build_signature", "SignatureResult", "cluster_cells"]
 
@@ -54,232 +57,7 @@ _MARKER_COLUMNS = [
 ]
 
 
-# ---------------------------------------------------------------- inputs ----
-def _is_anndata(obj):
-    return all(hasattr(obj, a) for a in ("obs", "var_names", "obs_names", "X", "layers"))
-
-
-def _sparse_module():
-    import scipy.sparse as sp
-
-    return sp
-
-
-class _Counts:
-    """A genes x cells matrix in the layout the kernels read, with its names."""
-
-    def __init__(self, matrix, genes, cells):
-        sp = _sparse_module()
-        self.sparse = sp.issparse(matrix)
-        self.matrix = matrix
-        self.n_genes, self.n_cells = matrix.shape
-        self.genes = pd.Index(genes)
-        self.cells = pd.Index(cells)
-
-    def values(self):
-        """The stored numbers (the non-zeros of a sparse matrix)."""
-        return self.matrix.data if self.sparse else self.matrix
-
-    def library_sizes(self):
-        return np.asarray(self.matrix.sum(axis=0), dtype=np.float64).ravel()
-
-    def group_sums(self, groups, n_groups, scale, n_jobs=1):
-        """Run the one-pass kernel in the matrix's own layout (no copy of the data).
-
-        The rows (genes or cells, whichever is stored contiguously) are split
-        into ``n_jobs`` chunks of similar work, one ``nogil`` kernel call per
-        thread; the partial sums are added at the end.
-        """
-        sp = _sparse_module()
-        x = self.matrix
-        if self.sparse:
-            if x.format not in ("csr", "csc"):
-                x = sp.csr_array(x)
-            rows_are_genes = x.format == "csr"  # genes x cells CSR: compressed rows are genes
-            data = x.data
-            if data.dtype not in (np.float64, np.float32, np.int64, np.int32):
-                data = data.astype(np.float64)
-            n_rows = x.indptr.size - 1
-            work = np.asarray(x.indptr, dtype=np.float64)
-
-            def run(r0, r1):
-                return _mk.group_sums_sparse(
-                    x.indptr, x.indices, data, self.n_genes, rows_are_genes,
-                    groups, n_groups, scale, r0, r1,
-                )
-        else:
-            if x.flags.c_contiguous:
-                mat, rows_are_genes = x, True
-            elif x.flags.f_contiguous:
-                mat, rows_are_genes = x.T, False
-            else:
-                mat, rows_are_genes = np.ascontiguousarray(x), True
-            n_rows = mat.shape[0]
-            work = np.arange(n_rows + 1, dtype=np.float64)
-
-            def run(r0, r1):
-                return _mk.group_sums_dense(mat, rows_are_genes, groups, n_groups, scale, r0, r1)
-
-        n_chunks = max(1, min(n_jobs, n_rows))
-        # chunk boundaries with equal work (non-zeros for sparse, rows for dense)
-        bounds = np.searchsorted(work, np.linspace(0.0, work[-1], n_chunks + 1)).tolist()
-        bounds[0], bounds[-1] = 0, n_rows
-        spans = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a] or [(0, n_rows)]
-        if len(spans) == 1:
-            parts = [run(*spans[0])]
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(len(spans)) as pool:
-                parts = list(pool.map(lambda ab: run(*ab), spans))
-        acc = parts[0][0]
-        for part in parts[1:]:
-            acc += part[0]
-        return {name: np.ascontiguousarray(acc[:, :, j]) for j, name in enumerate(_mk.SUM_NAMES)}
-
-
-def _as_counts(counts, layer, gene_names):
-    """Coerce the supported inputs to a genes x cells :class:`_Counts`."""
-    sp = _sparse_module()
-    if _is_anndata(counts):
-        x = counts.X if layer is None else _anndata_layer(counts, layer)
-        if x is None:
-            raise ValueError("the AnnData object has no .X; pass layer= naming the counts layer")
-        x = x.T  # AnnData is cells x genes; a CSR .X becomes a genes x cells CSC view
-        genes, cells = counts.var_names, counts.obs_names
-    elif layer is not None:
-        raise ValueError("layer= is only meaningful for AnnData input")
-    elif isinstance(counts, pd.DataFrame):
-        if any(isinstance(d, pd.SparseDtype) for d in counts.dtypes):
-            x = sp.csr_array(counts.sparse.to_coo())
-        else:
-            x = counts.to_numpy()
-        genes, cells = counts.index, counts.columns
-    elif sp.issparse(counts):
-        x = counts
-        genes, cells = None, None
-    elif isinstance(counts, np.ndarray) or hasattr(counts, "__array__"):
-        x = np.asarray(counts)
-        genes, cells = None, None
-    else:
-        raise TypeError(
-            "counts must be a genes x cells numpy array, scipy.sparse matrix or pandas "
-            f"DataFrame, or an AnnData object (cells x genes); got {type(counts).__name__}"
-        )
-    if not sp.issparse(x):
-        x = np.asarray(x)
-        if x.ndim != 2:
-            raise ValueError(f"counts must be 2-D (genes x cells); got an array of shape {x.shape}")
-        if x.dtype == bool or not np.issubdtype(x.dtype, np.number):
-            raise TypeError(f"counts must be numeric; got dtype {x.dtype}")
-        if x.dtype not in (np.float64, np.float32, np.int64, np.int32):
-            x = x.astype(np.float64)
-    n_genes, n_cells = x.shape
-    if n_genes == 0 or n_cells == 0:
-        raise ValueError(f"counts is empty ({n_genes} genes x {n_cells} cells)")
-    if gene_names is not None:
-        if genes is not None and not _is_plain_range(genes):
-            raise ValueError("gene_names= is only for arrays without names; this input has its own")
-        if len(gene_names) != n_genes:
-            raise ValueError(
-                f"gene_names has {len(gene_names)} names but counts has {n_genes} genes (rows)"
-            )
-        genes = gene_names
-    if genes is None:
-        genes = [f"gene{i}" for i in range(n_genes)]
-    if cells is None:
-        cells = [f"cell{i}" for i in range(n_cells)]
-    genes = pd.Index(genes).astype(str)
-    if genes.has_duplicates:
-        dup = genes[genes.duplicated()].unique()[:5].tolist()
-        raise ValueError(
-            f"gene names must be unique; duplicated: {dup} (sum or drop duplicates first)"
-        )
-    return _Counts(x, genes, cells)
-
-
-def _is_plain_range(index):
-    return isinstance(index, pd.RangeIndex)
-
-
-def _anndata_layer(adata, layer):
-    if layer not in adata.layers:
-        raise ValueError(
-            f"layer {layer!r} not found in the AnnData object; layers: {list(adata.layers.keys())}"
-        )
-    return adata.layers[layer]
-
-
-def _check_values(counts, method):
-    """NaN/inf, negative, and (for the likelihood-ratio tests) non-integer counts."""
-    v = counts.values()
-    if v.size == 0:
-        return
-    if np.issubdtype(v.dtype, np.floating):
-        bad = ~np.isfinite(v)
-        if bad.any():
-            raise ValueError(
-                f"counts contain {int(bad.sum())} NaN or infinite values; remove or impute them"
-            )
-        if method != "t-test" and np.any(v != np.round(v)):
-            raise ValueError(
-                f"method={method!r} is a likelihood-ratio test on raw counts, but counts contain "
-                "non-integer values; pass the raw UMI counts (e.g. layer='counts'), or use "
-                "method='t-test' for already normalised data"
-            )
-    if np.any(v < 0):
-        raise ValueError(
-            "counts contain negative values; pass raw (or library-size normalised) counts, "
-            "not centred, scaled or log-ratio data"
-        )
-
-
-def _as_labels(labels, label_key, counts_obj, counts):
-    """One label per cell, as a numpy array of str."""
-    if _is_anndata(counts_obj):
-        if labels is None and label_key is None:
-            raise ValueError(
-                "AnnData input needs label_key= naming the cell-type column of .obs "
-                f"(columns: {list(counts_obj.obs.columns)}), or labels=, or n_clusters= "
-                "to cluster the cells"
-            )
-        if label_key is not None:
-            if labels is not None:
-                raise ValueError("pass labels= or label_key=, not both")
-            if label_key not in counts_obj.obs.columns:
-                raise ValueError(
-                    f"label_key {label_key!r} is not a column of .obs; "
-                    f"columns: {list(counts_obj.obs.columns)}"
-                )
-            labels = counts_obj.obs[label_key]
-    elif label_key is not None:
-        raise ValueError("label_key= is only meaningful for AnnData input; pass labels=")
-    if labels is None:
-        return None
-    if isinstance(labels, pd.Series) and not _is_plain_range(labels.index):
-        if not counts.cells.isin(labels.index).all():
-            missing = counts.cells[~counts.cells.isin(labels.index)][:5].tolist()
-            raise ValueError(
-                f"labels (a Series indexed by cell) lack {int((~counts.cells.isin(labels.index)).sum())} "
-                f"cells of counts, e.g. {missing}"
-            )
-        if labels.index.has_duplicates:
-            raise ValueError("labels has duplicated cell ids in its index")
-        labels = labels.loc[counts.cells]
-    values = np.asarray(labels, dtype=object).ravel()
-    if values.shape[0] != counts.n_cells:
-        raise ValueError(
-            f"labels has {values.shape[0]} entries but counts has {counts.n_cells} cells "
-            "(columns of a genes x cells matrix, rows of an AnnData); give one label per cell"
-        )
-    missing = pd.isna(values)
-    if missing.any():
-        raise ValueError(
-            f"{int(missing.sum())} cells have a missing label; drop them or give them a label"
-        )
-    return values.astype(str)
-
-
+# ---------------------------------------------------------------- labels ----
 def _encode(labels, min_cells=2):
     types, codes = np.unique(labels, return_inverse=True)
     n = np.bincount(codes, minlength=len(types))
@@ -313,12 +91,12 @@ def _statistics(sums, n, lib_by_group, method, pseudocount):
         next_best = np.zeros_like(mean)
     log_fc_next = np.log2((mean + pseudocount) / (next_best + pseudocount))
     if method == "t-test":
-        stat, p, _ = _mk.welch_t(sums["log_sum"], sums["log_sq"], n)
+        stat, p, _ = marker_stats.welch_t(sums["log_sum"], sums["log_sq"], n)
     elif method == "poisson":
-        stat, p = _mk.poisson_lrt(sums["count_sum"], lib_by_group)
+        stat, p = marker_stats.poisson_lrt(sums["count_sum"], lib_by_group)
     else:
-        stat, p = _mk.nb_lrt(sums["count_sum"], n, sums["count_sq"])
-    fdr = _mk.bh_fdr(p, axis=0)
+        stat, p = marker_stats.nb_lrt(sums["count_sum"], n, sums["count_sq"])
+    fdr = marker_stats.bh_fdr(p, axis=0)
     frac = sums["nnz"] / n[None, :]
     return {
         "statistic": stat,
@@ -361,7 +139,7 @@ def _condition_number(mat):
 
 # ----------------------------------------------------------------- result ---
 @dataclass
-class SignatureResult:
+class SignatureResult(Result):
     """A signature built from single cells, with its markers and diagnostics.
 
     Attributes
@@ -379,7 +157,8 @@ class SignatureResult:
         The same columns (without ``rank``) for every tested gene and type.
     rna_content : pandas.Series
         Mean library size (total counts per cell) of each type: its relative
-        RNA content, used by :meth:`to_cell_fractions`.
+        RNA content, which turns RNA fractions into cell fractions
+        (``deconvolve(...).to_cell_fractions(result)``).
     n_cells : pandas.Series
         Cells per type.
     condition_number : float
@@ -428,7 +207,24 @@ class SignatureResult:
     pseudocount: float = 1.0
 
     def to_frame(self):
-        """Return the signature (genes x cell types) as a DataFrame copy."""
+        """The signature table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A copy of :attr:`signature` (genes x cell types).
+
+        Examples
+        --------
+        >>> from fastdeconv import build_signature
+        >>> res = build_signature([[9, 8, 0, 1], [0, 1, 7, 9]], ["T", "T", "B", "B"],
+        ...                       gene_names=["CD3E", "MS4A1"], n_markers=1, fdr=1)
+        >>> res.to_frame().round(-3)
+                      B         T
+        gene
+        MS4A1  950000.0   56000.0
+        CD3E    50000.0  944000.0
+        """
         return self.signature.copy()
 
     def write(self, path, *, markers_path=None):
@@ -440,6 +236,18 @@ class SignatureResult:
             Signature file; TSV/CSV by extension, gzip if it ends in ``.gz``.
         markers_path : str or os.PathLike, optional
             Where to write :attr:`markers` too.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from fastdeconv import build_signature
+        >>> res = build_signature([[9, 8, 0, 1], [0, 1, 7, 9]], ["T", "T", "B", "B"],
+        ...                       gene_names=["CD3E", "MS4A1"], n_markers=1, fdr=1)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     res.write(os.path.join(tmp, "sig.tsv"), markers_path=os.path.join(tmp, "m.tsv"))
+        ...     print(open(os.path.join(tmp, "sig.tsv")).readline().split(),
+        ...           open(os.path.join(tmp, "m.tsv")).readline().split()[:3])
+        ['gene', 'B', 'T'] ['gene', 'cell_type', 'statistic']
         """
         from fastdeconv.io import write_table
 
@@ -467,7 +275,7 @@ class SignatureResult:
         Examples
         --------
         >>> import pandas as pd
-        >>> from fastdeconv.reference import SignatureResult
+        >>> from fastdeconv.signature import SignatureResult
         >>> sig = pd.DataFrame({"T": [99.0, 0.0], "B": [99.0, 1.0]}, index=["g1", "g2"])
         >>> res = SignatureResult(signature=sig, markers=pd.DataFrame(),
         ...     statistics=pd.DataFrame(), rna_content=pd.Series(dtype=float),
@@ -480,14 +288,12 @@ class SignatureResult:
         return (w / w.mean()).rename("weight")
 
     def to_cell_fractions(self, proportions):
-        """Convert estimated RNA fractions into cell fractions.
+        """Convert estimated RNA fractions into cell fractions (deprecated).
 
-        A signature of mean normalised expression (CPM) fitted to a bulk
-        estimates the share of the bulk's RNA that comes from each type.
-        Cell types differ in RNA per cell (monocytes carry more than
-        lymphocytes, platelets far less), so the share of *cells* is
-        ``f_t = (r_t / c_t) / sum_u (r_u / c_u)`` with ``c_t`` the RNA
-        content (:attr:`rna_content`, the mean library size of the type).
+        Deprecated: this method takes the proportions, while every result's
+        ``to_cell_fractions`` takes the RNA contents.  Use
+        ``deconvolve(...).to_cell_fractions(signature_result)`` or
+        ``fastdeconv.to_cell_fractions(proportions, signature_result.rna_content)``.
 
         Parameters
         ----------
@@ -502,17 +308,27 @@ class SignatureResult:
 
         Examples
         --------
+        >>> import warnings
         >>> import pandas as pd
-        >>> from fastdeconv.reference import SignatureResult
+        >>> from fastdeconv.signature import SignatureResult
         >>> res = SignatureResult(signature=pd.DataFrame(), markers=pd.DataFrame(),
         ...     statistics=pd.DataFrame(), rna_content=pd.Series({"T": 1000.0, "Mono": 3000.0}),
         ...     n_cells=pd.Series(dtype=float), condition_number=1.0, n_markers=1, method="t-test")
-        >>> res.to_cell_fractions(pd.DataFrame({"T": [0.5], "Mono": [0.5]})).round(3)
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", DeprecationWarning)
+        ...     res.to_cell_fractions(pd.DataFrame({"T": [0.5], "Mono": [0.5]})).round(3)
               T   Mono
         0  0.75   0.25
         """
-        from fastdeconv.deconvolve import to_cell_fractions
+        from fastdeconv.fractions import to_cell_fractions
 
+        warnings.warn(
+            "SignatureResult.to_cell_fractions(proportions) is deprecated: use "
+            "result.to_cell_fractions(signature_result) on the deconvolution result, or "
+            "fastdeconv.to_cell_fractions(proportions, signature_result.rna_content)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         p = pd.DataFrame(proportions)
         unknown = [c for c in p.columns if c not in self.rna_content.index]
         if unknown:
@@ -522,7 +338,25 @@ class SignatureResult:
         return to_cell_fractions(p, self.rna_content)
 
     def summary(self):
-        """A short text description: types, cells, markers, condition number."""
+        """A short text description: types, cells, markers, condition number.
+
+        Returns
+        -------
+        str
+            One line for the signature, one per cell type (cells, RNA content,
+            markers), then the notes.  Also ``str(result)``.
+
+        Examples
+        --------
+        >>> from fastdeconv import build_signature
+        >>> res = build_signature([[9, 8, 0, 1], [0, 1, 7, 9]], ["T", "T", "B", "B"],
+        ...                       gene_names=["CD3E", "MS4A1"], n_markers=1, fdr=1)
+        >>> print(res.summary())  # doctest: +NORMALIZE_WHITESPACE
+        Signature: 2 genes x 2 cell types (method=t-test, 1 markers per type requested,
+        condition number 1.12)
+          B: 2 cells, RNA content 8.5, 1 markers (top: MS4A1)
+          T: 2 cells, RNA content 9, 1 markers (top: CD3E)
+        """
         lines = [
             f"Signature: {self.signature.shape[0]} genes x {self.signature.shape[1]} cell types "
             f"(method={self.method}, {self.n_markers} markers per type requested, "
@@ -540,8 +374,25 @@ class SignatureResult:
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
-    def __str__(self):
-        return self.summary()
+    def plot(self, path=None, **kwargs):
+        """Heatmap of the signature: every marker's expression across the cell types.
+
+        See :func:`fastdeconv.plotting.plot_signature`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Save the figure there.
+        **kwargs
+            Passed to :func:`fastdeconv.plotting.plot_signature`.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from fastdeconv.plotting._signature import plot_signature
+
+        return plot_signature(self, path=path, **kwargs)
 
 
 # ------------------------------------------------------------ clustering ----
@@ -583,7 +434,8 @@ def cluster_cells(
     seed : int, default 0
         Seed of all random choices (SVD start vector, k-means++).
     n_jobs : int, optional
-        Threads for the pass over the counts (default: all cores).
+        Threads for the pass over the counts: None or -1 all cores (default),
+        -2 all but one, a positive number that many.
 
     Returns
     -------
@@ -595,44 +447,33 @@ def cluster_cells(
     Examples
     --------
     >>> import numpy as np
-    >>> from fastdeconv.reference import cluster_cells
+    >>> from fastdeconv.signature import cluster_cells
     >>> rng = np.random.default_rng(0)
     >>> mu = np.repeat(rng.gamma(1.0, 5.0, size=(200, 2)), [30, 20], axis=1)
     >>> labels = cluster_cells(rng.poisson(mu), 2, seed=0)
     >>> labels.value_counts().tolist()
     [30, 20]
     """
-    c = _as_counts(counts, layer, gene_names)
-    _check_values(c, "t-test")
-    return _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, _n_jobs(n_jobs))
-
-
-def _positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _n_jobs(n_jobs):
-    if n_jobs is None:
-        return os.cpu_count() or 1
-    return _positive_int(n_jobs, "n_jobs")
+    n_jobs = resolve_n_jobs(n_jobs)
+    c = as_counts(counts, layer=layer, gene_names=gene_names)
+    c.check_values()
+    return _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs)
 
 
 def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1):
+    import scipy.sparse as sp
     from scipy.cluster.vq import ClusterError, kmeans2
     from scipy.sparse.linalg import LinearOperator, svds
 
-    sp = _sparse_module()
-    n_clusters = _positive_int(n_clusters, "n_clusters", 2)
+    n_clusters = check_int(n_clusters, "n_clusters", 2)
     if n_clusters > c.n_cells // 2:
         raise ValueError(
             f"n_clusters={n_clusters} is too large for {c.n_cells} cells: each cluster needs at "
             f"least 2 cells, so n_clusters <= {c.n_cells // 2}"
         )
-    n_top_genes = _positive_int(n_top_genes, "n_top_genes", 2)
-    n_components = _positive_int(n_components, "n_components", 1)
-    n_init = _positive_int(n_init, "n_init", 1)
+    n_top_genes = check_int(n_top_genes, "n_top_genes", 2)
+    n_components = check_int(n_components, "n_components", 1)
+    n_init = check_int(n_init, "n_init", 1)
     lib = c.library_sizes()
     _check_library(lib, c)
     scale = 1e6 / lib
@@ -727,10 +568,13 @@ def build_signature(
         Raw counts.  Arrays, sparse matrices and DataFrames are genes x cells
         (a DataFrame has genes as index and cell ids as columns); CSR and CSC
         are both read in place.  An AnnData object is cells x genes, as usual;
-        its ``.X`` or ``.layers[layer]`` is used.
-    labels : sequence or pandas.Series, optional
+        its ``.X`` or ``.layers[layer]`` is used.  Read by
+        :func:`fastdeconv.inputs.counts.as_counts`.
+    labels : sequence, pandas.Series, one-column DataFrame or str, optional
         Cell type of each cell.  A Series indexed by cell ids is aligned to
-        the cells of ``counts``.  Leave out (with ``n_clusters``) to cluster.
+        the cells of ``counts``; with AnnData, a str names a column of
+        ``.obs`` (see :func:`fastdeconv.inputs.counts.as_labels`).  Leave out
+        (with ``n_clusters``) to cluster.
     label_key : str, optional
         AnnData only: the ``.obs`` column holding the cell types.
     layer : str, optional
@@ -786,8 +630,9 @@ def build_signature(
     seed : int, default 0
         Seed of the clustering.
     n_jobs : int, optional
-        Threads for the one pass over the counts (default: all cores).  The
-        kernel releases the GIL; each thread sums a chunk of the stored rows.
+        Threads for the one pass over the counts: None or -1 all cores
+        (default), -2 all but one, a positive number that many.  The kernel
+        releases the GIL; each thread sums a chunk of the stored rows.
 
     Returns
     -------
@@ -797,6 +642,9 @@ def build_signature(
 
     Raises
     ------
+    TypeError
+        Counts that are not a numeric matrix, options of the wrong type
+        (e.g. ``n_markers=2.5``, ``n_jobs="4"``).
     ValueError
         Empty input, NaN/inf or negative counts, non-integer counts for a
         likelihood-ratio test, labels of the wrong length, a type with fewer
@@ -809,8 +657,8 @@ def build_signature(
     count) gathered in one pass over the non-zero counts; nothing loops over
     genes in Python.  The signature is the mean normalised expression per
     type (linear scale), so a bulk deconvolved with it yields RNA fractions;
-    :meth:`SignatureResult.to_cell_fractions` converts them to cell fractions
-    with the types' mean library sizes.
+    ``deconvolve(...).to_cell_fractions(result)`` converts them to cell
+    fractions with the types' mean library sizes (:attr:`SignatureResult.rna_content`).
 
     References
     ----------
@@ -833,45 +681,53 @@ def build_signature(
     >>> sorted(res.signature.columns)
     ['B', 'NK', 'T']
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
-    if rank_by not in _RANKS:
-        raise ValueError(f"rank_by must be one of {_RANKS}; got {rank_by!r}")
-    if average not in _AVERAGES:
-        raise ValueError(f"average must be one of {_AVERAGES}; got {average!r}")
-    if normalization not in _NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {_NORMALIZATIONS}; got {normalization!r}")
-    for name, value, lo, hi in (("fdr", fdr, 0.0, 1.0), ("min_frac", min_frac, 0.0, 1.0)):
-        if not (isinstance(value, (int, float)) and lo <= value <= hi):
-            raise ValueError(f"{name} must be a number in [{lo}, {hi}]; got {value!r}")
-    if not (isinstance(pseudocount, (int, float)) and pseudocount > 0):
-        raise ValueError(f"pseudocount must be a positive number; got {pseudocount!r}")
-    if not isinstance(min_log_fc, (int, float)) or not np.isfinite(min_log_fc):
-        raise ValueError(f"min_log_fc must be a finite number; got {min_log_fc!r}")
+    check_choice(method, "method", _METHODS)
+    check_choice(rank_by, "rank_by", _RANKS)
+    check_choice(average, "average", _AVERAGES)
+    check_choice(normalization, "normalization", _NORMALIZATIONS)
+    fdr = check_float(fdr, "fdr", minimum=0.0, allow_minimum=True, maximum=1.0, allow_maximum=True)
+    min_frac = check_float(
+        min_frac, "min_frac", minimum=0.0, allow_minimum=True, maximum=1.0, allow_maximum=True
+    )
+    pseudocount = check_float(pseudocount, "pseudocount")
+    min_log_fc = check_float(min_log_fc, "min_log_fc", minimum=-np.inf)
+    n_jobs = resolve_n_jobs(n_jobs)
 
-    c = _as_counts(counts, layer, gene_names)
+    c = as_counts(counts, layer=layer, gene_names=gene_names)
     if n_markers is None:
         n_markers = min(DEFAULT_N_MARKERS, c.n_genes)
     if isinstance(n_markers, str):
         if n_markers != "auto":
             raise ValueError(f"n_markers must be a positive integer or 'auto'; got {n_markers!r}")
     else:
-        n_markers = _positive_int(n_markers, "n_markers")
+        n_markers = check_int(n_markers, "n_markers")
         if n_markers > c.n_genes:
             raise ValueError(
                 f"n_markers={n_markers} is larger than the number of genes ({c.n_genes}); "
                 "choose fewer markers per type"
             )
-    _check_values(c, method)
-    values = _as_labels(labels, label_key, counts, c)
+    c.check_values()
+    if method != "t-test" and not c.is_integer():
+        raise ValueError(
+            f"method={method!r} is a likelihood-ratio test on raw counts, but counts contain "
+            "non-integer values; pass the raw UMI counts (e.g. layer='counts'), or use "
+            "method='t-test' for already normalised data"
+        )
+    values = as_labels(labels, c, label_key=label_key)
     clusters = None
     if values is None:
         if n_clusters is None:
+            if c.obs is not None:
+                raise ValueError(
+                    "AnnData input needs label_key= naming the cell-type column of .obs "
+                    f"(columns: {list(c.obs.columns)}), or labels=, or n_clusters= "
+                    "to cluster the cells"
+                )
             raise ValueError(
                 "no labels: pass labels= (one cell type per cell), label_key= for AnnData, "
                 "or n_clusters= to cluster the cells first"
             )
-        clusters = _cluster(c, n_clusters, 2000, 20, 10, seed, _n_jobs(n_jobs))
+        clusters = _cluster(c, n_clusters, 2000, 20, 10, seed, n_jobs)
         values = clusters.to_numpy().astype(str)
     elif n_clusters is not None:
         raise ValueError("pass either labels (or label_key) or n_clusters, not both")
@@ -880,7 +736,7 @@ def build_signature(
     lib = c.library_sizes()
     _check_library(lib, c)
     scale = 1e6 / lib if normalization == "cpm" else np.ones(c.n_cells)
-    sums = c.group_sums(groups, len(types), scale, _n_jobs(n_jobs))
+    sums = c.group_sums(groups, len(types), scale, n_jobs)
     lib_by_group = np.bincount(groups, weights=lib, minlength=len(types))
 
     genes = c.genes
@@ -894,7 +750,7 @@ def build_signature(
         rows = np.flatnonzero(keep)
         sums = {k: v[rows] for k, v in sums.items()}
         genes = genes[rows]
-    st = _statistics(sums, n.astype(np.float64), lib_by_group, method, float(pseudocount))
+    st = _statistics(sums, n.astype(np.float64), lib_by_group, method, pseudocount)
     candidates = _ranked_candidates(st, rank_by, fdr, min_log_fc, min_frac)
     if average == "pooled" and normalization == "cpm":
         profile = sums["count_sum"] / lib_by_group[None, :] * 1e6

@@ -1,44 +1,54 @@
-"""Reference-based deconvolution: from expression tables to cell-type proportions.
+"""Reference-based regression: from expression tables to cell-type proportions.
 
 :func:`deconvolve` is the one pipeline for a bulk expression table and a
-signature (reference profiles): it reads and checks the inputs
-(:mod:`fastdeconv.inputs`), matches genes by name, selects informative genes,
-solves every sample with the exact core solvers (:func:`fastdeconv.nnls`,
-:func:`fastdeconv.simplex_lstsq`), optionally re-weights genes robustly, and
-returns a :class:`DeconvolutionResult` with names attached again, per-sample
-fit diagnostics and plots.
+signature (reference profiles).  Its steps, each a function below:
+
+1. check the options and turn them into the solvers' vocabulary
+   (``_check_options``: the method's record from
+   :data:`fastdeconv.methods.REGRESSION`, ``robust`` -> the Huber options);
+2. read the tables (:func:`fastdeconv.inputs.read_expression`), match genes by
+   name and select informative genes (:func:`select_marker_genes`);
+3. the user's gene weights on the genes used (``_gene_weights``);
+4. fit every sample with the chosen method (``_fit_samples``; a method
+   is a function ``fit(RegressionProblem) -> MethodFit``, see
+   :mod:`fastdeconv.methods._problem`);
+5. assemble the :class:`DeconvolutionResult`: proportions, fit statistics
+   (computed once, ``_fit_statistics``), names attached again.
+
+The pipeline never names a method: what it does with one (weights,
+background, normalisation, extra columns) it reads from the method's record.
 """
 
 from __future__ import annotations
 
-import sys
-import time
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from fastdeconv.inputs import (
-    as_expression_frame,
-    check_expression,
-    harmonize_genes,
-    match_genes,
-    warn_if_collinear,
-)
-from fastdeconv.kernels.robust import HUBER_C, MAD_TO_SD
+from fastdeconv._checks import check_choice
+from fastdeconv._deprecated import moved_names
+from fastdeconv._parallel import resolve_n_jobs
+from fastdeconv._progress import progress_bar
+from fastdeconv.inputs import harmonize_genes, match_genes, read_expression, warn_if_collinear
+from fastdeconv.methods import REGRESSION
+from fastdeconv.methods._problem import MethodFit, RegressionProblem
+from fastdeconv.results import ProportionsResult
 
-__all__ = ["deconvolve", "DeconvolutionResult", "select_marker_genes", "to_cell_fractions"]
+__all__ = ["deconvolve", "DeconvolutionResult", "select_marker_genes"]
 
-METHODS = ("simplex", "nnls", "wls", "simplex_le")
-_SCALES = ("auto", "linear", "log2", "log2p1")
-#: Name of the extra column holding ``1 - sum(p)`` for ``method="simplex_le"``.
-UNEXPLAINED = "unexplained"
-_BLOCK = 4096  # samples per block between progress-bar updates
+#: Samples per call of the method (the progress bar advances between calls).
+_BLOCK = 4096
 #: Most genes per cell type that CIBERSORT's signature-matrix builder keeps (it
 #: searches 50-200); a signature with at most this many genes per type is taken
 #: to be a curated signature matrix and used whole by ``genes="auto"``.
 CURATED_GENES_PER_TYPE = 200
+#: ``robust=`` values -> the loss the methods minimise.
+_LOSS_OF_ROBUST = {"huber": "huber", None: "squared"}
+
+# ``fastdeconv.deconvolve.to_cell_fractions`` (the old module path) reaches this module
+__getattr__ = moved_names(__name__, {"to_cell_fractions": "fastdeconv.fractions"})
 
 
 # ---------------------------------------------------------------------------
@@ -103,7 +113,7 @@ def select_marker_genes(
     Examples
     --------
     >>> import pandas as pd
-    >>> from fastdeconv.deconvolve import select_marker_genes
+    >>> from fastdeconv.regression import select_marker_genes
     >>> sig = pd.DataFrame({"T": [100.0, 5.0, 50.0, 9.0, 0.5], "B": [10.0, 80.0, 45.0, 10.0, 0.01]},
     ...                    index=["CD3E", "MS4A1", "ACTB", "GAPDH", "NOISY"])
     >>> select_marker_genes(sig, min_per_type=1)
@@ -166,93 +176,133 @@ def _choose_genes(signature, genes, n_markers, min_fold_change):
 
 
 # ---------------------------------------------------------------------------
-# progress
+# the pipeline's steps
 # ---------------------------------------------------------------------------
 
 
-class _Progress:
-    """A minimal progress bar on stderr (no dependency), shown only when enabled."""
+@dataclass(frozen=True)
+class _Options:
+    """The options of one run, checked and in the solvers' vocabulary."""
 
-    def __init__(self, total, enabled, label="deconvolve"):
-        self.total = total
-        self.enabled = enabled
-        self.label = label
-        self.done = 0
-        self.start = time.perf_counter()
+    method: object  # the Method record
+    background: bool
+    solver: dict  # huber, n_jobs, max_iter, tol: the RegressionProblem's options
 
-    def update(self, n):
-        self.done += n
-        if not self.enabled:
-            return
-        frac = self.done / max(self.total, 1)
-        width = 30
-        bar = "#" * int(round(frac * width))
-        elapsed = time.perf_counter() - self.start
-        sys.stderr.write(
-            f"\r{self.label}: |{bar:<{width}}| {self.done}/{self.total} samples "
-            f"[{elapsed:.1f} s]"
+
+def _check_options(
+    method, weights, robust, background, max_reweight, reweight_tol, n_jobs, max_iter, tol
+):
+    """Validate the method's options once; convert them to what the solvers take."""
+    from fastdeconv.kernels.robust import HUBER_C
+    from fastdeconv.solvers._validate import validate_loss, validate_options
+
+    record = REGRESSION.get(method)
+    loss = _LOSS_OF_ROBUST[check_choice(robust, "robust", tuple(_LOSS_OF_ROBUST))]
+    if loss not in record.losses:
+        raise ValueError(
+            f"method {record.name!r} does not support robust={robust!r}; it minimises "
+            f"{', '.join(record.losses)}"
         )
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def _progress_enabled(progress, n_samples):
-    if progress is None:
-        try:
-            tty = sys.stderr.isatty()
-        except (AttributeError, ValueError):
-            tty = False
-        return tty and n_samples > _BLOCK
-    return bool(progress)
-
-
-# ---------------------------------------------------------------------------
-# solving
-# ---------------------------------------------------------------------------
-
-
-def _solve(S, B, w, method, loss, max_reweight, reweight_tol, n_jobs, max_iter, tol):
-    """One batched call of the core solver for the columns of B with gene weights w."""
-    from fastdeconv.solvers import nnls, simplex_lstsq
-
-    options = dict(
-        weights=w, loss=loss, max_reweight=max_reweight, reweight_tol=reweight_tol,
-        n_jobs=n_jobs, return_info=True, max_iter=max_iter, tol=tol,
+    if record.weights == "required" and weights is None:
+        raise ValueError(
+            f"method={record.name!r} needs per-gene weights: pass weights= (one per gene)"
+        )
+    if record.weights == "unsupported" and weights is not None:
+        raise ValueError(f"method={record.name!r} takes no per-gene weights; drop weights=")
+    if background is None:
+        background = record.background
+    elif background and not record.background:
+        able = " or ".join(repr(m.name) for m in REGRESSION if m.background)
+        raise ValueError(
+            f"background=True needs method {able}: method {record.name!r} fits no background "
+            "level beside the cell types (a sum constraint would include it); use one of those "
+            "or background=False"
+        )
+    # the Huber options are checked even for robust=None, so that a wrong value is never silent
+    huber = validate_loss("huber", HUBER_C, max_reweight, reweight_tol)
+    max_iter, tol = validate_options(max_iter, tol)
+    solver = dict(
+        huber=huber if loss == "huber" else None, n_jobs=resolve_n_jobs(n_jobs),
+        max_iter=max_iter, tol=tol,
     )
-    if method in ("simplex", "simplex_le"):
-        return simplex_lstsq(S, B, constraint="eq" if method == "simplex" else "le", **options)
-    return nnls(S, B, **options)
+    return _Options(record, bool(background), solver)
 
 
-def _huber_gene_weights(S, B, X, w0):
-    """The Huber weights of the last re-weighting round, genes x samples (vectorised)."""
-    sw0 = 1.0 if w0 is None else np.sqrt(w0)[:, None]
-    resid = np.abs(B - S @ X[: S.shape[1]]) * sw0
-    scale = MAD_TO_SD * np.median(resid, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        hw = np.where(resid <= HUBER_C * scale, 1.0, HUBER_C * scale / resid)
-    hw[:, ~(scale > 0)] = 1.0
-    return hw if w0 is None else hw * w0[:, None]
+def _gene_weights(weights, signature_genes, used, *, case_insensitive, strip_version):
+    """The user's gene weights on the genes used, validated (None without weights).
 
-
-def _fit_block(S, B, w0, method, robust, max_reweight, reweight_tol, n_jobs, max_iter, tol):
-    """Solve a block of samples; return X (k x m), converged, n_iter, rounds, gene weights (n x m).
-
-    The Huber loss runs inside the core solver (IRLS in a Numba kernel, all
-    samples in parallel threads); only the final weights are recomputed here.
+    A Series is matched by gene name (genes without a weight get 0), anything
+    else must hold one weight per signature gene, in signature order.
     """
-    loss = "huber" if robust == "huber" else "squared"
-    X, info = _solve(S, B, w0, method, loss, max_reweight, reweight_tol, n_jobs, max_iter, tol)
-    if robust == "huber":
-        W = _huber_gene_weights(S, B, X, w0)
+    if weights is None:
+        return None
+    if isinstance(weights, pd.Series):
+        names = harmonize_genes(
+            weights.to_frame(), name="weights", case_insensitive=case_insensitive,
+            strip_version=strip_version, duplicates="raise",
+        ).index
+        full = weights.set_axis(names).reindex(signature_genes).fillna(0.0)
     else:
-        # a read-only view: the caller copies it into its genes x samples table
-        W = np.broadcast_to((np.ones(S.shape[0]) if w0 is None else w0)[:, None], B.shape)
-    return X, info.converged.copy(), info.n_iter.copy(), info.n_reweight.copy(), W
+        values = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if values.shape[0] != len(signature_genes):
+            raise ValueError(
+                f"weights has {values.shape[0]} entries but the signature has "
+                f"{len(signature_genes)} genes; pass one weight per signature gene, or a pandas "
+                "Series indexed by gene"
+            )
+        full = pd.Series(values, index=signature_genes)
+    values = full.to_numpy()
+    if not np.all(np.isfinite(values)) or (values < 0).any():
+        raise ValueError("weights must be finite and non-negative")
+    w0 = np.ascontiguousarray(full.loc[used].to_numpy(dtype=np.float64))
+    if not np.any(w0 > 0):
+        raise ValueError("all weights of the genes used are zero")
+    return w0
+
+
+def _with_background(S, background):
+    """The design matrix: the signature, plus a constant column when fitting a background.
+
+    Returns the matrix and the column's level (None without a background).
+    """
+    if not background:
+        return S, None
+    # constant column at the signature's mean level: coefficient * level = background
+    level = float(S.mean()) if S.mean() > 0 else 1.0
+    return np.ascontiguousarray(np.column_stack([S, np.full(S.shape[0], level)])), level
+
+
+def _fit_samples(record, S, B, w0, solver, progress):
+    """Fit every sample that is not zero on all genes, in blocks of samples.
+
+    Returns one :class:`MethodFit` for all samples (NaN coefficients, extra
+    columns and gene weights, not converged, for the all-zero samples) and the
+    mask of those samples.
+    """
+    n, m = B.shape
+    zero = ~np.any(B > 0, axis=0)
+    X = np.full((S.shape[1], m), np.nan)
+    converged = np.zeros(m, dtype=bool)
+    n_iter = np.zeros(m, dtype=np.int64)
+    n_reweight = np.zeros(m, dtype=np.int64)
+    gene_w = np.full((n, m), np.nan)
+    extra = {name: np.full(m, np.nan) for name in record.extra_columns}
+    fixed = 1.0 if w0 is None else w0[:, None]
+    live = np.flatnonzero(~zero)
+    with progress_bar(m, progress, desc="deconvolve") as bar:
+        bar.update(int(zero.sum()))
+        for start in range(0, live.size, _BLOCK):
+            cols = live[start:start + _BLOCK]
+            fit = record.fit(RegressionProblem(S, B[:, cols], w0, **solver))
+            X[:, cols] = fit.coefficients
+            converged[cols] = fit.converged
+            n_iter[cols] = fit.n_iter
+            n_reweight[cols] = fit.n_reweight
+            gene_w[:, cols] = fixed if fit.gene_weights is None else fit.gene_weights
+            for name in record.extra_columns:
+                extra[name][cols] = fit.extra[name]
+            bar.update(cols.size)
+    return MethodFit(X, converged, n_iter, n_reweight, gene_w, extra), zero
 
 
 def _fit_statistics(S, B, X, block=1024):
@@ -280,29 +330,54 @@ def _fit_statistics(S, B, X, block=1024):
     return np.sqrt(rss), np.sqrt(rss / n), r2, pearson
 
 
-def _unlog(df, scale, name):
-    if scale == "log2":
-        return 2.0**df
-    if scale == "log2p1":
-        return 2.0**df - 1.0
-    return df
+def _proportions(record, coef, S, B, zero):
+    """Proportions from the coefficients as the method's record says (normalised or not)."""
+    if not record.normalise:
+        return coef.copy()
+    X = coef.to_numpy().T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        P = X / X.sum(axis=0)
+    # no cell type explains the sample: the cell-type part of the fit is
+    # at rounding level next to the bulk (e.g. a background-only sample)
+    # ||S x||^2 from the Gram form (k x k per sample) and ||b||^2 without temporaries
+    Xf = np.nan_to_num(X)
+    explained2 = np.einsum("ij,ij->j", Xf, (S.T @ S) @ Xf)
+    none = np.sqrt(np.maximum(explained2, 0.0)) <= 1e-9 * np.sqrt(np.einsum("ij,ij->j", B, B))
+    empty = none & ~zero
+    P[:, none] = np.nan
+    if empty.any():
+        names = [str(coef.index[j]) for j in np.flatnonzero(empty)]
+        warnings.warn(
+            f"{len(names)} sample(s) are explained by no cell type (all coefficients 0, "
+            f"first: {names[:5]}); their proportions are NaN. The bulk may not match the "
+            "signature (other genes, other cell types, or background only)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return pd.DataFrame(P.T, index=coef.index, columns=coef.columns)
 
 
-def _prepare(obj, name, genes, columns, layer, scale, case_insensitive, strip_version, duplicates):
-    if scale not in _SCALES:
-        raise ValueError(f"{name} scale must be one of {_SCALES}, got {scale!r}")
-    df = as_expression_frame(obj, name=name, genes=genes, columns=columns, layer=layer)
-    if scale in ("log2", "log2p1"):
-        # log2 values below 0 (expression below 1) are legitimate; NaN/inf are not
-        check_expression(df.clip(lower=0) if scale == "log2" else df, name=name, allow_log=True)
-        df = _unlog(df, scale, name)
-        check_expression(df, name=f"{name} (un-logged)", allow_log=True)  # overflow to inf
-    else:
-        check_expression(df, name=name, allow_log=scale == "linear")
-    return harmonize_genes(
-        df, name=name, case_insensitive=case_insensitive, strip_version=strip_version,
-        duplicates=duplicates,
+def _fit_table(fit, S_fit, B, level, zero, samples):
+    """The per-sample fit diagnostics: statistics of the reconstruction and the method's own."""
+    X = fit.coefficients
+    resid_norm, rmse, r2, pearson = _fit_statistics(S_fit, B, np.nan_to_num(X))
+    k = X.shape[0] if level is None else X.shape[0] - 1  # a background is the last row
+    table = pd.DataFrame(
+        {
+            "residual_norm": resid_norm,
+            "rmse": rmse,
+            "r2": r2,
+            "pearson_r": pearson,
+            "converged": fit.converged,
+            "total": X[:k].sum(axis=0),
+            "background": np.zeros(X.shape[1]) if level is None else X[k] * level,
+            "n_iter": fit.n_iter,
+            "n_reweight": fit.n_reweight,
+        },
+        index=samples,
     )
+    table.loc[zero, ["residual_norm", "rmse", "r2", "pearson_r"]] = np.nan
+    return table
 
 
 # ---------------------------------------------------------------------------
@@ -354,7 +429,9 @@ def deconvolve(
     signature : DataFrame, ndarray, AnnData or path
         Reference profiles, genes x cell types (AnnData: cell types x genes),
         on the same linear scale as the bulk.
-    method : {"nnls", "simplex", "wls", "simplex_le"}, default "nnls"
+    method : str, default "nnls"
+        A regression method of :data:`fastdeconv.methods.REGRESSION` (the
+        table :func:`fastdeconv.show_methods` prints).
         ``"nnls"``: non-negative least squares; the raw coefficients are kept
         in ``.coefficients`` and the proportions are them divided by their
         sum (scale-free: bulk and signature may differ by a factor per
@@ -369,7 +446,7 @@ def deconvolve(
         Non-negative per-gene weights, minimising ``sum_g w_g (S p - b)_g^2``;
         a Series is matched by gene name (genes without a weight get 0), an
         array must have one weight per *signature* gene (in signature order).
-        Accepted by every method; required by ``"wls"``.
+        Accepted by every least-squares method; required by ``"wls"``.
     genes : {"auto", "markers", "all"} or list of str, default "auto"
         Genes used in the fit, among those common to bulk and signature.
         ``"markers"``: :func:`select_marker_genes` (at most ``n_markers``
@@ -397,8 +474,9 @@ def deconvolve(
         signature of purified cells does not share, would otherwise be
         explained by spurious fractions of cell types.  The level is
         reported in ``.fit["background"]`` and is not a proportion.  Default:
-        on for ``"nnls"`` and ``"wls"``; not available for the simplex
-        methods (the sum constraint would include it).
+        on for the methods that support it (``"nnls"`` and ``"wls"``); not
+        available for the simplex methods (the sum constraint would include
+        it).
     max_reweight : int, default 500
         Most re-weighting rounds per sample (robust fits).
     reweight_tol : float, default 1e-5
@@ -427,10 +505,11 @@ def deconvolve(
     cell_types : sequence of str, optional
         Cell-type names for array signatures.
     n_jobs : int, optional
-        Worker threads of the solver (default: all cores).
+        Worker threads of the solver: None or -1 all cores (default), -2 all
+        but one, a positive number that many.
     progress : bool, optional
         Progress bar on stderr; default: shown when stderr is a terminal and
-        there are more than 256 samples.
+        there are more than 4096 samples.
     max_iter, tol : optional
         Passed to the core solver (active-set iteration cap and tolerance).
 
@@ -460,6 +539,7 @@ def deconvolve(
     See Also
     --------
     fastdeconv.nnls, fastdeconv.simplex_lstsq : the solvers.
+    fastdeconv.show_methods : the methods and what each supports.
     fastdeconv.evaluate : accuracy against known proportions.
 
     Notes
@@ -500,250 +580,68 @@ def deconvolve(
     >>> bool(result.fit["converged"].all())
     True
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if robust not in ("huber", None):
-        raise ValueError(f"robust must be 'huber' or None, got {robust!r}")
-    if method == "wls" and weights is None:
-        raise ValueError("method='wls' needs per-gene weights: pass weights= (one per gene)")
-    if background is None:
-        background = method in ("nnls", "wls")
-    elif background and method not in ("nnls", "wls"):
-        raise ValueError(
-            f"background=True needs method 'nnls' or 'wls' (the sum constraint of {method!r} "
-            "would include the background); use method='nnls' or background=False"
-        )
-    if max_reweight < 0:
-        raise ValueError(f"max_reweight must be >= 0, got {max_reweight}")
+
+    opts = _check_options(
+        method, weights, robust, background, max_reweight, reweight_tol, n_jobs, max_iter, tol
+    )
+    record = opts.method
     options = dict(
-        method=method, genes=genes if isinstance(genes, str) else f"{len(genes)} given",
+        method=record.name, genes=genes if isinstance(genes, str) else f"{len(genes)} given",
         n_markers=n_markers, min_fold_change=min_fold_change, robust=robust,
-        background=bool(background),
+        background=opts.background,
     )
 
-    B_df = _prepare(bulk, "bulk", bulk_genes, None, layer, scale, case_insensitive,
-                    strip_version, duplicates)
-    S_df = _prepare(signature, "signature", signature_genes, cell_types, None, signature_scale,
-                    case_insensitive, strip_version, duplicates)
-    if isinstance(weights, pd.Series):
-        weights = weights.set_axis(
-            harmonize_genes(weights.to_frame(), name="weights", case_insensitive=case_insensitive,
-                            strip_version=strip_version, duplicates="raise").index
-        )
-        w_full = weights.reindex(S_df.index).fillna(0.0)
-    elif weights is not None:
-        w_arr = np.asarray(weights, dtype=np.float64).reshape(-1)
-        if w_arr.shape[0] != S_df.shape[0]:
-            raise ValueError(
-                f"weights has {w_arr.shape[0]} entries but the signature has {S_df.shape[0]} "
-                "genes; pass one weight per signature gene, or a pandas Series indexed by gene"
-            )
-        w_full = pd.Series(w_arr, index=S_df.index)
-    if weights is not None:
-        if not np.all(np.isfinite(w_full.to_numpy())) or (w_full.to_numpy() < 0).any():
-            raise ValueError("weights must be finite and non-negative")
-
+    naming = dict(case_insensitive=case_insensitive, strip_version=strip_version,
+                  duplicates=duplicates)
+    B_df = read_expression(bulk, name="bulk", genes=bulk_genes, layer=layer, scale=scale, **naming)
+    S_df = read_expression(signature, name="signature", genes=signature_genes,
+                           columns=cell_types, scale=signature_scale, **naming)
     B_m, S_m, gene_match = match_genes(B_df, S_df, min_genes=min_genes)
     used = _choose_genes(S_m, genes, n_markers, min_fold_change)
-    S_u = S_m.loc[used]
-    B_u = B_m.loc[used]
+    w0 = _gene_weights(weights, S_df.index, used, case_insensitive=case_insensitive,
+                       strip_version=strip_version)
+    S_u, B_u = S_m.loc[used], B_m.loc[used]
     warn_if_collinear(S_u)
 
     S = np.ascontiguousarray(S_u.to_numpy(dtype=np.float64))
     B = np.ascontiguousarray(B_u.to_numpy(dtype=np.float64))
-    w0 = None
-    if weights is not None:
-        w0 = np.ascontiguousarray(w_full.loc[used].to_numpy(dtype=np.float64))
-        if not np.any(w0 > 0):
-            raise ValueError("all weights of the genes used are zero")
-    n, m = B.shape
-    k = S.shape[1]
-    S_fit = S
-    if background:
-        # constant column at the signature's mean level: coefficient * level = background
-        level = float(S.mean()) if S.mean() > 0 else 1.0
-        S_fit = np.ascontiguousarray(np.column_stack([S, np.full(n, level)]))
-
-    zero = ~np.any(B > 0, axis=0)
-    X = np.full((S_fit.shape[1], m), np.nan)
-    converged = np.zeros(m, dtype=bool)
-    n_solver = np.zeros(m, dtype=np.int64)
-    n_re = np.zeros(m, dtype=np.int64)
-    gene_w = np.zeros((n, m))
-    live = np.flatnonzero(~zero)
-    bar = _Progress(m, _progress_enabled(progress, m))
-    try:
-        bar.update(int(zero.sum()))
-        for start in range(0, live.size, _BLOCK):
-            cols = live[start:start + _BLOCK]
-            Xb, cb, nb, rb, Wb = _fit_block(
-                S_fit, B[:, cols], w0, method, robust, max_reweight, reweight_tol, n_jobs,
-                max_iter, tol,
-            )
-            X[:, cols] = Xb
-            converged[cols] = cb
-            n_solver[cols] = nb
-            n_re[cols] = rb
-            gene_w[:, cols] = Wb
-            bar.update(cols.size)
-    finally:
-        bar.close()
+    S_fit, level = _with_background(S, opts.background)
+    fit, zero = _fit_samples(record, S_fit, B, w0, opts.solver, progress)
     if zero.any():
         names = [str(B_u.columns[j]) for j in np.flatnonzero(zero)]
         warnings.warn(
-            f"{len(names)} sample(s) are zero on all {n} genes used (first: {names[:5]}); "
-            "their proportions are NaN",
+            f"{len(names)} sample(s) are zero on all {len(used)} genes used (first: "
+            f"{names[:5]}); their proportions are NaN",
             UserWarning,
             stacklevel=2,
         )
-        gene_w[:, zero] = np.nan
 
-    resid_norm, rmse, r2, pearson = _fit_statistics(S_fit, B, np.nan_to_num(X))
-    bg = X[k] * level if background else np.zeros(m)
-    X = X[:k]
-    coef = pd.DataFrame(X.T, index=B_u.columns, columns=S_u.columns)
-    total = X.sum(axis=0)
-    if method in ("nnls", "wls"):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            P = X / total
-        # no cell type explains the sample: the cell-type part of the fit is
-        # at rounding level next to the bulk (e.g. a background-only sample)
-        # ||S x||^2 from the Gram form (k x k per sample) and ||b||^2 without temporaries
-        Xf = np.nan_to_num(X)
-        explained2 = np.einsum("ij,ij->j", Xf, (S.T @ S) @ Xf)
-        none = np.sqrt(np.maximum(explained2, 0.0)) <= 1e-9 * np.sqrt(np.einsum("ij,ij->j", B, B))
-        empty = none & ~zero
-        P[:, none] = np.nan
-        props = pd.DataFrame(P.T, index=B_u.columns, columns=S_u.columns)
-        if empty.any():
-            names = [str(B_u.columns[j]) for j in np.flatnonzero(empty)]
-            warnings.warn(
-                f"{len(names)} sample(s) are explained by no cell type (all coefficients 0, "
-                f"first: {names[:5]}); their proportions are NaN. The bulk may not match the "
-                "signature (other genes, other cell types, or background only)",
-                UserWarning,
-                stacklevel=2,
-            )
-    else:
-        props = coef.copy()
-        if method == "simplex_le":
-            props[UNEXPLAINED] = np.clip(1.0 - total, 0.0, 1.0)
-    fit = pd.DataFrame(
-        {
-            "residual_norm": resid_norm,
-            "rmse": rmse,
-            "r2": r2,
-            "pearson_r": pearson,
-            "converged": converged,
-            "total": total,
-            "background": bg,
-            "n_iter": n_solver,
-            "n_reweight": n_re,
-        },
-        index=B_u.columns,
-    )
-    fit.loc[zero, ["residual_norm", "rmse", "r2", "pearson_r"]] = np.nan
+    coef = pd.DataFrame(fit.coefficients[: S.shape[1]].T, index=B_u.columns, columns=S_u.columns)
+    props = _proportions(record, coef, S, B, zero)
+    for name in record.extra_columns:
+        props[name] = fit.extra[name]
     return DeconvolutionResult(
         proportions=props,
         coefficients=coef,
-        fit=fit,
+        fit=_fit_table(fit, S_fit, B, level, zero, B_u.columns),
         genes_used=list(used),
         gene_match=gene_match,
-        gene_weights=pd.DataFrame(gene_w, index=used, columns=B_u.columns),
-        method=method,
+        gene_weights=pd.DataFrame(fit.gene_weights, index=used, columns=B_u.columns),
+        method=record.name,
         options=options,
     )
 
 
-# ---------------------------------------------------------------------------
-# RNA fractions -> cell fractions
-# ---------------------------------------------------------------------------
-
-
-def _rna_content_series(rna_content, types):
-    """Validated RNA content per type (a float Series over ``types``)."""
-    if isinstance(rna_content, pd.DataFrame):
-        if rna_content.shape[1] != 1:
-            raise ValueError(
-                "rna_content must be one value per cell type (a Series, a dict or a one-column "
-                f"table), got a table with {rna_content.shape[1]} columns"
-            )
-        rna_content = rna_content.iloc[:, 0]
-    content = pd.Series(rna_content)
-    missing = [t for t in types if t not in content.index]
-    if missing:
-        raise ValueError(
-            f"rna_content has no value for the cell type(s) {missing[:6]}; give every column of "
-            f"the proportions a content (it has {list(content.index[:6])})"
-        )
-    try:
-        values = content.loc[list(types)].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("rna_content must be numeric") from None
-    bad = ~(np.isfinite(values) & (values > 0))
-    if bad.any():
-        raise ValueError(
-            "rna_content must be finite and positive (it is a ratio of RNA per cell), got "
-            f"{dict(zip(np.asarray(types)[bad][:6], values[bad][:6], strict=False))}"
-        )
-    return pd.Series(values, index=list(types), name="rna_content")
-
-
-def to_cell_fractions(proportions, rna_content):
-    """Convert fractions of RNA into fractions of cells.
-
-    A signature of expression per unit of RNA (CPM, TPM, normalised array
-    intensities) fitted to a bulk sample estimates each type's share of the
-    sample's RNA.  Cell types differ in RNA per cell (monocytes and cell lines
-    of myeloid origin carry more than lymphocytes), so when the quantity of
-    interest is the share of *cells*, each RNA fraction has to be divided by
-    its type's RNA content and the row renormalised:
-    ``f_t = (r_t / c_t) / sum_u (r_u / c_u)``.  Only the ratios of the
-    contents matter.  No fit to mixtures can estimate these contents (any set
-    of contents explains the bulk equally well); they come from outside: the
-    library sizes of a single-cell reference
-    (:attr:`fastdeconv.SignatureResult.rna_content`), published measurements,
-    or a calibration on mixtures of known composition
-    (:func:`fastdeconv.metrics.fit_rna_content`).
-
-    Parameters
-    ----------
-    proportions : pandas.DataFrame
-        Samples x types, e.g. ``deconvolve(...).proportions``.
-    rna_content : dict, pandas.Series or one-column DataFrame
-        RNA per cell of every type in ``proportions`` (any unit; extra types
-        are ignored).  Must be finite and positive.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Samples x types, rows summing to 1 (rows that were all 0 stay 0,
-        rows with NaN stay NaN).
-
-    Raises
-    ------
-    ValueError
-        When a type has no content, or a content is not finite and positive.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from fastdeconv import to_cell_fractions
-    >>> rna = pd.DataFrame({"T": [0.5], "Mono": [0.5]}, index=["s1"])
-    >>> to_cell_fractions(rna, {"T": 1.0, "Mono": 3.0})
-           T  Mono
-    s1  0.75  0.25
-    """
-    p = pd.DataFrame(proportions)
-    content = _rna_content_series(rna_content, p.columns)
-    f = p / content.to_numpy()[None, :]
-    total = f.sum(axis=1, min_count=1)
-    return f.div(total.where(total != 0, 1.0), axis=0)
-
-
 @dataclass
-class DeconvolutionResult:
+class DeconvolutionResult(ProportionsResult):
     """Result of :func:`deconvolve`.
+
+    Besides the attributes below it has the habits of every result with
+    proportions (:class:`fastdeconv.results.ProportionsResult`):
+    ``to_frame()`` (proportions and fit side by side), ``write(path,
+    fit_path=None)``, ``to_cell_fractions(rna_content)`` (with
+    ``method="simplex_le"`` the ``"unexplained"`` column needs a content too),
+    ``plot_proportions()`` and ``plot()``.
 
     Attributes
     ----------
@@ -780,6 +678,7 @@ class DeconvolutionResult:
 
     Examples
     --------
+    >>> import os, tempfile
     >>> import numpy as np, pandas as pd
     >>> import fastdeconv
     >>> rng = np.random.default_rng(1)
@@ -790,6 +689,17 @@ class DeconvolutionResult:
     >>> print(res.proportions.round(2).to_string())
           A     B
     s  0.25  0.75
+    >>> list(res.to_frame().columns[:4])
+    ['A', 'B', 'residual_norm', 'rmse']
+    >>> res.to_cell_fractions({"A": 1.0, "B": 3.0}).round(2)  # B cells carry 3 times the RNA
+         A    B
+    s  0.5  0.5
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     res.write(os.path.join(d, "p.tsv"))
+    ...     print(fastdeconv.read_table(os.path.join(d, "p.tsv")).round(2).to_string())
+               A     B
+    sample
+    s       0.25  0.75
     """
 
     proportions: pd.DataFrame
@@ -800,36 +710,6 @@ class DeconvolutionResult:
     gene_weights: pd.DataFrame
     method: str
     options: dict = field(default_factory=dict)
-
-    def to_cell_fractions(self, rna_content):
-        """The proportions as fractions of cells instead of fractions of RNA.
-
-        See :func:`fastdeconv.to_cell_fractions`; with ``method="simplex_le"``
-        the ``"unexplained"`` column needs a content too (or use another
-        method).
-
-        Parameters
-        ----------
-        rna_content : dict, pandas.Series or one-column DataFrame
-            RNA per cell of every cell type (any unit).
-
-        Returns
-        -------
-        pandas.DataFrame
-            Samples x cell types, rows summing to 1.
-
-        Examples
-        --------
-        >>> import pandas as pd, fastdeconv
-        >>> sig = pd.DataFrame({"A": [900.0, 100.0, 500.0], "B": [100.0, 900.0, 500.0]},
-        ...                    index=["x", "y", "z"])
-        >>> bulk = pd.DataFrame({"s": sig @ [0.4, 0.6]})  # 40 % of the RNA is A's
-        >>> res = fastdeconv.deconvolve(bulk, sig, method="simplex", min_genes=3)
-        >>> res.to_cell_fractions({"A": 2.0, "B": 1.0}).round(2)  # A cells carry twice the RNA
-              A     B
-        s  0.25  0.75
-        """
-        return to_cell_fractions(self.proportions, rna_content)
 
     def summary(self):
         """Return a readable summary of the result.
@@ -867,93 +747,13 @@ class DeconvolutionResult:
                 )
             )
         if (~ok).any():
-            lines.append(f"{int((~ok).sum())} sample(s) all zero on the genes used: proportions NaN")
+            n_zero = int((~ok).sum())
+            lines.append(f"{n_zero} sample(s) all zero on the genes used: proportions NaN")
         mean = self.proportions.mean(axis=0).sort_values(ascending=False)
         lines.append("Mean proportions:")
         width = max(len(str(c)) for c in mean.index)
         lines.extend(f"  {str(c):<{width}}  {v:.4f}" for c, v in mean.items())
         return "\n".join(lines)
-
-    def __str__(self):
-        return self.summary()
-
-    def to_frame(self):
-        """Proportions and fit diagnostics side by side, one row per sample.
-
-        Returns
-        -------
-        pandas.DataFrame
-            The proportion columns followed by the :attr:`fit` columns.
-
-        Examples
-        --------
-        >>> import numpy as np, pandas as pd, fastdeconv
-        >>> genes = [f"g{i}" for i in range(60)]
-        >>> sig = pd.DataFrame(np.random.default_rng(3).gamma(1.0, 100.0, (60, 2)),
-        ...                    index=genes, columns=["A", "B"])
-        >>> bulk = pd.DataFrame(sig.to_numpy() @ [[0.3], [0.7]], index=genes, columns=["s"])
-        >>> list(fastdeconv.deconvolve(bulk, sig).to_frame().columns[:4])
-        ['A', 'B', 'residual_norm', 'rmse']
-        """
-        return pd.concat([self.proportions, self.fit], axis=1)
-
-    def write(self, path, *, fit_path=None):
-        """Write the proportions (and optionally the fit table) atomically.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Proportions table (samples x types), ``.tsv``/``.csv``, optionally ``.gz``.
-        fit_path : str or os.PathLike, optional
-            Where to write the per-sample fit table.
-
-        Examples
-        --------
-        >>> import os, tempfile
-        >>> import numpy as np, pandas as pd, fastdeconv
-        >>> genes = [f"g{i}" for i in range(60)]
-        >>> sig = pd.DataFrame(np.random.default_rng(4).gamma(1.0, 100.0, (60, 2)),
-        ...                    index=genes, columns=["A", "B"])
-        >>> bulk = pd.DataFrame(sig.to_numpy() @ [[0.3], [0.7]], index=genes, columns=["s"])
-        >>> with tempfile.TemporaryDirectory() as d:
-        ...     fastdeconv.deconvolve(bulk, sig).write(os.path.join(d, "p.tsv"))
-        ...     print(fastdeconv.read_table(os.path.join(d, "p.tsv")).round(2).to_string())
-                  A    B
-        sample
-        s       0.3  0.7
-        """
-        from fastdeconv.io import write_table
-
-        write_table(self.proportions, path, index_label="sample")
-        if fit_path is not None:
-            write_table(self.fit, fit_path, index_label="sample")
-
-    def plot_proportions(self, path=None, **kwargs):
-        """Stacked bars of the proportions (see :func:`fastdeconv.plotting.plot_proportions`).
-
-        Parameters
-        ----------
-        path : str or os.PathLike, optional
-            Save the figure there.
-        **kwargs
-            Passed to :func:`fastdeconv.plotting.plot_proportions`.
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-
-        Examples
-        --------
-        >>> import numpy as np, pandas as pd, fastdeconv
-        >>> genes = [f"g{i}" for i in range(60)]
-        >>> sig = pd.DataFrame(np.random.default_rng(5).gamma(1.0, 100.0, (60, 2)),
-        ...                    index=genes, columns=["A", "B"])
-        >>> bulk = pd.DataFrame(sig.to_numpy() @ [[0.3], [0.7]], index=genes, columns=["s"])
-        >>> fig = fastdeconv.deconvolve(bulk, sig).plot_proportions()
-        """
-        from fastdeconv.plotting import plot_proportions
-
-        return plot_proportions(self.proportions, path=path, **kwargs)
 
     def plot_fit(self, path=None):
         """Per-sample fit diagnostics (see :func:`fastdeconv.plotting.plot_fit_quality`).

@@ -23,6 +23,11 @@ proportions and the signature:
    (every sample sums to exactly 1), weighted by the genes' estimated
    mean-variance relation, and the signature by NNLS per gene.
 
+The options are validated once, into a :class:`LinseedOptions`, and the
+pipeline runs as named stages that each take it: ``_stage_prepare``,
+``_stage_significance``, ``_stage_k``, ``_stage_corners``,
+``_stage_proportions`` and ``_stage_result``.
+
 References
 ----------
 Zaitsev, K., Bambouskova, M., Swain, A., Artyomov, M. N. (2019). Complete
@@ -33,11 +38,14 @@ signatures. Nature Communications 10, 2209. doi:10.1038/s41467-019-09990-5
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+
+from fastdeconv._checks import check_choice, check_float, check_int
+from fastdeconv._parallel import resolve_n_jobs
+from fastdeconv.results import ProportionsResult
 
 __all__ = ["linseed", "LinseedResult", "KDiagnostics", "estimate_k"]
 
@@ -74,7 +82,7 @@ class KDiagnostics:
     Examples
     --------
     >>> import numpy as np
-    >>> from fastdeconv.linseed import estimate_k
+    >>> from fastdeconv.reference_free import estimate_k
     >>> rng = np.random.default_rng(0)
     >>> G = rng.gamma(0.3, 1.0, (300, 2)) @ rng.dirichlet([1, 1], 10).T
     >>> d = estimate_k(G / G.sum(1, keepdims=True))
@@ -101,7 +109,7 @@ class KDiagnostics:
         Examples
         --------
         >>> import numpy as np
-        >>> from fastdeconv.linseed import KDiagnostics
+        >>> from fastdeconv.reference_free import KDiagnostics
         >>> d = KDiagnostics(np.array([2.0, 1.0]), np.array([0.8, 1.0]), 0.99, 2, 2, 2, 2, True)
         >>> d.to_frame().shape
         (2, 2)
@@ -178,7 +186,7 @@ def estimate_k(normalised, *, variance_threshold=0.99, max_k=None, n_types="auto
     Examples
     --------
     >>> import numpy as np
-    >>> from fastdeconv.linseed import estimate_k
+    >>> from fastdeconv.reference_free import estimate_k
     >>> rng = np.random.default_rng(0)
     >>> H = rng.dirichlet(np.ones(3), size=20).T                 # 3 x 20
     >>> W = rng.gamma(0.3, 1.0, size=(500, 3))
@@ -189,8 +197,12 @@ def estimate_k(normalised, *, variance_threshold=0.99, max_k=None, n_types="auto
     X = np.asarray(normalised, dtype=np.float64)
     if X.ndim != 2 or min(X.shape) < 2:
         raise ValueError(f"need a 2-D genes x samples array with >= 2 of each, got shape {X.shape}")
-    if not 0.0 < variance_threshold < 1.0:
-        raise ValueError(f"variance_threshold must be in (0, 1), got {variance_threshold}")
+    variance_threshold = check_float(variance_threshold, "variance_threshold", maximum=1.0)
+    return _choose_k(X, variance_threshold, max_k, n_types)
+
+
+def _choose_k(X, variance_threshold, max_k, n_types):
+    """The rule of :func:`estimate_k` on checked input (float64 genes x samples, >= 2 of each)."""
     # singular values from the small samples x samples Gram matrix
     s = np.sqrt(np.clip(np.linalg.eigvalsh(X.T @ X)[::-1], 0.0, None))
     total = float(np.sum(s**2))
@@ -243,34 +255,24 @@ def _linearity(X, R, sq, tss, spearman_threshold, block_rows, n_jobs):
     Each block owns its accumulators, and they are added in block order, so
     the result does not depend on the number of threads.
     """
-    from fastdeconv.kernels.batch import resolve_n_jobs, single_threaded_blas
+    from fastdeconv._parallel import thread_map
     from fastdeconv.kernels.linearity import accumulate_block
 
     n = X.shape[0]
-    starts = list(range(0, n, block_rows))
-    parts_power = np.zeros((len(starts), n))
-    parts_degree = np.zeros((len(starts), n), dtype=np.int64)
-    edges = np.zeros(len(starts), dtype=np.int64)
 
-    def run(b):
-        a = starts[b]
+    def run(a):
         z = min(a + block_rows, n)
-        Z = X[a:z] @ X[a:].T
-        S = R[a:z] @ R[a:].T
-        edges[b], _ = accumulate_block(Z, S, a, sq, tss, spearman_threshold,
-                                       parts_power[b], parts_degree[b])
+        power = np.zeros(n)
+        degree = np.zeros(n, dtype=np.int64)
+        edges, _ = accumulate_block(X[a:z] @ X[a:].T, R[a:z] @ R[a:].T, a, sq, tss,
+                                    spearman_threshold, power, degree)
+        return power, degree, edges
 
-    workers = max(1, min(resolve_n_jobs(n_jobs), len(starts)))
-    # the triangle's first blocks are the widest: hand them out first
-    with single_threaded_blas():
-        if workers == 1:
-            for b in range(len(starts)):
-                run(b)
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for future in [pool.submit(run, b) for b in range(len(starts))]:
-                    future.result()
-    return parts_power.sum(axis=0), parts_degree.sum(axis=0), int(edges.sum())
+    # the triangle's first blocks are the widest: thread_map hands them out first
+    parts = thread_map(run, range(0, n, block_rows), n_jobs)
+    power = np.array([p for p, _, _ in parts]).sum(axis=0)
+    degree = np.array([d for _, d, _ in parts]).sum(axis=0)
+    return power, degree, int(sum(e for _, _, e in parts))
 
 
 def _draw_edge_weights(X, R, sq, tss, spearman_threshold, size, n_edges, rng):
@@ -360,7 +362,7 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng):
     """
     from scipy.optimize import minimize
 
-    from fastdeconv.kernels.batch import single_threaded_blas
+    from fastdeconv._parallel import single_threaded_blas
     from fastdeconv.kernels.corners import simplex_objective, successive_projection
 
     Ya = np.ascontiguousarray(np.column_stack([Y, np.ones(len(Y))]))
@@ -415,6 +417,21 @@ def _variance_power(mean, residual_var):
     return float(np.clip((x @ (y - y.mean())) / sxx, 0.0, 2.0))
 
 
+def _solve(A, B, kind, n_jobs, weights=None, residuals=False):
+    """The solvers' core on the pipeline's arrays (finite by construction).
+
+    ``A`` is made float64 C-contiguous here; the core does not re-check, and a
+    sample that stops at the iteration cap warns as the public solvers do.
+    """
+    from fastdeconv.solvers._core import solve
+    from fastdeconv.solvers.api import warn_unconverged
+
+    X, info = solve(np.ascontiguousarray(A, dtype=np.float64), B, kind=kind, weights=weights,
+                    n_jobs=n_jobs, residuals=residuals)
+    warn_unconverged(info.status, -1)
+    return X, info
+
+
 def _proportions(corners, G, keep, n_jobs, weighting="variance"):
     """Proportions (k x samples, columns summing to 1) from the corners.
 
@@ -426,13 +443,12 @@ def _proportions(corners, G, keep, n_jobs, weighting="variance"):
     their mean expression (:func:`_variance_power`), then the fit again with
     weights ``mean**-b`` (normalised to mean 1).
 
-    Returns the proportions, the solver's info, the normalised profiles and
-    the variance power used (0.0 for an unweighted fit).
+    Returns the proportions, the solver's info (its ``residual_norm`` and
+    ``converged`` describe the final fit), the normalised profiles and the
+    variance power used (0.0 for an unweighted fit).
     """
-    from fastdeconv.solvers import nnls, simplex_lstsq
-
     k = corners.shape[0]
-    W0 = nnls(corners.T, G.T, n_jobs=n_jobs).T  # genes x k
+    W0 = _solve(corners.T, G.T, "nnls", n_jobs)[0].T  # genes x k
     totals = W0.sum(axis=0)
     if np.any(totals <= 0):
         empty = [j + 1 for j in np.flatnonzero(totals <= 0)]
@@ -443,15 +459,21 @@ def _proportions(corners, G, keep, n_jobs, weighting="variance"):
     Wn = W0 / totals
     Gn = G / G.sum(axis=0)
     A, B = Wn[keep], Gn[keep]
-    P, info = simplex_lstsq(A, B, n_jobs=n_jobs, return_info=True)
+    weighted = weighting == "variance"
+    # the residuals are computed once: by the solver for the final fit, or here for the
+    # variance model (whose fit is final when the model asks for no weights)
+    P, info = _solve(A, B, "simplex", n_jobs, residuals=not weighted)
     power = 0.0
-    if weighting == "variance":
+    if weighted:
         mean = B.mean(axis=1)
         residual = B - A @ P
-        power = _variance_power(mean, np.einsum("ij,ij->i", residual, residual) / B.shape[1])
+        gene_ss = np.einsum("ij,ij->i", residual, residual)
+        power = _variance_power(mean, gene_ss / B.shape[1])
         if power > 0.0:
             w = mean**-power
-            P, info = simplex_lstsq(A, B, weights=w / w.mean(), n_jobs=n_jobs, return_info=True)
+            P, info = _solve(A, B, "simplex", n_jobs, weights=w / w.mean(), residuals=True)
+        else:
+            info = replace(info, residual_norm=np.sqrt(np.einsum("ij,ij->j", residual, residual)))
     return P, info, Wn, power
 
 
@@ -459,8 +481,14 @@ def _proportions(corners, G, keep, n_jobs, weighting="variance"):
 
 
 @dataclass
-class LinseedResult:
+class LinseedResult(ProportionsResult):
     """Result of :func:`linseed`.
+
+    Like every proportions result (:class:`fastdeconv.results.ProportionsResult`),
+    :meth:`to_frame` gives the proportions and the per-sample :attr:`fit` side
+    by side and :meth:`write` writes the proportions (and optionally the fit,
+    the signature and the markers); :meth:`plot` draws the three diagnostic
+    panels.
 
     Attributes
     ----------
@@ -502,7 +530,7 @@ class LinseedResult:
 
     Examples
     --------
-    >>> from fastdeconv.linseed import linseed
+    >>> from fastdeconv.reference_free import linseed
     >>> from fastdeconv.simulate import synthetic
     >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
     >>> res = linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
@@ -510,6 +538,8 @@ class LinseedResult:
     (3, (12, 3), (400, 3))
     >>> sorted(res.markers)
     ['component_1', 'component_2', 'component_3']
+    >>> list(res.to_frame().columns)
+    ['component_1', 'component_2', 'component_3', 'residual_norm', 'converged']
     """
 
     proportions: pd.DataFrame
@@ -538,7 +568,7 @@ class LinseedResult:
 
         Examples
         --------
-        >>> from fastdeconv.linseed import linseed
+        >>> from fastdeconv.reference_free import linseed
         >>> from fastdeconv.simulate import synthetic
         >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
         >>> res = linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
@@ -567,26 +597,43 @@ class LinseedResult:
             lines.append("  time: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
         return "\n".join(lines)
 
-    def __str__(self):
-        return self.summary()
+    def write(self, path, *, fit_path=None, signature_path=None, markers_path=None):
+        """Write the proportions, and optionally the fit, signature and markers, atomically.
 
-    def to_frame(self):
-        """The proportions, samples x components (a copy).
+        Every table is TSV or CSV by its extension, optionally gzipped (see
+        :func:`fastdeconv.io.write_table`).
 
-        Returns
-        -------
-        pandas.DataFrame
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Proportions, samples x components (first header ``sample``).
+        fit_path : str or os.PathLike, optional
+            The per-sample fit table (:attr:`fit`).
+        signature_path : str or os.PathLike, optional
+            The signature, genes x components (first header ``gene``).
+        markers_path : str or os.PathLike, optional
+            The markers as a long table (:meth:`markers_frame`: component,
+            gene, rank, distance).
 
         Examples
         --------
-        >>> from fastdeconv.linseed import linseed
+        >>> import os, tempfile
+        >>> from fastdeconv.reference_free import linseed
         >>> from fastdeconv.simulate import synthetic
         >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
         >>> res = linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
-        >>> res.to_frame().sum(axis=1).round(12).unique().tolist()
-        [1.0]
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     res.write(os.path.join(d, "p.tsv"), markers_path=os.path.join(d, "m.tsv"))
+        ...     print(open(os.path.join(d, "m.tsv")).readline().split())
+        ['component', 'gene', 'rank', 'distance']
         """
-        return self.proportions.copy()
+        from fastdeconv.io import write_table
+
+        super().write(path, fit_path=fit_path)
+        if signature_path is not None:
+            write_table(self.signature, signature_path, index_label="gene")
+        if markers_path is not None:
+            write_table(self.markers_frame().set_index("component"), markers_path)
 
     def markers_frame(self):
         """The markers as a long table (component, gene, rank, distance to the corner).
@@ -597,7 +644,7 @@ class LinseedResult:
 
         Examples
         --------
-        >>> from fastdeconv.linseed import linseed
+        >>> from fastdeconv.reference_free import linseed
         >>> from fastdeconv.simulate import synthetic
         >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
         >>> res = linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
@@ -630,49 +677,120 @@ class LinseedResult:
         return plot_significance(self, path=path, ax=ax)
 
     def plot(self, path=None):
-        """The three diagnostic plots side by side; see :func:`fastdeconv.plotting.plot_linseed`."""
+        """The three diagnostic plots side by side; see :func:`fastdeconv.plotting.plot_linseed`.
+
+        (The stacked proportions are :meth:`plot_proportions`.)
+        """
         from fastdeconv.plotting._linseed import plot_linseed
 
         return plot_linseed(self, path=path)
 
 
-# ------------------------------------------------------------------ pipeline
+# ------------------------------------------------------------------- options
+
+#: The scales :func:`linseed` accepts: a subset of :data:`fastdeconv.inputs.SCALES`
+#: (un-logged by :func:`fastdeconv.inputs.unlog`).
+LINSEED_SCALES = ("auto", "linear", "log2")
+#: The weightings of the proportions fit.
+WEIGHTINGS = ("variance", "none")
 
 
-def _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_markers,
-              hinge_weight, n_restarts, scale, weighting, min_mean):
-    if not (isinstance(min_mean, str) and min_mean == "auto") and not (
-        isinstance(min_mean, (int, float, np.integer, np.floating))
-        and not isinstance(min_mean, bool) and np.isfinite(min_mean) and min_mean >= 0
-    ):
-        raise ValueError(f"min_mean must be 'auto' or a non-negative number, got {min_mean!r}")
-    if isinstance(n_types, str):
-        if n_types != "auto":
-            raise ValueError(f"n_types must be a positive integer or 'auto', got {n_types!r}")
-    elif isinstance(n_types, bool) or not isinstance(n_types, (int, np.integer)) or n_types < 2:
-        raise ValueError(f"n_types must be an integer >= 2 or 'auto', got {n_types!r}")
-    for name, value, low in (("top_genes", top_genes, 3), ("n_permutations", n_permutations, 1),
-                             ("n_markers", n_markers, 1), ("n_restarts", n_restarts, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if not 0.0 < pvalue <= 1.0:
-        raise ValueError(f"pvalue must be in (0, 1], got {pvalue!r}")
-    if 1.0 / (n_permutations + 1.0) >= pvalue:
-        need = int(np.ceil(1.0 / pvalue))
-        raise ValueError(
-            f"with n_permutations={n_permutations} the smallest possible p-value is "
-            f"1/{n_permutations + 1} = {1 / (n_permutations + 1):.3g}, not below pvalue={pvalue}: "
-            f"no gene could pass; use n_permutations >= {need} or a larger pvalue"
-        )
-    if not -1.0 <= spearman_threshold < 1.0:
-        raise ValueError(f"spearman_threshold must be in [-1, 1), got {spearman_threshold!r}")
-    if not hinge_weight > 0:
-        raise ValueError(f"hinge_weight must be positive, got {hinge_weight!r}")
-    if scale not in ("auto", "linear", "log2"):
-        raise ValueError(f"scale must be 'auto', 'linear' or 'log2', got {scale!r}")
-    if weighting not in ("variance", "none"):
-        raise ValueError(f"weighting must be 'variance' or 'none', got {weighting!r}")
+@dataclass(frozen=True)
+class LinseedOptions:
+    """The options of :func:`linseed`, validated once when built.
 
+    Every stage of the pipeline takes this object.  The fields are the keywords
+    of :func:`linseed` (except the input-reading ones, ``genes`` and
+    ``layer``), checked and converted: integers as ``int``, numbers as
+    ``float``, ``n_jobs`` as a thread count (:func:`fastdeconv._parallel.resolve_n_jobs`).
+
+    Parameters
+    ----------
+    n_types, top_genes, min_mean, n_permutations, pvalue, seed, spearman_threshold, \
+variance_threshold, hinge_weight, n_restarts, weighting, n_markers, marker_genes, scale, \
+block_memory_mb, n_jobs
+        As in :func:`linseed`, with the same defaults.
+
+    Raises
+    ------
+    TypeError
+        If an option has the wrong type (``marker_genes`` not a dict, a number
+        that is not one).
+    ValueError
+        If an option has an invalid value, or ``n_permutations`` is too small
+        for any gene to reach ``pvalue``.
+
+    Examples
+    --------
+    >>> from fastdeconv.reference_free import LinseedOptions
+    >>> opts = LinseedOptions(n_types=3, pvalue=0.05, n_permutations=20, n_jobs=1)
+    >>> opts.n_types, opts.pvalue, opts.scale
+    (3, 0.05, 'auto')
+    >>> try:
+    ...     LinseedOptions(pvalue=0.01, n_permutations=50)
+    ... except ValueError as err:
+    ...     print(str(err)[:60])
+    with n_permutations=50 the smallest possible p-value is 1/51
+    """
+
+    n_types: object = "auto"
+    top_genes: int = 10000
+    min_mean: object = "auto"
+    n_permutations: int = 100
+    pvalue: float = 0.01
+    seed: object = 0
+    spearman_threshold: float = 0.0
+    variance_threshold: float = 0.99
+    hinge_weight: float = 1000.0
+    n_restarts: int = 8
+    weighting: str = "variance"
+    n_markers: int = 100
+    marker_genes: dict = None
+    scale: str = "auto"
+    block_memory_mb: float = 64
+    n_jobs: int = None
+
+    def __post_init__(self):
+        checked = {}
+        if isinstance(self.min_mean, str):
+            check_choice(self.min_mean, "min_mean", ("auto",))
+        else:
+            checked["min_mean"] = check_float(self.min_mean, "min_mean", allow_minimum=True)
+        if isinstance(self.n_types, str):
+            check_choice(self.n_types, "n_types", ("auto",))
+        else:
+            checked["n_types"] = check_int(self.n_types, "n_types", minimum=2)
+        for name, low in (("top_genes", 3), ("n_permutations", 1), ("n_markers", 1),
+                          ("n_restarts", 0)):
+            checked[name] = check_int(getattr(self, name), name, minimum=low)
+        pvalue = checked["pvalue"] = check_float(self.pvalue, "pvalue", maximum=1.0,
+                                                 allow_maximum=True)
+        n_permutations = checked["n_permutations"]
+        if 1.0 / (n_permutations + 1.0) >= pvalue:
+            need = int(np.ceil(1.0 / pvalue))
+            raise ValueError(
+                f"with n_permutations={n_permutations} the smallest possible p-value is "
+                f"1/{n_permutations + 1} = {1 / (n_permutations + 1):.3g}, not below "
+                f"pvalue={pvalue}: no gene could pass; use n_permutations >= {need} or a larger "
+                "pvalue"
+            )
+        checked["spearman_threshold"] = check_float(
+            self.spearman_threshold, "spearman_threshold", minimum=-1.0, allow_minimum=True,
+            maximum=1.0)
+        checked["variance_threshold"] = check_float(self.variance_threshold, "variance_threshold",
+                                                    maximum=1.0)
+        checked["hinge_weight"] = check_float(self.hinge_weight, "hinge_weight")
+        check_choice(self.scale, "scale", LINSEED_SCALES)
+        check_choice(self.weighting, "weighting", WEIGHTINGS)
+        if self.marker_genes and not isinstance(self.marker_genes, dict):
+            raise TypeError("marker_genes must be a dict {cell type name: list of genes}")
+        checked["block_memory_mb"] = check_float(self.block_memory_mb, "block_memory_mb")
+        checked["n_jobs"] = resolve_n_jobs(self.n_jobs)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+
+# ---------------------------------------------------------------- preparation
 
 #: Smallest mean count of a gene analysed in count data (``min_mean="auto"``): the
 #: ``min.count`` of edgeR's ``filterByExpr``. Below it Poisson noise (coefficient of
@@ -682,8 +800,14 @@ MIN_MEAN_COUNT = 10.0
 
 
 def _prepare(bulk, top_genes, scale, genes, layer, min_mean="auto"):
-    """Coerce, clean (count what was dropped), check the scale, keep the top genes."""
-    from fastdeconv.inputs import as_expression_frame, check_expression
+    """Coerce, clean (count what was dropped), check the scale, keep the top genes.
+
+    Genes with a non-finite value are dropped before un-logging (``log2(0)``
+    is ``-inf``), all-zero genes after it.  Returns the clean table (genes x
+    samples, linear), its values, the positions of the analysed genes and the
+    counts of dropped genes.
+    """
+    from fastdeconv.inputs import as_expression_frame, check_expression, unlog
 
     df = as_expression_frame(bulk, name="bulk", genes=genes, layer=layer)
     if df.shape[1] < 3:
@@ -693,12 +817,10 @@ def _prepare(bulk, top_genes, scale, genes, layer, min_mean="auto"):
         )
     values = df.to_numpy(dtype=np.float64)
     finite = np.isfinite(values).all(axis=1)
-    df, values = df.loc[finite], values[finite]
-    if scale == "log2":
-        values = np.exp2(values)
-        df = pd.DataFrame(values, index=df.index, columns=df.columns)
+    values = unlog(values[finite], scale)
     nonzero = values.any(axis=1)
-    df, values = df.loc[nonzero], values[nonzero]
+    values = values[nonzero]
+    df = pd.DataFrame(values, index=df.index[finite][nonzero], columns=df.columns)
     if df.shape[0] == 0:
         raise ValueError("bulk has no gene with finite, non-zero values")
     check_expression(df, name="bulk", allow_log=scale != "auto")
@@ -727,8 +849,6 @@ def _name_components(k, Wn, top_index, marker_genes):
         return names
     from scipy.optimize import linear_sum_assignment
 
-    if not isinstance(marker_genes, dict):
-        raise TypeError("marker_genes must be a dict {cell type name: list of genes}")
     share = Wn / np.maximum(Wn.sum(axis=1, keepdims=True), 1e-300)
     position = pd.Index(top_index)
     types = list(marker_genes)
@@ -879,7 +999,7 @@ def linseed(
 
     Examples
     --------
-    >>> from fastdeconv.linseed import linseed
+    >>> from fastdeconv.reference_free import linseed
     >>> from fastdeconv.simulate import synthetic
     >>> data = synthetic(n_genes=400, n_types=3, n_samples=12, seed=1)
     >>> res = linseed(data.bulk, 3, n_permutations=20, pvalue=0.05)
@@ -888,119 +1008,222 @@ def linseed(
     >>> bool(abs(res.proportions.sum(axis=1) - 1).max() < 1e-12)
     True
     """
-    from fastdeconv.kernels.batch import single_threaded_blas
+    from fastdeconv._parallel import single_threaded_blas
 
-    _validate(n_types, top_genes, n_permutations, pvalue, spearman_threshold, n_markers,
-              hinge_weight, n_restarts, scale, weighting, min_mean)
+    options = LinseedOptions(
+        n_types=n_types, top_genes=top_genes, min_mean=min_mean, n_permutations=n_permutations,
+        pvalue=pvalue, seed=seed, spearman_threshold=spearman_threshold,
+        variance_threshold=variance_threshold, hinge_weight=hinge_weight, n_restarts=n_restarts,
+        weighting=weighting, n_markers=n_markers, marker_genes=marker_genes, scale=scale,
+        block_memory_mb=block_memory_mb, n_jobs=n_jobs,
+    )
     # our threads are the parallelism; multi-threaded BLAS on the many small
     # products below only adds contention (and would change the rounding)
     with single_threaded_blas():
-        return _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed,
-                         spearman_threshold, variance_threshold, hinge_weight, n_restarts,
-                         weighting, n_markers, marker_genes, scale, genes, layer,
-                         block_memory_mb, n_jobs, min_mean)
+        return _pipeline(bulk, genes, layer, options)
 
 
-def _pipeline(bulk, n_types, top_genes, n_permutations, pvalue, seed, spearman_threshold,
-              variance_threshold, hinge_weight, n_restarts, weighting, n_markers, marker_genes,
-              scale, genes, layer, block_memory_mb, n_jobs, min_mean="auto"):
-    """The body of :func:`linseed`, after validation."""
-    from fastdeconv.solvers import nnls
+# -------------------------------------------------------------------- stages
 
-    rng = np.random.default_rng(seed)
-    timings = {}
-    t0 = time.perf_counter()
 
-    # 1. preprocessing
-    df, values, top, dropped = _prepare(bulk, top_genes, scale, genes, layer, min_mean)
+class _Stopwatch:
+    """Seconds per stage, in the order the stages ran, and the total."""
+
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.timings = {}
+
+    def lap(self, name):
+        now = time.perf_counter()
+        self.timings[name] = now - self.last
+        self.last = now
+
+    def stop(self):
+        self.timings["total"] = self.last - self.start
+        return self.timings
+
+
+@dataclass
+class _Data:
+    """Stage 1: the clean data and the analysed (top) genes, row-normalised."""
+
+    frame: pd.DataFrame  # clean genes x samples, linear scale
+    values: np.ndarray  # its values
+    top: np.ndarray  # positions of the analysed genes
+    dropped: dict
+    G: np.ndarray  # analysed genes x samples, C-contiguous
+    X: np.ndarray  # their rows normalised to sum 1
+    sq: np.ndarray
+    tss: np.ndarray
+    R: np.ndarray  # their scaled ranks
+
+    @property
+    def top_index(self):
+        return self.frame.index[self.top]
+
+
+@dataclass
+class _Significance:
+    """Stage 2: mutual linearity and the permutation p-values."""
+
+    power: np.ndarray
+    degree: np.ndarray
+    n_edges: int
+    pvalues: np.ndarray
+    significant: np.ndarray
+    keep: np.ndarray  # positions (among the analysed genes) of the significant ones
+    block_rows: int
+
+
+@dataclass
+class _Simplex:
+    """Stage 4: the projection of the significant genes and the corners."""
+
+    mu: np.ndarray
+    V: np.ndarray
+    Y: np.ndarray  # significant genes in the (k-1)-dimensional subspace
+    corners_y: np.ndarray  # (k-1) x k
+    corners: np.ndarray  # k x samples, rows summing to 1
+    spa: np.ndarray
+    info: dict
+    distance: np.ndarray  # genes x k, to every corner
+    barycentric: np.ndarray  # genes x k
+
+
+@dataclass
+class _Fit:
+    """Stage 5: proportions, their fit, the component names and the signature."""
+
+    P: np.ndarray  # k x samples
+    info: object  # the solver core's info of the final fit
+    variance_power: float
+    names: list
+    signature: np.ndarray  # clean genes x k
+
+
+def _stage_prepare(bulk, genes, layer, options):
+    """Read and clean the bulk, keep the top genes and normalise them."""
+    df, values, top, dropped = _prepare(bulk, options.top_genes, options.scale, genes, layer,
+                                        options.min_mean)
     m = values.shape[1]
-    if not isinstance(n_types, str) and n_types > m:
-        raise ValueError(f"n_types={n_types} exceeds the number of samples ({m}); use at most {m}")
+    if not isinstance(options.n_types, str) and options.n_types > m:
+        raise ValueError(
+            f"n_types={options.n_types} exceeds the number of samples ({m}); use at most {m}"
+        )
     G = np.ascontiguousarray(values[top])
-    top_index = df.index[top]
-    n = len(G)
     X, sq, tss, R = _normalise(G)
-    t1 = time.perf_counter()
-    timings["preprocess"] = t1 - t0
+    return _Data(df, values, top, dropped, G, X, sq, tss, R)
 
-    # 2. mutual linearity and significance
-    block = _block_rows(n, block_memory_mb)
-    power, degree, n_edges = _linearity(X, R, sq, tss, spearman_threshold, block, n_jobs)
-    t2 = time.perf_counter()
-    timings["linearity"] = t2 - t1
-    pvals = _permutation_pvalues(X, R, sq, tss, power, degree, n_edges, spearman_threshold,
-                                 n_permutations, rng)
-    significant = pvals < pvalue
+
+def _stage_significance(data, options, rng, clock):
+    """All-pairs mutual linearity, then the permutation p-values; keep the significant genes."""
+    d = data
+    block = _block_rows(len(d.G), options.block_memory_mb)
+    power, degree, n_edges = _linearity(d.X, d.R, d.sq, d.tss, options.spearman_threshold, block,
+                                        options.n_jobs)
+    clock.lap("linearity")
+    pvalues = _permutation_pvalues(d.X, d.R, d.sq, d.tss, power, degree, n_edges,
+                                   options.spearman_threshold, options.n_permutations, rng)
+    significant = pvalues < options.pvalue
     keep = np.flatnonzero(significant)
-    dropped["not_significant"] = int(n - keep.size)
-    t3 = time.perf_counter()
-    timings["permutation"] = t3 - t2
+    n = len(d.G)
+    d.dropped["not_significant"] = int(n - keep.size)
+    clock.lap("permutation")
     if keep.size < 3:
         raise ValueError(
-            f"only {keep.size} of {n} genes are significantly linear at p < {pvalue}; "
+            f"only {keep.size} of {n} genes are significantly linear at p < {options.pvalue}; "
             "raise pvalue, top_genes or n_permutations, or check that the samples are mixtures"
         )
+    return _Significance(power, degree, n_edges, pvalues, significant, keep, block)
 
-    # 3. number of components
-    Xf = np.ascontiguousarray(X[keep])
-    kd = estimate_k(Xf, variance_threshold=variance_threshold, n_types=n_types)
-    k = kd.k
-    if keep.size <= k:
+
+def _stage_k(data, significance, options):
+    """The number of components from the significant genes' spectrum."""
+    keep = significance.keep
+    Xf = np.ascontiguousarray(data.X[keep])
+    kd = _choose_k(Xf, options.variance_threshold, None, options.n_types)
+    if keep.size <= kd.k:
         raise ValueError(
-            f"only {keep.size} significant genes for {k} components; raise pvalue or top_genes"
+            f"only {keep.size} significant genes for {kd.k} components; raise pvalue or top_genes"
         )
-    t4 = time.perf_counter()
-    timings["choose_k"] = t4 - t3
+    return Xf, kd
 
-    # 4. projection and corners
+
+def _stage_corners(Xf, k, options, rng):
+    """Project the significant genes and find the simplex's corners."""
     mu, V, Y = _project(Xf, k)
-    corners_y, spa, cinfo = _find_corners(Y, k, hinge_weight, n_restarts, rng)
+    corners_y, spa, info = _find_corners(Y, k, options.hinge_weight, options.n_restarts, rng)
     corners = mu + corners_y.T @ V.T  # k x m, rows sum to 1
-    dist = np.sqrt(((Y[:, :, None] - corners_y[None, :, :]) ** 2).sum(axis=1))  # genes x k
+    distance = np.sqrt(((Y[:, :, None] - corners_y[None, :, :]) ** 2).sum(axis=1))  # genes x k
     # barycentric coordinates of the significant genes: each gene belongs to the
     # corner with the largest one (the nearest corner can be another one when the
     # simplex is elongated)
-    bary = np.column_stack([Y, np.ones(len(Y))]) @ np.linalg.inv(
+    barycentric = np.column_stack([Y, np.ones(len(Y))]) @ np.linalg.inv(
         np.vstack([corners_y, np.ones(k)])).T
-    t5 = time.perf_counter()
-    timings["corners"] = t5 - t4
+    return _Simplex(mu, V, Y, corners_y, corners, spa, info, distance, barycentric)
 
-    # 5. proportions and signature
-    P, pinfo, Wn, variance_power = _proportions(corners, G, keep, n_jobs, weighting)
-    names = _name_components(k, Wn, top_index, marker_genes)
-    signature = nnls(P.T, values.T, n_jobs=n_jobs).T
-    t6 = time.perf_counter()
-    timings["proportions"] = t6 - t5
-    timings["total"] = t6 - t0
 
-    samples = df.columns
-    nearest = bary.argmax(axis=1)
+def _stage_proportions(data, significance, simplex, options):
+    """Proportions from the corners, the component names and the signature."""
+    P, info, Wn, variance_power = _proportions(simplex.corners, data.G, significance.keep,
+                                               options.n_jobs, options.weighting)
+    names = _name_components(len(P), Wn, data.top_index, options.marker_genes)
+    signature = _solve(P.T, data.values.T, "nnls", options.n_jobs)[0].T
+    return _Fit(P, info, variance_power, names, signature)
+
+
+def _stage_result(data, significance, kd, simplex, fit, options, timings):
+    """Name everything and assemble the :class:`LinseedResult`."""
+    names, k = fit.names, kd.k
+    samples = data.frame.columns
+    top_index = data.top_index
+    keep = significance.keep
+    nearest = simplex.barycentric.argmax(axis=1)
     sig_index = top_index[keep]
     markers = {}
     for j, name in enumerate(names):
         members = np.flatnonzero(nearest == j)
-        members = members[np.argsort(dist[members, j], kind="stable")][:n_markers]
-        markers[name] = [sig_index[i] for i in members]
-    projection = pd.DataFrame(Y, index=sig_index, columns=[f"dim_{d + 1}" for d in range(k - 1)])
+        members = members[np.argsort(simplex.distance[members, j], kind="stable")]
+        markers[name] = [sig_index[i] for i in members[: options.n_markers]]
+    dims = [f"dim_{d + 1}" for d in range(k - 1)]
+    rows = np.arange(len(keep))
+    projection = pd.DataFrame(simplex.Y, index=sig_index, columns=dims)
     projection["component"] = [names[j] for j in nearest]
-    projection["coordinate"] = bary[np.arange(len(keep)), nearest]
-    projection["distance"] = dist[np.arange(len(keep)), nearest]
-    cinfo.update({"variance_power": variance_power, "n_edges": n_edges,
-                  "spa_genes": [sig_index[i] for i in spa], "seed": seed,
-                  "block_rows": block, "timings": timings})
+    projection["coordinate"] = simplex.barycentric[rows, nearest]
+    projection["distance"] = simplex.distance[rows, nearest]
+    info = dict(simplex.info)
+    info.update({"variance_power": fit.variance_power, "n_edges": significance.n_edges,
+                 "spa_genes": [sig_index[i] for i in simplex.spa], "seed": options.seed,
+                 "block_rows": significance.block_rows, "timings": timings})
     return LinseedResult(
-        proportions=pd.DataFrame(P.T, index=samples, columns=names),
-        signature=pd.DataFrame(signature, index=df.index, columns=names),
+        proportions=pd.DataFrame(fit.P.T, index=samples, columns=names),
+        signature=pd.DataFrame(fit.signature, index=data.frame.index, columns=names),
         markers=markers,
-        corners=pd.DataFrame(corners, index=names, columns=samples),
+        corners=pd.DataFrame(simplex.corners, index=names, columns=samples),
         k_diagnostics=kd,
-        genes=pd.DataFrame({"power": power, "degree": degree, "pvalue": pvals,
-                            "significant": significant}, index=top_index),
+        genes=pd.DataFrame({"power": significance.power, "degree": significance.degree,
+                            "pvalue": significance.pvalues,
+                            "significant": significance.significant}, index=top_index),
         projection=projection,
-        corner_coordinates=pd.DataFrame(corners_y.T, index=names,
-                                        columns=[f"dim_{d + 1}" for d in range(k - 1)]),
-        fit=pd.DataFrame({"residual_norm": pinfo.residual_norm, "converged": pinfo.converged},
-                         index=samples),
-        dropped=dropped,
-        info=cinfo,
+        corner_coordinates=pd.DataFrame(simplex.corners_y.T, index=names, columns=dims),
+        fit=pd.DataFrame({"residual_norm": fit.info.residual_norm,
+                          "converged": fit.info.converged}, index=samples),
+        dropped=data.dropped,
+        info=info,
     )
+
+
+def _pipeline(bulk, genes, layer, options):
+    """The body of :func:`linseed`: the stages in order, each timed."""
+    rng = np.random.default_rng(options.seed)
+    clock = _Stopwatch()
+    data = _stage_prepare(bulk, genes, layer, options)
+    clock.lap("preprocess")
+    significance = _stage_significance(data, options, rng, clock)
+    Xf, kd = _stage_k(data, significance, options)
+    clock.lap("choose_k")
+    simplex = _stage_corners(Xf, kd.k, options, rng)
+    clock.lap("corners")
+    fit = _stage_proportions(data, significance, simplex, options)
+    clock.lap("proportions")
+    return _stage_result(data, significance, kd, simplex, fit, options, clock.stop())

@@ -1,0 +1,115 @@
+"""The ``fastdeconv`` command line.
+
+One module per command (``deconvolve``, ``evaluate``, ``demo``, ``signature``,
+``simulate``, ``linseed``), each holding ``add_parser(subparsers)``, which
+builds the command's options, next to ``run(args)``, which reads the inputs,
+calls the pipeline's own module and writes the results; ``_common`` holds
+what they share.  Heavy modules are imported inside ``run``, so
+``fastdeconv --help`` starts instantly.  Bad input ends the program with exit
+status 1 and a one-line ``fastdeconv: error: ...`` on stderr (no traceback; set
+the environment variable ``FASTDECONV_DEBUG=1`` to see one); usage errors exit
+with status 2.
+
+File formats: tables are TSV (``.tsv``, ``.txt``, ``.tab``) or CSV (``.csv``),
+optionally gzipped (``.gz``), with row ids in the first column and column ids
+in the header. BULK is genes x samples, SIG genes x cell types, TRUTH cell types
+x samples; proportions are written as samples x cell types with ``sample`` as
+the first header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from fastdeconv.cli import deconvolve, demo, evaluate, linseed, signature, simulate
+from fastdeconv.cli._common import PROG, one_line, show_warning
+
+__all__ = ["main", "build_parser"]
+
+#: The command modules, in the order ``fastdeconv --help`` lists them.
+COMMANDS = (deconvolve, evaluate, demo, signature, simulate, linseed)
+
+
+def build_parser():
+    """Return the :class:`argparse.ArgumentParser` of the ``fastdeconv`` command.
+
+    Each command's options are added by its own module (``add_parser``).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> from fastdeconv.cli import build_parser
+    >>> args = build_parser().parse_args(["demo", "--samples", "50"])
+    >>> args.command, args.samples
+    ('demo', 50)
+    """
+    from fastdeconv import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Exact, fast cellular deconvolution of bulk expression data.",
+        epilog="Tables: TSV (.tsv/.txt) or CSV (.csv), optionally .gz; row ids in the first "
+        "column, column ids in the header. Run `fastdeconv demo` for a self-contained example.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+_INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, OSError, ImportError)
+
+
+def main(argv=None):
+    """Run the ``fastdeconv`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 1 for bad input (a one-line message on
+        stderr), 2 for usage errors, 130 when interrupted.
+
+    Examples
+    --------
+    >>> from fastdeconv.cli import main
+    >>> main(["evaluate", "--estimate", "missing.tsv", "--truth", "missing.tsv"])
+    1
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    debug = os.environ.get("FASTDECONV_DEBUG", "") not in ("", "0")
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+        except MemoryError:
+            if debug:
+                raise
+            print(
+                f"{PROG}: error: out of memory; use fewer samples or genes at a time",
+                file=sys.stderr,
+            )
+            return 1
+        except _INPUT_ERRORS as exc:
+            if debug:
+                raise
+            print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+            return 1
