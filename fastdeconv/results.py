@@ -85,6 +85,16 @@ class ProportionsResult(Result):
         -------
         pandas.DataFrame
             The proportion columns followed by the :attr:`fit` columns.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from fastdeconv.results import ProportionsResult
+        >>> class Tiny(ProportionsResult):
+        ...     proportions = pd.DataFrame({"T": [0.5], "B": [0.5]}, index=["s"])
+        ...     fit = pd.DataFrame({"converged": [True]}, index=["s"])
+        >>> Tiny().to_frame().columns.tolist()
+        ['T', 'B', 'converged']
         """
         return pd.concat([self.proportions, self.fit], axis=1)
 
@@ -98,6 +108,19 @@ class ProportionsResult(Result):
             ``.tsv``/``.csv``, optionally ``.gz``.
         fit_path : str or os.PathLike, optional
             Where to write the per-sample fit table.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import pandas as pd
+        >>> from fastdeconv.results import ProportionsResult
+        >>> class Tiny(ProportionsResult):
+        ...     proportions = pd.DataFrame({"T": [0.5], "B": [0.5]}, index=["s"])
+        ...     fit = pd.DataFrame({"converged": [True]}, index=["s"])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     Tiny().write(os.path.join(d, "p.tsv"), fit_path=os.path.join(d, "fit.tsv"))
+        ...     sorted(os.listdir(d))
+        ['fit.tsv', 'p.tsv']
         """
         from fastdeconv.io import write_table
 
@@ -121,6 +144,16 @@ class ProportionsResult(Result):
         -------
         pandas.DataFrame
             Samples x cell types, rows summing to 1.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from fastdeconv.results import ProportionsResult
+        >>> class Tiny(ProportionsResult):
+        ...     proportions = pd.DataFrame({"T": [0.5], "B": [0.5]}, index=["s"])
+        ...     fit = pd.DataFrame({"converged": [True]}, index=["s"])
+        >>> Tiny().to_cell_fractions({"T": 1.0, "B": 3.0}).round(2).to_dict("records")
+        [{'T': 0.75, 'B': 0.25}]
         """
         from fastdeconv.fractions import to_cell_fractions
 
@@ -139,6 +172,15 @@ class ProportionsResult(Result):
         Returns
         -------
         matplotlib.figure.Figure
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from fastdeconv.results import ProportionsResult
+        >>> class Tiny(ProportionsResult):
+        ...     proportions = pd.DataFrame({"T": [0.5], "B": [0.5]}, index=["s"])
+        ...     fit = pd.DataFrame({"converged": [True]}, index=["s"])
+        >>> fig = Tiny().plot_proportions(title="one sample")
         """
         from fastdeconv.plotting import plot_proportions
 
@@ -155,5 +197,15 @@ class ProportionsResult(Result):
         Returns
         -------
         matplotlib.figure.Figure
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from fastdeconv.results import ProportionsResult
+        >>> class Tiny(ProportionsResult):
+        ...     proportions = pd.DataFrame({"T": [0.5], "B": [0.5]}, index=["s"])
+        ...     fit = pd.DataFrame({"converged": [True]}, index=["s"])
+        >>> len(Tiny().plot().axes) >= 1
+        True
         """
         return self.plot_proportions(path)

@@ -89,15 +89,8 @@ def weights_help(registry):
 def add_parser(subparsers):
     """Add the ``deconvolve`` command to the main parser's subcommands.
 
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers()`` returned.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The command's parser; it calls :func:`run`.
+    Builds the options and sets ``run`` as the command's function (the
+    interface of every command module: see :mod:`fastdeconv.cli`).
 
     Examples
     --------
@@ -180,15 +173,7 @@ def run(args):
     Output paths are checked before any input is read; figures are drawn
     before any table is written, so a failing figure writes nothing.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed ``deconvolve`` command line.
-
-    Returns
-    -------
-    int
-        Exit status 0; bad input raises (see :func:`fastdeconv.cli.main`).
+    Returns the exit status 0; bad input raises (see :func:`fastdeconv.cli.main`).
 
     Examples
     --------

@@ -16,15 +16,8 @@ from fastdeconv.cli._common import (
 def add_parser(subparsers):
     """Add the ``demo`` command to the main parser's subcommands.
 
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers()`` returned.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The command's parser; it calls :func:`run`.
+    Builds the options and sets ``run`` as the command's function (the
+    interface of every command module: see :mod:`fastdeconv.cli`).
 
     Examples
     --------
@@ -69,15 +62,7 @@ def add_parser(subparsers):
 def run(args):
     """Synthetic benchmark: accuracy and speed against a scipy.optimize.nnls loop.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed ``demo`` command line.
-
-    Returns
-    -------
-    int
-        Exit status 0; bad input raises (see :func:`fastdeconv.cli.main`).
+    Returns the exit status 0; bad input raises (see :func:`fastdeconv.cli.main`).
 
     Examples
     --------

@@ -8,15 +8,8 @@ from fastdeconv.cli._common import add_command, check_plot_path, check_table_pat
 def add_parser(subparsers):
     """Add the ``evaluate`` command to the main parser's subcommands.
 
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers()`` returned.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The command's parser; it calls :func:`run`.
+    Builds the options and sets ``run`` as the command's function (the
+    interface of every command module: see :mod:`fastdeconv.cli`).
 
     Examples
     --------
@@ -76,15 +69,7 @@ def _truth_samples_by_types(truth, estimate):
 def run(args):
     """Accuracy of an estimate (samples x types) against TRUTH (types x samples).
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed ``evaluate`` command line.
-
-    Returns
-    -------
-    int
-        Exit status 0; bad input raises (see :func:`fastdeconv.cli.main`).
+    Returns the exit status 0; bad input raises (see :func:`fastdeconv.cli.main`).
 
     Examples
     --------

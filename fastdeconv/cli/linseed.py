@@ -18,15 +18,8 @@ from fastdeconv.cli._common import (
 def add_parser(subparsers):
     """Add the ``linseed`` command to the main parser's subcommands.
 
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers()`` returned.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The command's parser; it calls :func:`run`.
+    Builds the options and sets ``run`` as the command's function (the
+    interface of every command module: see :mod:`fastdeconv.cli`).
 
     Examples
     --------
@@ -105,15 +98,7 @@ def add_parser(subparsers):
 def run(args):
     """Reference-free deconvolution (LinSeed) of BULK into K components.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed ``linseed`` command line.
-
-    Returns
-    -------
-    int
-        Exit status 0; bad input raises (see :func:`fastdeconv.cli.main`).
+    Returns the exit status 0; bad input raises (see :func:`fastdeconv.cli.main`).
 
     Examples
     --------

@@ -20,15 +20,8 @@ from fastdeconv.cli._common import (
 def add_parser(subparsers):
     """Add the ``simulate`` command to the main parser's subcommands.
 
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers()`` returned.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The command's parser; it calls :func:`run`.
+    Builds the options and sets ``run`` as the command's function (the
+    interface of every command module: see :mod:`fastdeconv.cli`).
 
     Examples
     --------
@@ -102,15 +95,7 @@ def add_parser(subparsers):
 def run(args):
     """Pseudo-bulk samples with known fractions from labelled single-cell counts.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed ``simulate`` command line.
-
-    Returns
-    -------
-    int
-        Exit status 0; bad input raises (see :func:`fastdeconv.cli.main`).
+    Returns the exit status 0; bad input raises (see :func:`fastdeconv.cli.main`).
 
     Examples
     --------
