@@ -21,7 +21,43 @@ Examples
 
 from __future__ import annotations
 
-__all__ = ["Fix", "InputProblem"]
+__all__ = ["Fix", "InputProblem", "literal", "Placeholder"]
+
+
+def literal(text):
+    """``text`` (user data: gene, sample or file names) made safe inside a message template.
+
+    Parameters
+    ----------
+    text : object
+        Anything; it is converted with ``str``.
+
+    Returns
+    -------
+    str
+        The text with its braces doubled, so ``str.format`` leaves it as it is.
+
+    Examples
+    --------
+    >>> from fastdeconv.errors import InputProblem, literal
+    >>> str(InputProblem("no gene " + literal("{weird}") + " here"))
+    'no gene {weird} here'
+    """
+    return str(text).replace("{", "{{").replace("}", "}}")
+
+
+class Placeholder(str):
+    """A remedy's value that the user fills in, shown as written (no quotes).
+
+    Examples
+    --------
+    >>> from fastdeconv.errors import Fix, Placeholder
+    >>> Fix("n_clusters", Placeholder("N")).python(), Fix("n_clusters", Placeholder("N")).cli("--clusters")
+    ('n_clusters=N', '--clusters N')
+    """
+
+    def __repr__(self):
+        return str(self)
 
 
 class Fix:

@@ -41,7 +41,7 @@ def _rna_content_series(rna_content, types):
     if bad.any():
         raise ValueError(
             "rna_content must be finite and positive (it is a ratio of RNA per cell), got "
-            f"{dict(zip(np.asarray(types)[bad][:6], values[bad][:6], strict=False))}"
+            + ", ".join(f"{t}: {float(v):g}" for t, v in zip(np.asarray(types)[bad][:6], values[bad][:6]))
         )
     return pd.Series(values, index=list(types), name="rna_content")
 

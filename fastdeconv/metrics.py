@@ -18,10 +18,13 @@ import numpy as np
 import pandas as pd
 
 from fastdeconv._deprecated import moved_names
+from fastdeconv.errors import Fix, InputProblem, literal
 
 __all__ = ["Evaluation", "evaluate", "group_types", "pearson_r", "rmse", "ccc", "bias"]
 
 _METRICS = ("pearson_r", "rmse", "ccc", "bias")
+#: What ``samples=`` of :func:`evaluate` accepts.
+SAMPLES = ("all", "common")
 
 
 def _pair(x, y):
@@ -266,13 +269,15 @@ class Evaluation:
     def __str__(self):
         return self.summary()
 
-    def plot(self, path=None):
+    def plot(self, path=None, *, title=None):
         """Scatter plots of estimated vs true proportions per type.
 
         Parameters
         ----------
         path : str or path-like, optional
             Save the figure there (format from the extension).
+        title : str, optional
+            The figure's title (what was evaluated: dataset, method).
 
         Returns
         -------
@@ -289,10 +294,10 @@ class Evaluation:
         """
         from fastdeconv.plotting import plot_estimate_vs_truth
 
-        return plot_estimate_vs_truth(self, path=path)
+        return plot_estimate_vs_truth(self, path=path, title=title)
 
 
-def _as_frame(obj, name):
+def _as_frame(obj, name, transpose=False):
     if isinstance(obj, pd.DataFrame):
         frame = obj
     elif hasattr(obj, "proportions") and isinstance(obj.proportions, pd.DataFrame):
@@ -308,6 +313,8 @@ def _as_frame(obj, name):
         if values.ndim != 2:
             raise ValueError(f"{name} must be 2-D (samples x types), got shape {values.shape}")
         frame = pd.DataFrame(values)
+    if transpose:
+        frame = frame.T
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {frame.shape}); it must be samples x types")
     if frame.columns.duplicated().any():
@@ -330,26 +337,99 @@ def _as_frame(obj, name):
     return pd.DataFrame(values, index=frame.index, columns=frame.columns)
 
 
-def _align_samples(est, tru, notes):
+def _ids(index, limit=3):
+    """A few ids of ``index`` for a message (braces escaped for InputProblem templates)."""
+    head = [str(i) for i in list(index)[:limit]]
+    return literal(", ".join(repr(h) for h in head) + (", ..." if len(index) > limit else ""))
+
+
+def _sums_by_row(frame):
+    """True when a table's rows (not its columns) sum to one constant, as a samples x types
+    table of proportions does; False for the reverse; None when its sums cannot tell."""
+    if min(frame.shape) < 3:
+        return None
+    values = frame.to_numpy(dtype=np.float64)
+
+    def spread(sums):
+        mean = np.mean(sums)
+        return np.inf if mean <= 0 else float(np.std(sums) / mean)
+
+    rows, cols = spread(values.sum(axis=1)), spread(values.sum(axis=0))
+    if rows < 0.05 and cols > 0.2:
+        return True
+    if cols < 0.05 and rows > 0.2:
+        return False
+    return None
+
+
+def _check_orientation(est, tru):
+    """Refuse an estimate or truth whose samples and cell types look swapped.
+
+    Both are samples x types here.  Names decide first: no common sample id,
+    but the estimate's sample ids among the truth's cell types (or the reverse),
+    means one table is transposed; which one the row sums tell when they can
+    (proportions of a sample sum to one constant).  Tables whose sums both say
+    "transposed" are refused too, even when their names pair up.
+    """
+    n_samples = len(est.index.intersection(tru.index))
+    samples_as_types = est.index.intersection(tru.columns, sort=False)
+    types_as_samples = est.columns.intersection(tru.index, sort=False)
+    est_ok, tru_ok = _sums_by_row(est), _sums_by_row(tru)
+    if n_samples == 0 and (len(samples_as_types) or len(types_as_samples)):
+        if len(samples_as_types):
+            evidence = (f"{_ids(samples_as_types)} are samples of the estimate but cell types "
+                        "of the truth")
+        else:
+            evidence = (f"{_ids(types_as_samples)} are cell types of the estimate but samples "
+                        "of the truth")
+        if est_ok is not False and tru_ok is False:
+            raise InputProblem(
+                f"the truth looks transposed: {evidence}; pass {{0}}", Fix("transpose_truth")
+            )
+        if tru_ok is not False and est_ok is False:
+            raise InputProblem(
+                f"the estimate looks transposed: {evidence}; pass {{0}}", Fix("transpose_estimate")
+            )
+        raise InputProblem(
+            f"the estimate or the truth is transposed: {evidence}; pass {{0}} if it is the "
+            "truth, {1} if it is the estimate",
+            Fix("transpose_truth"), Fix("transpose_estimate"),
+        )
+    if est_ok is False and tru_ok is False:
+        raise InputProblem(
+            "the estimate and the truth both look transposed: in each, the proportions of a "
+            "cell type across samples sum to one, not those of a sample across cell types "
+            f"(the estimate's samples are {_ids(est.index)}); pass {{0}} and {{1}}",
+            Fix("transpose_estimate"), Fix("transpose_truth"),
+        )
+
+
+def _align_samples(est, tru, samples, notes):
     if est.index.equals(tru.index):
         return est, tru
     common = est.index.intersection(tru.index, sort=False)
     if len(common) == 0:
-        hint = ""
-        if len(est.columns.intersection(tru.index)) or len(est.index.intersection(tru.columns)):
-            hint = " (the truth looks transposed: it must be samples x types, like the estimate)"
-        elif len(est) == len(tru):
-            hint = " (reset both indexes to compare samples by position)"
         raise ValueError(
-            f"estimate and truth share no sample ids: estimate has {list(est.index[:3])}..., "
-            f"truth has {list(tru.index[:3])}...{hint}"
+            f"estimate and truth share no sample ids: the estimate has {list(est.index[:3])}"
+            f"..., the truth {list(tru.index[:3])}...; give both tables the same sample ids"
         )
-    dropped_e = len(est) - len(common)
-    dropped_t = len(tru) - len(common)
-    if dropped_e or dropped_t:
+    only_e = est.index.difference(common, sort=False)
+    only_t = tru.index.difference(common, sort=False)
+    if len(only_e) or len(only_t):
+        if samples == "all":
+            parts = [f"estimate-only e.g. {_ids(only_e)}" if len(only_e) else "",
+                     f"truth-only e.g. {_ids(only_t)}" if len(only_t) else ""]
+            parts = "; ".join(p for p in parts if p)
+            raise InputProblem(
+                f"estimate and truth share only {len(common)} samples (the estimate has "
+                f"{len(est)}, the truth {len(tru)}; {parts}); pass {{0}} "
+                f"to evaluate the {len(common)} common samples only, or give both tables the "
+                "same samples",
+                Fix("samples", "common"),
+            )
         notes.append(
-            f"{len(common)} common samples evaluated; {dropped_e} estimate-only and "
-            f"{dropped_t} truth-only samples ignored"
+            f"{len(common)} common samples evaluated; {len(only_e)} estimate-only and "
+            f"{len(only_t)} truth-only samples ignored"
         )
     return est.loc[common], tru.loc[common]
 
@@ -357,10 +437,12 @@ def _align_samples(est, tru, notes):
 def _match_names(est, tru, notes):
     common = [c for c in tru.columns if c in set(est.columns)]
     if not common:
-        raise ValueError(
-            "estimate and truth share no cell type names: estimate has "
-            f"{list(est.columns[:6])}, truth has {list(tru.columns[:6])}; rename the columns, "
-            "or use match='best' for unnamed (reference-free) components"
+        raise InputProblem(
+            "estimate and truth share no cell type names: the estimate has "
+            f"{literal(list(est.columns[:6]))}, the truth {literal(list(tru.columns[:6]))}; give them "
+            "the same names, or pass {0} to pair unnamed (reference-free) components with the "
+            "types they correlate best with",
+            Fix("match", "best"),
         )
     unmatched_e = [c for c in est.columns if c not in set(common)]
     unmatched_t = [c for c in tru.columns if c not in set(common)]
@@ -386,7 +468,10 @@ def _match_best(est, tru, notes):
     from scipy.optimize import linear_sum_assignment
 
     if len(est) < 2:
-        raise ValueError("match='best' needs at least 2 samples to correlate components with types")
+        raise ValueError(
+            "pairing components with types by correlation (match 'best') needs at least 2 "
+            "samples"
+        )
     corr = _correlation_matrix(est.to_numpy(), tru.to_numpy())
     rows, cols = linear_sum_assignment(corr, maximize=True)
     matching = {est.columns[r]: tru.columns[c] for r, c in zip(rows, cols, strict=True)}
@@ -402,7 +487,10 @@ def _match_best(est, tru, notes):
     return matching, unmatched_e, unmatched_t
 
 
-def evaluate(estimate, truth, *, match="names", renormalize=False):
+def evaluate(
+    estimate, truth, *, match="names", renormalize=False, samples="all",
+    transpose_estimate=False, transpose_truth=False,
+):
     """Compare estimated proportions with the truth.
 
     Parameters
@@ -426,6 +514,15 @@ def evaluate(estimate, truth, *, match="names", renormalize=False):
         Rescale each sample's evaluated estimates to sum to 1 (useful when the
         estimate has more types than the truth, e.g. 22 LM22 columns scored
         against 9 measured subsets).
+    samples : {"all", "common"}, default "all"
+        ``"all"``: both tables must hold the same samples (in any order); a
+        partial overlap is an error naming how many match.  ``"common"``:
+        evaluate the samples present in both (the others are listed in
+        ``notes``).
+    transpose_estimate, transpose_truth : bool, default False
+        The table is types x samples: transpose it first.  A table whose
+        samples and types look swapped is refused with a message naming
+        these options; nothing is flipped silently.
 
     Returns
     -------
@@ -437,13 +534,14 @@ def evaluate(estimate, truth, *, match="names", renormalize=False):
     ------
     ValueError
         When the inputs share no sample ids or no type names, contain NaN, or
-        ``match`` is unknown.
+        ``match`` is unknown.  A :class:`fastdeconv.errors.InputProblem` (a
+        ValueError) when one table looks transposed or the samples overlap
+        only in part (``samples="all"``), naming the option that fixes it.
 
     Notes
     -----
-    Samples are matched by index (the common ids are evaluated, in the
-    estimate's order). Pearson's r of a type whose truth (or estimate) is
-    constant is undefined and reported as NaN.
+    Samples are matched by index (in the estimate's order).  Pearson's r of a
+    type whose truth (or estimate) is constant is undefined and reported as NaN.
 
     Examples
     --------
@@ -467,10 +565,13 @@ def evaluate(estimate, truth, *, match="names", renormalize=False):
     """
     if match not in ("names", "best"):
         raise ValueError(f"match must be 'names' or 'best', got {match!r}")
-    est = _as_frame(estimate, "estimate")
-    tru = _as_frame(truth, "truth")
+    if samples not in SAMPLES:
+        raise ValueError(f"samples must be one of {SAMPLES}, got {samples!r}")
+    est = _as_frame(estimate, "estimate", transpose_estimate)
+    tru = _as_frame(truth, "truth", transpose_truth)
+    _check_orientation(est, tru)
     notes = []
-    est, tru = _align_samples(est, tru, notes)
+    est, tru = _align_samples(est, tru, samples, notes)
     if match == "names":
         matching, unmatched_e, unmatched_t = _match_names(est, tru, notes)
     else:

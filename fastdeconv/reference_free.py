@@ -9,10 +9,14 @@ are mutually linear and sit at its corner.  :func:`linseed` finds the
 significantly linear genes, the simplex and its corners, then the
 proportions and the signature:
 
-1. preprocessing: drop non-finite and all-zero genes, keep the ``top_genes``
-   most expressed (mean of ``log2(1 + x)``), refuse log-scale input;
+1. preprocessing: refuse a transposed table (fewer genes than samples) and
+   ``n_types`` not below the samples before any work, read the bulk as
+   :func:`fastdeconv.deconvolve` does (refusing NaN, negative, duplicated and
+   log-scale genes), drop all-zero genes, keep the ``top_genes`` most
+   expressed (mean of ``log2(1 + x)``);
 2. mutual linearity of every gene pair, computed in blocks (BLAS products and a
-   Numba kernel, memory bounded by ``block_rows``), and a per-gene permutation
+   Numba kernel, memory bounded by ``block_memory_mb`` per worker: no genes x
+   genes matrix is ever formed), and a per-gene permutation
    p-value of its summed edge weight; genes with ``p < pvalue`` are kept;
 3. the number of components ``k`` (fixed, or chosen by a documented rule from
    the singular-value spectrum and a noise-subspace estimate);
@@ -45,9 +49,52 @@ import pandas as pd
 
 from fastdeconv._checks import check_choice, check_float, check_int
 from fastdeconv._parallel import resolve_n_jobs
+from fastdeconv.errors import Fix, InputProblem, literal
+from fastdeconv.inputs import MISSING, SCALES
 from fastdeconv.results import ProportionsResult
 
 __all__ = ["linseed", "LinseedResult", "KDiagnostics", "estimate_k"]
+
+#: Most samples LinSeed analyses at once.  Every dense matrix of the method is
+#: genes x samples, (a block of) genes x genes computed in blocks of bounded
+#: memory, or samples x samples (the spectrum, the noise estimate and the
+#: projection); the last grow with the square of the samples: at this bound
+#: each takes 200 MB and their eigendecompositions about a minute.
+MAX_SAMPLES = 5000
+
+
+def _check_samples(m, name):
+    """Refuse more than :data:`MAX_SAMPLES` samples (before any samples x samples matrix)."""
+    if m > MAX_SAMPLES:
+        raise ValueError(
+            f"{name} has {m} samples; LinSeed analyses at most {MAX_SAMPLES} at a time (its "
+            "samples x samples matrices grow with the square of their number): run it on "
+            f"subsets of at most {MAX_SAMPLES} samples"
+        )
+
+
+def _one_of(fixes):
+    """Placeholders ``{0}``, ``{0} or {1}``, ``{0}, {1} or {2}`` ... for ``len(fixes)`` remedies."""
+    slots = [f"{{{i}}}" for i in range(len(fixes))]
+    return slots[0] if len(slots) == 1 else ", ".join(slots[:-1]) + " or " + slots[-1]
+
+
+#: The p-value thresholds suggested, in turn, when too few genes are significant.
+_LARGER_PVALUES = (0.05, 0.1, 0.2, 0.5)
+
+
+def _more_genes(options, n_clean):
+    """Remedies that let more genes through: a larger ``pvalue``, more ``top_genes``.
+
+    ``n_clean`` is the number of genes left by the filters before ``top_genes``.
+    """
+    fixes = []
+    larger = next((p for p in _LARGER_PVALUES if p > options.pvalue), None)
+    if larger is not None:
+        fixes.append(Fix("pvalue", larger))
+    if options.top_genes < n_clean:
+        fixes.append(Fix("top_genes", n_clean))
+    return fixes
 
 
 # --------------------------------------------------------------------------- k
@@ -126,27 +173,24 @@ def _hysime_k(Y):
     Noise is estimated by regressing each sample on all the others; a
     component of the signal correlation matrix counts when the data's power
     along it exceeds twice the noise power (Bioucas-Dias & Nascimento 2008).
+    Every matrix is samples x samples: with ``P`` the inverse of the (lightly
+    regularised) Gram matrix ``Y Y'``, the residual of sample ``i`` regressed
+    on the others is ``P[i] Y / P[i, i]``, so all the regressions are one
+    product (the paper's loop over samples costs a cube of the samples more).
     """
     L, N = Y.shape
     RR = Y @ Y.T
     RR = RR + (1e-10 * np.trace(RR) / L) * np.eye(L)
     RRi = np.linalg.inv(RR)
-    noise = np.empty_like(Y)
-    for i in range(L):
-        XX = RRi - np.outer(RRi[:, i], RRi[i, :]) / RRi[i, i]
-        RRa = RR[:, i].copy()
-        RRa[i] = 0.0
-        beta = XX @ RRa
-        beta[i] = 0.0
-        noise[i] = Y[i] - beta @ Y
+    noise = (RRi @ Y) / np.diag(RRi)[:, None]
     Rn = np.diag(np.einsum("ij,ij->i", noise, noise) / N)
     Xs = Y - noise
     Ry = Y @ Y.T / N
     Rx = Xs @ Xs.T / N
     _, E = np.linalg.eigh(Rx)
     E = E[:, ::-1]
-    Py = np.einsum("ij,ik,kj->j", E, Ry, E)
-    Pn = np.einsum("ij,ik,kj->j", E, Rn, E)
+    Py = np.einsum("ij,ij->j", E, Ry @ E)
+    Pn = np.einsum("ij,ij->j", E, Rn @ E)
     return int(np.sum(Py > 2.0 * Pn))
 
 
@@ -197,14 +241,27 @@ def estimate_k(normalised, *, variance_threshold=0.99, max_k=None, n_types="auto
     X = np.asarray(normalised, dtype=np.float64)
     if X.ndim != 2 or min(X.shape) < 2:
         raise ValueError(f"need a 2-D genes x samples array with >= 2 of each, got shape {X.shape}")
+    if X.shape[0] < X.shape[1]:
+        raise ValueError(
+            f"normalised has {X.shape[0]} rows (genes) and {X.shape[1]} columns (samples): fewer "
+            "genes than samples, so it looks transposed (samples as rows); pass its transpose"
+        )
+    _check_samples(X.shape[1], "normalised")
     variance_threshold = check_float(variance_threshold, "variance_threshold", maximum=1.0)
     return _choose_k(X, variance_threshold, max_k, n_types)
 
 
 def _choose_k(X, variance_threshold, max_k, n_types):
     """The rule of :func:`estimate_k` on checked input (float64 genes x samples, >= 2 of each)."""
-    # singular values from the small samples x samples Gram matrix
-    s = np.sqrt(np.clip(np.linalg.eigvalsh(X.T @ X)[::-1], 0.0, None))
+    n, m = X.shape
+    # the singular values from the smaller Gram matrix (samples x samples, or genes x
+    # genes when fewer genes than samples are left); the missing ones are zero
+    if n >= m:
+        eig = np.linalg.eigvalsh(X.T @ X)
+    else:
+        eig = np.concatenate([np.linalg.eigvalsh(X @ X.T), np.zeros(m - n)])
+        eig.sort()
+    s = np.sqrt(np.clip(eig[::-1], 0.0, None))
     total = float(np.sum(s**2))
     explained = np.cumsum(s**2) / total if total > 0 else np.ones_like(s)
     upper = X.shape[1] if max_k is None else int(max_k)
@@ -244,16 +301,27 @@ def _normalise(G):
 
 
 def _block_rows(n, memory_mb):
-    """Rows per block so that a worker's two block products fit in ``memory_mb``."""
+    """Rows per block so that a worker's two block products fit in ``memory_mb``.
+
+    A block of ``b`` rows multiplies into two ``b x n`` products (8 bytes a
+    value); at least one row, which exceeds ``memory_mb`` only beyond 65,536
+    genes per megabyte.
+    """
     rows = int(memory_mb * 2**20 / (2 * 8 * max(n, 1)))
-    return max(16, min(n, rows))
+    return max(1, min(n, rows))
 
 
 def _linearity(X, R, sq, tss, spearman_threshold, block_rows, n_jobs):
     """Per-gene summed edge weight and degree over all pairs, in blocks of rows.
 
-    Each block owns its accumulators, and they are added in block order, so
-    the result does not depend on the number of threads.
+    No genes x genes matrix is formed: each worker holds the two products of
+    one block of rows (``2 * 8 * block_rows * n`` bytes; see :func:`_block_rows`)
+    and that block's accumulators (``16 n`` bytes).  The blocks run in waves
+    of a few per worker, each wave's accumulators added to the totals before
+    the next starts, so the step's memory is bounded by ``n_jobs`` times
+    ``block_memory_mb`` plus a few vectors per worker, whatever the number of
+    blocks.  The accumulators are added in block order, so the result does not
+    depend on the number of threads.
     """
     from fastdeconv._parallel import thread_map
     from fastdeconv.kernels.linearity import accumulate_block
@@ -268,11 +336,18 @@ def _linearity(X, R, sq, tss, spearman_threshold, block_rows, n_jobs):
                                     spearman_threshold, power, degree)
         return power, degree, edges
 
+    starts = range(0, n, block_rows)
     # the triangle's first blocks are the widest: thread_map hands them out first
-    parts = thread_map(run, range(0, n, block_rows), n_jobs)
-    power = np.array([p for p, _, _ in parts]).sum(axis=0)
-    degree = np.array([d for _, d, _ in parts]).sum(axis=0)
-    return power, degree, int(sum(e for _, _, e in parts))
+    wave = 4 * resolve_n_jobs(n_jobs)
+    power = np.zeros(n)
+    degree = np.zeros(n, dtype=np.int64)
+    n_edges = 0
+    for w in range(0, len(starts), wave):
+        for p, d, e in thread_map(run, starts[w:w + wave], n_jobs):
+            power += p
+            degree += d
+            n_edges += e
+    return power, degree, int(n_edges)
 
 
 def _draw_edge_weights(X, R, sq, tss, spearman_threshold, size, n_edges, rng):
@@ -354,11 +429,12 @@ def _project(Xf, k):
     return mu, V, np.ascontiguousarray(centred @ V)
 
 
-def _find_corners(Y, k, hinge_weight, n_restarts, rng):
+def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=()):
     """SPA start, then the hinge-penalised minimum-volume refinement with restarts.
 
     Returns the corners ((k-1) x k, one column per corner), the SPA genes and
-    a dict of diagnostics.
+    a dict of diagnostics.  ``more_genes``: the remedies (:class:`Fix`) that
+    keep more genes, named when the genes span no ``k``-corner simplex.
     """
     from scipy.optimize import minimize
 
@@ -369,10 +445,12 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng):
     spa, residual = successive_projection(Ya, k)
     start = np.ascontiguousarray(Y[spa].T)
     if len(set(spa.tolist())) < k or np.linalg.matrix_rank(np.vstack([start, np.ones(k)])) < k:
-        raise ValueError(
+        fixes = [Fix("n_types", k - 1)] if k > 2 else []
+        fixes += list(more_genes)
+        advice = f"; use {_one_of(fixes)}" if fixes else ""
+        raise InputProblem(
             f"the significant genes do not span a {k}-corner simplex (the successive "
-            f"projection found only degenerate corners); use fewer components (n_types < {k}) "
-            "or keep more genes (a larger pvalue or top_genes)"
+            f"projection found only degenerate corners){advice}", *fixes
         )
     spread = Y.std(axis=0)[:, None]
 
@@ -452,9 +530,13 @@ def _proportions(corners, G, keep, n_jobs, weighting="variance"):
     totals = W0.sum(axis=0)
     if np.any(totals <= 0):
         empty = [j + 1 for j in np.flatnonzero(totals <= 0)]
+        if k > 2:
+            raise InputProblem(
+                f"component(s) {empty} explain no gene; the data do not support {k} "
+                "components: use fewer ({0})", Fix("n_types", k - 1)
+            )
         raise ValueError(
-            f"component(s) {empty} explain no gene; the data do not support {k} components: "
-            "use fewer (n_types)"
+            f"component(s) {empty} explain no gene; the data do not support {k} components"
         )
     Wn = W0 / totals
     Gn = G / G.sum(axis=0)
@@ -519,9 +601,10 @@ class LinseedResult(ProportionsResult):
         column-normalised significant genes; ``||sqrt(w) (A x - b)||`` with the
         gene weights ``w`` of the weighted fit) and ``converged``.
     dropped : dict
-        Genes removed by preprocessing: ``non_finite``, ``all_zero``,
-        ``low_mean`` (below ``min_mean``), ``below_top`` (not among the most
-        expressed), ``not_significant``.
+        Genes removed by preprocessing: ``missing`` (with NaN values, when
+        ``missing="drop"``; refused otherwise, as by :func:`fastdeconv.deconvolve`),
+        ``all_zero``, ``low_mean`` (below ``min_mean``), ``below_top`` (not
+        among the most expressed), ``not_significant``.
     info : dict
         Diagnostics of the corner search, the number of edges, the seed,
         ``variance_power`` (the exponent ``b`` of the weights of the
@@ -658,39 +741,62 @@ class LinseedResult(ProportionsResult):
                 rows.append((comp, g, r, float(dd)))
         return pd.DataFrame(rows, columns=["component", "gene", "rank", "distance"])
 
-    def plot_spectrum(self, path=None, ax=None):
+    def plot_spectrum(self, path=None, ax=None, *, title=None):
         """Singular-value spectrum with the chosen k; see :func:`fastdeconv.plotting.plot_spectrum`."""
         from fastdeconv.plotting._linseed import plot_spectrum
 
-        return plot_spectrum(self, path=path, ax=ax)
+        return plot_spectrum(self, path=path, ax=ax, title=title)
 
-    def plot_simplex(self, path=None, ax=None, dims=(0, 1)):
+    def plot_simplex(self, path=None, ax=None, dims=(0, 1), *, title=None):
         """Projected genes, simplex and corners; see :func:`fastdeconv.plotting.plot_simplex`."""
         from fastdeconv.plotting._linseed import plot_simplex
 
-        return plot_simplex(self, path=path, ax=ax, dims=dims)
+        return plot_simplex(self, path=path, ax=ax, dims=dims, title=title)
 
-    def plot_significance(self, path=None, ax=None):
+    def plot_significance(self, path=None, ax=None, *, title=None):
         """Degree vs summed edge weight; see :func:`fastdeconv.plotting.plot_significance`."""
         from fastdeconv.plotting._linseed import plot_significance
 
-        return plot_significance(self, path=path, ax=ax)
+        return plot_significance(self, path=path, ax=ax, title=title)
 
-    def plot(self, path=None):
+    def plot(self, path=None, *, title=None):
         """The three diagnostic plots side by side; see :func:`fastdeconv.plotting.plot_linseed`.
 
         (The stacked proportions are :meth:`plot_proportions`.)
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Save the figure there.
+        title : str, optional
+            The figure's title: name the dataset (default: the number of
+            components, genes and samples; ``""`` for none).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Examples
+        --------
+        >>> from fastdeconv.reference_free import linseed
+        >>> from fastdeconv.simulate import synthetic
+        >>> res = linseed(synthetic(n_genes=400, n_types=3, n_samples=12, seed=1).bulk, 3,
+        ...               n_permutations=20, pvalue=0.05)
+        >>> len(res.plot(title="LinSeed: GSE19830").axes)
+        4
         """
         from fastdeconv.plotting._linseed import plot_linseed
 
-        return plot_linseed(self, path=path)
+        return plot_linseed(self, path=path, title=title)
 
 
 # ------------------------------------------------------------------- options
 
-#: The scales :func:`linseed` accepts: a subset of :data:`fastdeconv.inputs.SCALES`
-#: (un-logged by :func:`fastdeconv.inputs.unlog`).
-LINSEED_SCALES = ("auto", "linear", "log2")
+#: The scales :func:`linseed` accepts: those of :data:`fastdeconv.inputs.SCALES`
+#: (un-logged by :func:`fastdeconv.inputs.unlog`), as :func:`fastdeconv.deconvolve` does.
+LINSEED_SCALES = SCALES
+#: What to do with duplicated gene names (:func:`fastdeconv.inputs.harmonize_genes`).
+DUPLICATES = ("raise", "sum")
 #: The weightings of the proportions fit.
 WEIGHTINGS = ("variance", "none")
 
@@ -708,7 +814,7 @@ class LinseedOptions:
     ----------
     n_types, top_genes, min_mean, n_permutations, pvalue, seed, spearman_threshold, \
 variance_threshold, hinge_weight, n_restarts, weighting, n_markers, marker_genes, scale, \
-block_memory_mb, n_jobs
+transpose, duplicates, missing, case_insensitive, strip_version, block_memory_mb, n_jobs
         As in :func:`linseed`, with the same defaults.
 
     Raises
@@ -729,8 +835,8 @@ block_memory_mb, n_jobs
     >>> try:
     ...     LinseedOptions(pvalue=0.01, n_permutations=50)
     ... except ValueError as err:
-    ...     print(str(err)[:60])
-    with n_permutations=50 the smallest possible p-value is 1/51
+    ...     print(str(err)[:58])
+    with 50 permutations the smallest possible p-value is 1/51
     """
 
     n_types: object = "auto"
@@ -747,6 +853,11 @@ block_memory_mb, n_jobs
     n_markers: int = 100
     marker_genes: dict = None
     scale: str = "auto"
+    transpose: bool = False
+    duplicates: str = "raise"
+    missing: str = "raise"
+    case_insensitive: bool = False
+    strip_version: bool = False
     block_memory_mb: float = 64
     n_jobs: int = None
 
@@ -768,11 +879,13 @@ block_memory_mb, n_jobs
         n_permutations = checked["n_permutations"]
         if 1.0 / (n_permutations + 1.0) >= pvalue:
             need = int(np.ceil(1.0 / pvalue))
-            raise ValueError(
-                f"with n_permutations={n_permutations} the smallest possible p-value is "
-                f"1/{n_permutations + 1} = {1 / (n_permutations + 1):.3g}, not below "
-                f"pvalue={pvalue}: no gene could pass; use n_permutations >= {need} or a larger "
-                "pvalue"
+            fixes = [Fix("n_permutations", need)]
+            larger = next((p for p in (*_LARGER_PVALUES, 1.0) if p > 1.0 / (n_permutations + 1)))
+            fixes.append(Fix("pvalue", larger))
+            raise InputProblem(
+                f"with {n_permutations} permutations the smallest possible p-value is "
+                f"1/{n_permutations + 1} = {1 / (n_permutations + 1):.3g}, not below the "
+                f"threshold {pvalue}: no gene could pass; use {{0}} (or more) or {{1}}", *fixes
             )
         checked["spearman_threshold"] = check_float(
             self.spearman_threshold, "spearman_threshold", minimum=-1.0, allow_minimum=True,
@@ -781,7 +894,15 @@ block_memory_mb, n_jobs
                                                     maximum=1.0)
         checked["hinge_weight"] = check_float(self.hinge_weight, "hinge_weight")
         check_choice(self.scale, "scale", LINSEED_SCALES)
+        check_choice(self.duplicates, "duplicates", DUPLICATES)
+        check_choice(self.missing, "missing", MISSING)
         check_choice(self.weighting, "weighting", WEIGHTINGS)
+        for name in ("transpose", "case_insensitive", "strip_version"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            checked[name] = bool(getattr(self, name))
+        if isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool):
+            checked["seed"] = check_int(self.seed, "seed", minimum=0)
         if self.marker_genes and not isinstance(self.marker_genes, dict):
             raise TypeError("marker_genes must be a dict {cell type name: list of genes}")
         checked["block_memory_mb"] = check_float(self.block_memory_mb, "block_memory_mb")
@@ -799,39 +920,72 @@ block_memory_mb, n_jobs
 MIN_MEAN_COUNT = 10.0
 
 
-def _prepare(bulk, top_genes, scale, genes, layer, min_mean="auto"):
-    """Coerce, clean (count what was dropped), check the scale, keep the top genes.
+def _prepare(bulk, top_genes, scale, genes, layer, min_mean="auto", *, transpose=False,
+             n_types="auto", duplicates="raise", missing="raise", case_insensitive=False,
+             strip_version=False):
+    """Read, check the shape, then clean (count what was dropped) and keep the top genes.
 
-    Genes with a non-finite value are dropped before un-logging (``log2(0)``
-    is ``-inf``), all-zero genes after it.  Returns the clean table (genes x
-    samples, linear), its values, the positions of the analysed genes and the
-    counts of dropped genes.
+    The orientation, the number of samples and ``n_types`` are checked on the
+    table as read, before anything else is computed; the table is then read
+    as :func:`fastdeconv.deconvolve` reads its bulk
+    (:func:`fastdeconv.inputs.read_expression`: scale, NaN, negative values,
+    duplicated gene names).  All-zero genes are dropped.  Returns the clean
+    table (genes x samples, linear), its values, the positions of the analysed
+    genes and the counts of dropped genes.
     """
-    from fastdeconv.inputs import as_expression_frame, check_expression, unlog
+    from fastdeconv.inputs import as_expression_frame, is_anndata, read_expression
 
-    df = as_expression_frame(bulk, name="bulk", genes=genes, layer=layer)
-    if df.shape[1] < 3:
+    if transpose and (is_anndata(bulk) or str(bulk).lower().endswith(".h5ad")):
+        raise ValueError("bulk: transpose applies to tables and arrays; AnnData is always "
+                         "samples x genes")
+    orient = "columns_by_genes" if transpose else "genes_by_columns"
+    df = as_expression_frame(bulk, name="bulk", genes=genes, layer=layer, orient=orient)
+    n, m = df.shape
+    if n < m:
+        if transpose:
+            raise ValueError(
+                f"bulk, transposed as asked, has {n} genes (rows) and {m} samples (columns): "
+                "LinSeed needs many more genes than samples, so the table was genes x samples "
+                "already; do not transpose it"
+            )
+        raise InputProblem(
+            f"bulk has {n} rows and {m} columns: fewer genes than samples, so the table looks "
+            "transposed (samples as rows, genes as columns; LinSeed needs many genes and few "
+            "samples); pass {0} to read it as samples x genes, or transpose the table",
+            Fix("transpose"),
+        )
+    if m < 3:
         raise ValueError(
-            f"bulk has {df.shape[1]} sample(s); LinSeed needs at least 3 samples (and more "
+            f"bulk has {m} sample(s); LinSeed needs at least 3 samples (and more "
             "samples than components) to find a simplex"
         )
+    _check_samples(m, "bulk")
+    if not isinstance(n_types, str) and n_types >= m:
+        raise InputProblem(
+            f"{n_types} components need more samples than components, but bulk has {m} "
+            "samples; use {0} or fewer, or {1}", Fix("n_types", m - 1), Fix("n_types", "auto")
+        )
+    n_missing = 0
+    if missing == "drop":
+        n_missing = int(np.isnan(df.to_numpy(dtype=np.float64)).any(axis=1).sum())
+    df = read_expression(df, name="bulk", scale=scale, duplicates=duplicates, missing=missing,
+                         case_insensitive=case_insensitive, strip_version=strip_version)
     values = df.to_numpy(dtype=np.float64)
-    finite = np.isfinite(values).all(axis=1)
-    values = unlog(values[finite], scale)
     nonzero = values.any(axis=1)
-    values = values[nonzero]
-    df = pd.DataFrame(values, index=df.index[finite][nonzero], columns=df.columns)
+    if not nonzero.all():
+        values = values[nonzero]
+        df = pd.DataFrame(values, index=df.index[nonzero], columns=df.columns)
     if df.shape[0] == 0:
-        raise ValueError("bulk has no gene with finite, non-zero values")
-    check_expression(df, name="bulk", allow_log=scale != "auto")
-    dropped = {"non_finite": int((~finite).sum()), "all_zero": int((~nonzero).sum())}
+        raise ValueError("bulk has no gene with a non-zero value")
+    dropped = {"missing": n_missing, "all_zero": int((~nonzero).sum())}
     if isinstance(min_mean, str):  # "auto": filter count data only
         min_mean = MIN_MEAN_COUNT if np.array_equal(values, np.round(values)) else 0.0
     low = values.mean(axis=1) < min_mean
     dropped["low_mean"] = int(low.sum())
     if low.all():
-        raise ValueError(
-            f"no gene has a mean of at least {min_mean:g}; lower min_mean (0 keeps every gene)"
+        raise InputProblem(
+            f"no gene has a mean of at least {min_mean:g}; lower the threshold ({{0}} keeps "
+            "every gene)", Fix("min_mean", 0)
         )
     if low.any():
         df, values = df.loc[~low], values[~low]
@@ -842,24 +996,58 @@ def _prepare(bulk, top_genes, scale, genes, layer, min_mean="auto"):
     return df, values, order, dropped
 
 
-def _name_components(k, Wn, top_index, marker_genes):
-    """Default names component_1..K, or matched to a user's marker lists."""
+def _marker_names(genes, options):
+    """A marker list's gene names normalised as the bulk's (case, Ensembl versions)."""
+    genes = [str(g) for g in genes]
+    if not (options.case_insensitive or options.strip_version) or not genes:
+        return genes
+    from fastdeconv.inputs import harmonize_genes
+
+    frame = pd.DataFrame({"x": np.zeros(len(genes))}, index=genes)
+    return list(harmonize_genes(frame, name="marker_genes", duplicates="sum",
+                                case_insensitive=options.case_insensitive,
+                                strip_version=options.strip_version).index)
+
+
+def _unmatched_markers(name, genes, clean_index, n_analysed, options):
+    """The error for a marker list none of whose genes is analysed, with its remedies."""
+    fixes = []
+    if any(g in clean_index for g in genes):  # present, but not among the top genes
+        fixes.append(Fix("top_genes", len(clean_index)))
+    elif not options.case_insensitive and clean_index.str.upper().isin(
+            [g.upper() for g in genes]).any():
+        fixes.append(Fix("case_insensitive"))
+    advice = f"; use {_one_of(fixes)}" if fixes else ""
+    return InputProblem(
+        f"none of the {len(genes)} marker genes given for {literal(repr(name))} (e.g. "
+        f"{literal(genes[:3])}) is among the {n_analysed} analysed genes; check the gene "
+        f"names{advice}", *fixes
+    )
+
+
+def _name_components(k, Wn, top_index, marker_genes, clean_index=None, options=None):
+    """Default names component_1..K, or matched to a user's marker lists.
+
+    ``clean_index`` (the genes left by the filters) and ``options`` let the
+    markers be normalised as the bulk's genes and the error name its remedies.
+    """
     names = [f"component_{j + 1}" for j in range(k)]
     if not marker_genes:
         return names
     from scipy.optimize import linear_sum_assignment
 
+    if options is None:
+        options = LinseedOptions()
     share = Wn / np.maximum(Wn.sum(axis=1, keepdims=True), 1e-300)
     position = pd.Index(top_index)
     types = list(marker_genes)
     score = np.zeros((k, len(types)))
     for t, name in enumerate(types):
-        genes = [g for g in marker_genes[name] if g in position]
+        given = _marker_names(marker_genes[name], options)
+        genes = [g for g in given if g in position]
         if not genes:
-            raise ValueError(
-                f"none of the marker genes given for {name!r} is among the analysed genes; "
-                "check the gene names (or raise top_genes)"
-            )
+            clean = pd.Index(top_index if clean_index is None else clean_index)
+            raise _unmatched_markers(name, given, clean, len(position), options)
         score[:, t] = share[position.get_indexer(genes)].mean(axis=0)
     rows, cols = linear_sum_assignment(-score)
     for r, c in zip(rows, cols):
@@ -886,6 +1074,11 @@ def linseed(
     n_markers=100,
     marker_genes=None,
     scale="auto",
+    transpose=False,
+    duplicates="raise",
+    missing="raise",
+    case_insensitive=False,
+    strip_version=False,
     genes=None,
     layer=None,
     block_memory_mb=64,
@@ -898,10 +1091,16 @@ def linseed(
     bulk : DataFrame, ndarray, AnnData or path
         Bulk expression, genes x samples on a **linear** scale (an AnnData
         object is samples x genes); anything
-        :func:`fastdeconv.inputs.as_expression_frame` accepts.
+        :func:`fastdeconv.inputs.as_expression_frame` accepts.  It is read as
+        :func:`fastdeconv.deconvolve` reads its bulk
+        (:func:`fastdeconv.inputs.read_expression`): NaN or infinite values,
+        negative values and duplicated gene names are refused with a message
+        naming them.  A table with fewer genes (rows) than samples (columns)
+        is refused before any work as transposed (see ``transpose``).
     n_types : int or "auto", default "auto"
-        Number of components ``k``; ``"auto"`` applies the rule of
-        :func:`estimate_k` to the significant genes.
+        Number of components ``k``, at least 2 and fewer than the samples;
+        ``"auto"`` applies the rule of :func:`estimate_k` to the significant
+        genes.
     top_genes : int, default 10000
         Analyse the most expressed genes (by mean ``log2(1 + x)``).
     min_mean : "auto" or float, default "auto"
@@ -942,15 +1141,36 @@ def linseed(
         ``{cell type: genes}``: name the components after the cell types whose
         markers they carry most (one-to-one matching); default names are
         ``component_1..K``.
-    scale : {"auto", "linear", "log2"}, default "auto"
+    scale : {"auto", "linear", "log2", "log2p1", "log1p"}, default "auto"
         ``"auto"`` refuses data that look log-transformed; ``"linear"`` asserts
-        the data are linear; ``"log2"`` un-logs them with ``2**x`` first.
+        the data are linear; ``"log2"``, ``"log2p1"`` and ``"log1p"`` un-log
+        them first (``2**x``, ``2**x - 1``, ``exp(x) - 1``; see
+        :func:`fastdeconv.inputs.unlog`), as :func:`fastdeconv.deconvolve` does.
+    transpose : bool, default False
+        ``bulk`` is samples x genes (a DataFrame, array or table file; AnnData
+        is always samples x genes): read it transposed.
+    duplicates : {"raise", "sum"}, default "raise"
+        Duplicated gene names: refuse them, or add their rows up.
+    missing : {"raise", "drop"}, default "raise"
+        Genes with missing (NaN) values: refuse them, naming them, or leave
+        them out (counted in :attr:`LinseedResult.dropped`).
+    case_insensitive : bool, default False
+        Upper-case the gene names (of ``bulk`` and ``marker_genes``), so that
+        ``Cd4`` and ``CD4`` are one gene.
+    strip_version : bool, default False
+        Drop Ensembl version suffixes (``ENSG00000010610.12`` ->
+        ``ENSG00000010610``) from the gene names of ``bulk`` and ``marker_genes``.
     genes : sequence of str, optional
         Gene names for array input.
     layer : str, optional
         AnnData layer to read.
     block_memory_mb : float, default 64
-        Memory per worker for the blocked pairwise step.
+        Memory per worker thread for the blocked pairwise step: each worker
+        computes one block of gene pairs at a time, two products of at most
+        this size, so the step needs about ``n_jobs * block_memory_mb`` (plus
+        a few vectors of the genes per worker) whatever the number of genes.
+        No step forms a genes x genes matrix; the largest others are genes x
+        samples and samples x samples (at most :data:`MAX_SAMPLES` samples).
     n_jobs : int, optional
         Threads for the pairwise step and the solvers (default: all cores).
 
@@ -961,8 +1181,11 @@ def linseed(
     Raises
     ------
     ValueError
-        For invalid options, too few samples or genes, log-scale input, or when
-        too few genes are significant to span ``k`` corners.
+        For invalid options, a transposed table, too few samples or genes,
+        more than :data:`MAX_SAMPLES` samples, ``n_types`` not below the number
+        of samples, NaN, negative or duplicated genes, log-scale input, or when
+        too few genes are significant to span ``k`` corners.  Problems that an
+        option fixes are :class:`fastdeconv.errors.InputProblem` naming it.
 
     Notes
     -----
@@ -1015,6 +1238,8 @@ def linseed(
         pvalue=pvalue, seed=seed, spearman_threshold=spearman_threshold,
         variance_threshold=variance_threshold, hinge_weight=hinge_weight, n_restarts=n_restarts,
         weighting=weighting, n_markers=n_markers, marker_genes=marker_genes, scale=scale,
+        transpose=transpose, duplicates=duplicates, missing=missing,
+        case_insensitive=case_insensitive, strip_version=strip_version,
         block_memory_mb=block_memory_mb, n_jobs=n_jobs,
     )
     # our threads are the parallelism; multi-threaded BLAS on the many small
@@ -1103,13 +1328,11 @@ class _Fit:
 
 def _stage_prepare(bulk, genes, layer, options):
     """Read and clean the bulk, keep the top genes and normalise them."""
-    df, values, top, dropped = _prepare(bulk, options.top_genes, options.scale, genes, layer,
-                                        options.min_mean)
-    m = values.shape[1]
-    if not isinstance(options.n_types, str) and options.n_types > m:
-        raise ValueError(
-            f"n_types={options.n_types} exceeds the number of samples ({m}); use at most {m}"
-        )
+    o = options
+    df, values, top, dropped = _prepare(
+        bulk, o.top_genes, o.scale, genes, layer, o.min_mean, transpose=o.transpose,
+        n_types=o.n_types, duplicates=o.duplicates, missing=o.missing,
+        case_insensitive=o.case_insensitive, strip_version=o.strip_version)
     G = np.ascontiguousarray(values[top])
     X, sq, tss, R = _normalise(G)
     return _Data(df, values, top, dropped, G, X, sq, tss, R)
@@ -1130,9 +1353,13 @@ def _stage_significance(data, options, rng, clock):
     d.dropped["not_significant"] = int(n - keep.size)
     clock.lap("permutation")
     if keep.size < 3:
-        raise ValueError(
+        fixes = _more_genes(options, len(d.values))
+        if options.n_permutations < 1000:  # finer p-values
+            fixes.append(Fix("n_permutations", 1000))
+        advice = f"use {_one_of(fixes)}, or " if fixes else ""
+        raise InputProblem(
             f"only {keep.size} of {n} genes are significantly linear at p < {options.pvalue}; "
-            "raise pvalue, top_genes or n_permutations, or check that the samples are mixtures"
+            f"{advice}check that the samples are mixtures of a few cell types", *fixes
         )
     return _Significance(power, degree, n_edges, pvalues, significant, keep, block)
 
@@ -1143,16 +1370,21 @@ def _stage_k(data, significance, options):
     Xf = np.ascontiguousarray(data.X[keep])
     kd = _choose_k(Xf, options.variance_threshold, None, options.n_types)
     if keep.size <= kd.k:
-        raise ValueError(
-            f"only {keep.size} significant genes for {kd.k} components; raise pvalue or top_genes"
+        fixes = _more_genes(options, len(data.values))
+        if kd.k > 2:
+            fixes.insert(0, Fix("n_types", min(kd.k - 1, max(2, keep.size - 1))))
+        advice = f"; use {_one_of(fixes)}" if fixes else ""
+        raise InputProblem(
+            f"only {keep.size} significant genes for {kd.k} components{advice}", *fixes
         )
     return Xf, kd
 
 
-def _stage_corners(Xf, k, options, rng):
+def _stage_corners(Xf, k, options, rng, n_clean):
     """Project the significant genes and find the simplex's corners."""
     mu, V, Y = _project(Xf, k)
-    corners_y, spa, info = _find_corners(Y, k, options.hinge_weight, options.n_restarts, rng)
+    corners_y, spa, info = _find_corners(Y, k, options.hinge_weight, options.n_restarts, rng,
+                                         _more_genes(options, n_clean))
     corners = mu + corners_y.T @ V.T  # k x m, rows sum to 1
     distance = np.sqrt(((Y[:, :, None] - corners_y[None, :, :]) ** 2).sum(axis=1))  # genes x k
     # barycentric coordinates of the significant genes: each gene belongs to the
@@ -1167,7 +1399,8 @@ def _stage_proportions(data, significance, simplex, options):
     """Proportions from the corners, the component names and the signature."""
     P, info, Wn, variance_power = _proportions(simplex.corners, data.G, significance.keep,
                                                options.n_jobs, options.weighting)
-    names = _name_components(len(P), Wn, data.top_index, options.marker_genes)
+    names = _name_components(len(P), Wn, data.top_index, options.marker_genes,
+                             data.frame.index, options)
     signature = _solve(P.T, data.values.T, "nnls", options.n_jobs)[0].T
     return _Fit(P, info, variance_power, names, signature)
 
@@ -1222,7 +1455,7 @@ def _pipeline(bulk, genes, layer, options):
     significance = _stage_significance(data, options, rng, clock)
     Xf, kd = _stage_k(data, significance, options)
     clock.lap("choose_k")
-    simplex = _stage_corners(Xf, kd.k, options, rng)
+    simplex = _stage_corners(Xf, kd.k, options, rng, len(data.values))
     clock.lap("corners")
     fit = _stage_proportions(data, significance, simplex, options)
     clock.lap("proportions")

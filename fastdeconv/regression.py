@@ -31,7 +31,13 @@ from fastdeconv._checks import check_choice
 from fastdeconv._deprecated import moved_names
 from fastdeconv._parallel import resolve_n_jobs
 from fastdeconv._progress import progress_bar
-from fastdeconv.inputs import harmonize_genes, match_genes, read_expression, warn_if_collinear
+from fastdeconv.inputs import (
+    check_orientation,
+    harmonize_genes,
+    match_genes,
+    read_expression,
+    warn_if_collinear,
+)
 from fastdeconv.methods import REGRESSION
 from fastdeconv.methods._problem import MethodFit, RegressionProblem
 from fastdeconv.results import ProportionsResult
@@ -228,6 +234,17 @@ def _check_options(
     return _Options(record, bool(background), solver)
 
 
+def _check_cell_types(signature):
+    """Refuse a signature with fewer than two cell types (every proportion would be 1)."""
+    k = signature.shape[1]
+    if k < 2:
+        names = ", ".join(repr(str(c)) for c in signature.columns) or "none"
+        raise ValueError(
+            f"the signature has {k} cell type ({names}): a deconvolution needs at least two "
+            "cell types (one column per cell type, genes as rows), or every proportion is 1"
+        )
+
+
 def _gene_weights(weights, signature_genes, used, *, case_insensitive, strip_version):
     """The user's gene weights on the genes used, validated (None without weights).
 
@@ -237,9 +254,10 @@ def _gene_weights(weights, signature_genes, used, *, case_insensitive, strip_ver
     if weights is None:
         return None
     if isinstance(weights, pd.Series):
+        _check_weight_values(weights.to_numpy(dtype=np.float64))
         names = harmonize_genes(
             weights.to_frame(), name="weights", case_insensitive=case_insensitive,
-            strip_version=strip_version, duplicates="raise",
+            strip_version=strip_version, duplicates="raise", duplicates_option=None,
         ).index
         full = weights.set_axis(names).reindex(signature_genes).fillna(0.0)
     else:
@@ -251,13 +269,18 @@ def _gene_weights(weights, signature_genes, used, *, case_insensitive, strip_ver
                 "Series indexed by gene"
             )
         full = pd.Series(values, index=signature_genes)
-    values = full.to_numpy()
-    if not np.all(np.isfinite(values)) or (values < 0).any():
-        raise ValueError("weights must be finite and non-negative")
+    _check_weight_values(full.to_numpy())
     w0 = np.ascontiguousarray(full.loc[used].to_numpy(dtype=np.float64))
     if not np.any(w0 > 0):
         raise ValueError("all weights of the genes used are zero")
     return w0
+
+
+def _check_weight_values(values):
+    """Every weight given must be a finite, non-negative number (a NaN is never taken as 0)."""
+    if not np.all(np.isfinite(values)) or (values < 0).any():
+        raise ValueError("weights must be finite and non-negative (a missing weight is not 0: "
+                         "give 0 explicitly)")
 
 
 def _with_background(S, background):
@@ -403,7 +426,10 @@ def deconvolve(
     case_insensitive=False,
     strip_version=False,
     duplicates="raise",
+    missing="raise",
     min_genes=None,
+    transpose_bulk=False,
+    transpose_signature=False,
     layer=None,
     bulk_genes=None,
     signature_genes=None,
@@ -482,12 +508,12 @@ def deconvolve(
     reweight_tol : float, default 1e-5
         Stop re-weighting when no coefficient changes by more than this
         fraction of the largest.
-    scale : {"auto", "linear", "log2", "log2p1"}, default "auto"
+    scale : {"auto", "linear", "log2", "log2p1", "log1p"}, default "auto"
         Scale of the bulk.  ``"auto"`` refuses data that look log-transformed
-        (maximum below 50 with non-integer values); ``"linear"`` asserts the
-        linear scale (skips that check); ``"log2"``/``"log2p1"`` un-log with
-        ``2**x`` / ``2**x - 1`` first.
-    signature_scale : {"auto", "linear", "log2", "log2p1"}, default "auto"
+        (see :func:`fastdeconv.inputs.looks_log_scale`); ``"linear"`` asserts
+        the linear scale (skips that check); ``"log2"``/``"log2p1"``/``"log1p"``
+        un-log with ``2**x`` / ``2**x - 1`` / ``exp(x) - 1`` first.
+    signature_scale : {"auto", "linear", "log2", "log2p1", "log1p"}, default "auto"
         The same for the signature.
     case_insensitive : bool, default False
         Match gene names ignoring case.
@@ -495,9 +521,17 @@ def deconvolve(
         Drop Ensembl version suffixes (``ENSG00000010610.12`` -> ``ENSG00000010610``).
     duplicates : {"raise", "sum"}, default "raise"
         Duplicated gene names: raise, or add their rows up.
+    missing : {"raise", "drop"}, default "raise"
+        Genes with missing (NaN) values in the bulk or the signature: raise,
+        naming them, or leave them out.
     min_genes : int, optional
         Fewest common genes accepted (default: ``max(2 k, 50)`` and at least
         half of the signature; see :func:`fastdeconv.inputs.match_genes`).
+    transpose_bulk, transpose_signature : bool, default False
+        The table has genes as columns (samples x genes, cell types x
+        genes): transpose it first.  A table that looks transposed is
+        refused with a message naming these options (see
+        :func:`fastdeconv.inputs.check_orientation`).
     layer : str, optional
         AnnData layer of the bulk to use instead of ``.X``.
     bulk_genes, signature_genes : sequence of str, optional
@@ -524,8 +558,11 @@ def deconvolve(
     ------
     ValueError
         On NaN/inf, negative or log-looking input, duplicated gene names
-        (``duplicates="raise"``), too few common genes, or invalid options;
-        every message says what to change.
+        (``duplicates="raise"``), a table that looks transposed, a signature
+        with fewer than two cell types, too few common genes, or invalid
+        options; every message says what to change (a
+        :class:`fastdeconv.errors.InputProblem` when an option of this
+        function is the remedy).
     TypeError
         On unsupported input types.
 
@@ -591,11 +628,16 @@ def deconvolve(
         background=opts.background,
     )
 
-    naming = dict(case_insensitive=case_insensitive, strip_version=strip_version,
-                  duplicates=duplicates)
-    B_df = read_expression(bulk, name="bulk", genes=bulk_genes, layer=layer, scale=scale, **naming)
+    naming = dict(case_insensitive=case_insensitive, strip_version=strip_version)
+    reading = dict(naming, duplicates=duplicates, missing=missing)
+    B_df = read_expression(bulk, name="bulk", genes=bulk_genes, layer=layer, scale=scale,
+                           transpose=transpose_bulk, **reading)
     S_df = read_expression(signature, name="signature", genes=signature_genes,
-                           columns=cell_types, scale=signature_scale, **naming)
+                           columns=cell_types, scale=signature_scale,
+                           transpose=transpose_signature, scale_option="signature_scale",
+                           **reading)
+    check_orientation(B_df, S_df, **naming)
+    _check_cell_types(S_df)
     B_m, S_m, gene_match = match_genes(B_df, S_df, min_genes=min_genes)
     used = _choose_genes(S_m, genes, n_markers, min_fold_change)
     w0 = _gene_weights(weights, S_df.index, used, case_insensitive=case_insensitive,
@@ -755,13 +797,15 @@ class DeconvolutionResult(ProportionsResult):
         lines.extend(f"  {str(c):<{width}}  {v:.4f}" for c, v in mean.items())
         return "\n".join(lines)
 
-    def plot_fit(self, path=None):
+    def plot_fit(self, path=None, *, title=None):
         """Per-sample fit diagnostics (see :func:`fastdeconv.plotting.plot_fit_quality`).
 
         Parameters
         ----------
         path : str or os.PathLike, optional
             Save the figure there.
+        title : str, optional
+            The figure's title (what was deconvolved: dataset, method).
 
         Returns
         -------
@@ -778,4 +822,4 @@ class DeconvolutionResult(ProportionsResult):
         """
         from fastdeconv.plotting import plot_fit_quality
 
-        return plot_fit_quality(self.fit, path=path)
+        return plot_fit_quality(self.fit, path=path, title=title)

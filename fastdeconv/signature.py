@@ -17,6 +17,12 @@ matrix (genes x cell types) for :func:`fastdeconv.deconvolve`:
 
 Without labels the cells are clustered first (log-CPM, highly variable genes,
 PCA, seeded k-means) and the clusters play the role of the cell types.
+
+The marker tests and the RNA contents need raw counts: normalised values
+(CPM/TPM, log1p) are refused unless ``normalized=`` says what they are
+(:func:`fastdeconv.inputs.counts.check_raw`).  Problems with a remedy are
+:class:`fastdeconv.errors.InputProblem`, and the notes of a result are
+:class:`Note` objects, so that the command line can spell each remedy as its flag.
 """
 
 from __future__ import annotations
@@ -30,10 +36,16 @@ import pandas as pd
 from fastdeconv import marker_stats
 from fastdeconv._checks import check_choice, check_float, check_int
 from fastdeconv._parallel import resolve_n_jobs
-from fastdeconv.inputs.counts import as_counts, as_labels
+from fastdeconv.errors import Fix, InputProblem, Placeholder, literal
+from fastdeconv.inputs.counts import (
+    as_counts,
+    as_labels,
+    check_barcodes,
+    check_raw,
+)
 from fastdeconv.results import Result
 
-__all__ = ["build_signature", "SignatureResult", "cluster_cells"]
+__all__ = ["build_signature", "SignatureResult", "cluster_cells", "Note"]
 
 _METHODS = ("t-test", "poisson", "nb")
 _RANKS = ("specificity", "fold_change", "statistic")
@@ -55,6 +67,97 @@ _MARKER_COLUMNS = [
     "frac_expressing",
     "mean_expression",
 ]
+
+
+# ----------------------------------------------------------------- notes ----
+class Note(str):
+    """A note of a result: its text (remedies as keywords), and :meth:`render` for flags.
+
+    A ``str``, so ``result.notes`` reads as text; the command line shows
+    ``note.render(FLAGS)``, which spells each remedy as its own flag.
+
+    Parameters
+    ----------
+    template : str
+        The text, with ``{0}``, ``{1}``, ... where the options go (see
+        :class:`fastdeconv.errors.InputProblem`).
+    *fixes : fastdeconv.errors.Fix
+        The options, in the order of the placeholders.
+    warning : bool, default False
+        Whether the note is also issued as a ``UserWarning`` (something the
+        user should act on), rather than information they asked for.
+
+    Examples
+    --------
+    >>> from fastdeconv.errors import Fix
+    >>> from fastdeconv.signature import Note
+    >>> note = Note("few markers; relax {0}", Fix("min_frac", 0.05), warning=True)
+    >>> note, note.render({"min_frac": "--min-frac"}), note.warning
+    ('few markers; relax min_frac=0.05', 'few markers; relax --min-frac 0.05', True)
+    """
+
+    def __new__(cls, template, *fixes, warning=False):
+        problem = InputProblem(template, *fixes)
+        note = super().__new__(cls, str(problem))
+        note.problem, note.warning = problem, bool(warning)
+        return note
+
+    def render(self, flags):
+        """The note with every option spelled as a command-line flag.
+
+        Parameters
+        ----------
+        flags : dict
+            Keyword -> flag (see :meth:`fastdeconv.errors.InputProblem.render`).
+
+        Returns
+        -------
+        str
+        """
+        return self.problem.render(flags)
+
+    def __reduce__(self):
+        return (_note, (self.problem.template, self.problem.fixes, self.warning))
+
+
+def _note(template, fixes, warning):
+    return Note(template, *fixes, warning=warning)
+
+
+def _relaxed(fdr, min_log_fc, min_frac):
+    """Looser marker thresholds to suggest: {keyword: value}."""
+    return {
+        "fdr": round(min(1.0, max(4 * fdr, 0.2)), 6),
+        "min_log_fc": round(min_log_fc / 2 if min_log_fc > 0 else min_log_fc - 0.5, 6),
+        "min_frac": round(min_frac / 2, 6),
+    }
+
+
+def _rule_fixes(fdr, min_log_fc, min_frac):
+    return Fix("fdr", fdr), Fix("min_log_fc", min_log_fc), Fix("min_frac", min_frac)
+
+
+def _helpful_relaxations(st, short, fdr, min_log_fc, min_frac):
+    """The relaxations (one threshold at a time) that add markers to the types in ``short``.
+
+    Best first; all three when none helps (the rule is then not what limits them).
+    """
+    loose = _relaxed(fdr, min_log_fc, min_frac)
+    tests = {
+        "fdr": (st["fdr"] <= fdr, st["fdr"] <= loose["fdr"]),
+        "min_log_fc": (st["log_fc"] >= min_log_fc, st["log_fc"] >= loose["min_log_fc"]),
+        "min_frac": (st["frac_expressing"] >= min_frac, st["frac_expressing"] >= loose["min_frac"]),
+    }
+    gains = {}
+    for key, (_, relaxed) in tests.items():
+        others = np.ones_like(relaxed)
+        for other, (strict, _) in tests.items():
+            if other != key:
+                others &= strict
+        gains[key] = int((relaxed & others)[:, short].sum())
+    base = int(np.logical_and.reduce([t[0] for t in tests.values()])[:, short].sum())
+    helpful = sorted((k for k in gains if gains[k] > base), key=lambda k: -gains[k])
+    return [Fix(k, loose[k]) for k in (helpful or list(tests))]
 
 
 # ---------------------------------------------------------------- labels ----
@@ -158,7 +261,9 @@ class SignatureResult(Result):
     rna_content : pandas.Series
         Mean library size (total counts per cell) of each type: its relative
         RNA content, which turns RNA fractions into cell fractions
-        (``deconvolve(...).to_cell_fractions(result)``).
+        (``deconvolve(...).to_cell_fractions(result)``).  Unknown when the
+        signature was built from normalised values (``normalized=``): then 1
+        for every type (see :attr:`rna_content_known`).
     n_cells : pandas.Series
         Cells per type.
     condition_number : float
@@ -173,10 +278,16 @@ class SignatureResult(Result):
         a cell type.
     method : str
         The marker test used.
-    notes : list of str
-        Warnings raised while building (e.g. types with few markers).
+    notes : list of Note
+        What the user should know (types with few markers, warned too; RNA
+        contents unknown).  Each is a ``str``; :meth:`Note.render` spells its
+        options as command-line flags.
     pseudocount : float
         The pseudocount of the fold changes, reused by :attr:`gene_weights`.
+    rna_content_known : bool
+        False when built from normalised values: :attr:`rna_content` is then
+        1 for every type, and cell fractions computed with it equal the RNA
+        fractions.
 
     Examples
     --------
@@ -205,6 +316,7 @@ class SignatureResult(Result):
     clusters: pd.Series | None = None
     notes: list = field(default_factory=list)
     pseudocount: float = 1.0
+    rna_content_known: bool = True
 
     def to_frame(self):
         """The signature table.
@@ -337,8 +449,13 @@ class SignatureResult(Result):
             )
         return to_cell_fractions(p, self.rna_content)
 
-    def summary(self):
+    def summary(self, notes=True):
         """A short text description: types, cells, markers, condition number.
+
+        Parameters
+        ----------
+        notes : bool, default True
+            End with the notes (the command line shows them on stderr instead).
 
         Returns
         -------
@@ -365,13 +482,15 @@ class SignatureResult(Result):
         per_type = self.markers.groupby("cell_type", sort=False).size()
         for t in self.signature.columns:
             top = self.markers.loc[self.markers["cell_type"] == t, "gene"].head(5).tolist()
+            content = f"{self.rna_content[t]:.4g}" if self.rna_content_known else "unknown"
             lines.append(
-                f"  {t}: {int(self.n_cells[t])} cells, RNA content {self.rna_content[t]:.4g}, "
+                f"  {t}: {int(self.n_cells[t])} cells, RNA content {content}, "
                 f"{int(per_type.get(t, 0))} markers (top: {', '.join(top) or '-'})"
             )
         if self.clusters is not None:
             lines.append("  cell types are clusters: their names are arbitrary, not cell types")
-        lines.extend(f"  note: {n}" for n in self.notes)
+        if notes:
+            lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
     def plot(self, path=None, **kwargs):
@@ -407,6 +526,7 @@ def cluster_cells(
     n_init=10,
     seed=0,
     n_jobs=None,
+    transpose=False,
 ):
     """Cluster cells without labels: log-CPM, variable genes, PCA, k-means.
 
@@ -436,6 +556,10 @@ def cluster_cells(
     n_jobs : int, optional
         Threads for the pass over the counts: None or -1 all cores (default),
         -2 all but one, a positive number that many.
+    transpose : bool, default False
+        ``counts`` is cells x genes (not AnnData): read it transposed.  Row
+        names that look like cell barcodes, with column names that do not, are
+        refused as a transposed table.
 
     Returns
     -------
@@ -455,8 +579,9 @@ def cluster_cells(
     [30, 20]
     """
     n_jobs = resolve_n_jobs(n_jobs)
-    c = as_counts(counts, layer=layer, gene_names=gene_names)
+    c = as_counts(counts, layer=layer, gene_names=gene_names, transpose=transpose)
     c.check_values()
+    check_barcodes(c)
     return _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs)
 
 
@@ -467,9 +592,16 @@ def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1):
 
     n_clusters = check_int(n_clusters, "n_clusters", 2)
     if n_clusters > c.n_cells // 2:
-        raise ValueError(
-            f"n_clusters={n_clusters} is too large for {c.n_cells} cells: each cluster needs at "
-            f"least 2 cells, so n_clusters <= {c.n_cells // 2}"
+        if c.n_cells < 4:
+            raise ValueError(
+                f"{c.n_cells} cells are too few to cluster: each of at least 2 clusters needs "
+                "at least 2 cells"
+            )
+        raise InputProblem(
+            f"{{0}} is too many clusters for {c.n_cells} cells: each cluster needs at least 2 "
+            "cells; pass {1} or fewer",
+            Fix("n_clusters", n_clusters),
+            Fix("n_clusters", c.n_cells // 2),
         )
     n_top_genes = check_int(n_top_genes, "n_top_genes", 2)
     n_components = check_int(n_components, "n_components", 1)
@@ -510,22 +642,29 @@ def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1):
         inertia = float(((pcs - centres[assign]) ** 2).sum())
         if inertia < best_inertia:
             best, best_inertia = assign, inertia
+    fewer = Fix("n_clusters", n_clusters - 1) if n_clusters > 2 else None
     if best is None:
-        raise ValueError(
+        raise _fewer_clusters(
             f"k-means found no partition into {n_clusters} non-empty clusters in {n_init} "
-            "restarts; ask for fewer clusters"
+            "restarts", fewer,
         )
     sizes = np.bincount(best, minlength=n_clusters)
     if sizes.min() < 2:
-        raise ValueError(
-            f"a cluster has fewer than 2 cells (sizes {sorted(sizes.tolist(), reverse=True)}); "
-            "ask for fewer clusters"
+        raise _fewer_clusters(
+            f"a cluster has fewer than 2 cells (sizes {sorted(sizes.tolist(), reverse=True)})",
+            fewer,
         )
     rename = np.empty(n_clusters, np.int64)
     rename[np.argsort(-sizes, kind="stable")] = np.arange(n_clusters)
     width = len(str(n_clusters - 1))  # cluster_01 ... cluster_11 sort in size order
     names = np.array([f"cluster_{i:0{width}d}" for i in range(n_clusters)])[rename[best]]
     return pd.Series(names, index=c.cells, name="cluster")
+
+
+def _fewer_clusters(text, fewer):
+    if fewer is None:
+        return ValueError(f"{text}; the cells do not form 2 clusters: give labels instead")
+    return InputProblem(f"{text}; ask for fewer clusters ({{0}} or fewer)", fewer)
 
 
 def _check_library(lib, c):
@@ -559,6 +698,9 @@ def build_signature(
     n_clusters=None,
     seed=0,
     n_jobs=None,
+    normalized=False,
+    transpose=False,
+    duplicates="raise",
 ):
     """Build a signature matrix and a marker table from labelled single cells.
 
@@ -607,7 +749,8 @@ def build_signature(
         statistic.
     normalization : {"cpm", "none"}, default "cpm"
         ``"cpm"`` scales each cell to 10**6 counts before averaging and
-        testing; ``"none"`` uses the values as given (already normalised data).
+        testing; ``"none"`` uses the values as given.  Either way the values
+        must be raw counts unless ``normalized`` says otherwise.
     average : {"cells", "pooled"}, default "cells"
         How the signature averages a type's cells.  ``"cells"``: the mean of
         the cells' normalised values (each cell normalised, then averaged).
@@ -633,6 +776,23 @@ def build_signature(
         Threads for the one pass over the counts: None or -1 all cores
         (default), -2 all but one, a positive number that many.  The kernel
         releases the GIL; each thread sums a chunk of the stored rows.
+    normalized : {False, True, "log1p", "log2p1"}, default False
+        What the values are.  ``False``: raw counts (whole numbers, cells with
+        different totals); normalised values -- CPM/TPM (every cell with the
+        same total), non-integer or log-transformed values -- are refused,
+        because the RNA contents need each cell's library size.  ``True``:
+        normalised values on the linear scale, used as they are; the RNA
+        contents are then unknown (:attr:`SignatureResult.rna_content` is 1
+        for every type, and a note says so).  ``"log1p"`` / ``"log2p1"``:
+        ``ln(x + 1)`` (scanpy's and Seurat's log-normalisation) or
+        ``log2(x + 1)`` values, un-logged first; when that gives whole numbers
+        they are the raw counts again (RNA contents known).  See
+        :func:`fastdeconv.inputs.counts.check_raw`.
+    transpose : bool, default False
+        ``counts`` (array, sparse matrix or DataFrame) is cells x genes: read
+        it transposed (a view, no copy).
+    duplicates : {"raise", "sum"}, default "raise"
+        Genes named twice in ``counts``: refuse, or add their counts up.
 
     Returns
     -------
@@ -646,10 +806,13 @@ def build_signature(
         Counts that are not a numeric matrix, options of the wrong type
         (e.g. ``n_markers=2.5``, ``n_jobs="4"``).
     ValueError
-        Empty input, NaN/inf or negative counts, non-integer counts for a
-        likelihood-ratio test, labels of the wrong length, a type with fewer
-        than 2 cells, ``n_markers`` larger than the number of genes, AnnData
-        without ``label_key``, and other invalid options.
+        Empty input, NaN/inf or negative counts, normalised values without
+        ``normalized`` (and non-integer values for a likelihood-ratio test),
+        counts that look transposed (the labels name their rows), labels of
+        the wrong length, a type with fewer than 2 cells, ``n_markers``
+        larger than the number of genes, AnnData without ``label_key``, and
+        other invalid options.  Those with a remedy that is an option are
+        :class:`fastdeconv.errors.InputProblem`.
 
     Notes
     -----
@@ -693,7 +856,9 @@ def build_signature(
     min_log_fc = check_float(min_log_fc, "min_log_fc", minimum=-np.inf)
     n_jobs = resolve_n_jobs(n_jobs)
 
-    c = as_counts(counts, layer=layer, gene_names=gene_names)
+    c = as_counts(
+        counts, layer=layer, gene_names=gene_names, transpose=transpose, duplicates=duplicates
+    )
     if n_markers is None:
         n_markers = min(DEFAULT_N_MARKERS, c.n_genes)
     if isinstance(n_markers, str):
@@ -702,35 +867,52 @@ def build_signature(
     else:
         n_markers = check_int(n_markers, "n_markers")
         if n_markers > c.n_genes:
-            raise ValueError(
-                f"n_markers={n_markers} is larger than the number of genes ({c.n_genes}); "
-                "choose fewer markers per type"
+            raise InputProblem(
+                f"{{0}} asks for more markers per type than counts has genes ({c.n_genes}); "
+                "pass {1} or fewer",
+                Fix("n_markers", n_markers),
+                Fix("n_markers", c.n_genes),
             )
     c.check_values()
-    if method != "t-test" and not c.is_integer():
-        raise ValueError(
-            f"method={method!r} is a likelihood-ratio test on raw counts, but counts contain "
-            "non-integer values; pass the raw UMI counts (e.g. layer='counts'), or use "
-            "method='t-test' for already normalised data"
-        )
-    values = as_labels(labels, c, label_key=label_key)
-    clusters = None
+    values = as_labels(labels, c, label_key=label_key)  # before the scale: transposed first
     if values is None:
         if n_clusters is None:
-            if c.obs is not None:
-                raise ValueError(
-                    "AnnData input needs label_key= naming the cell-type column of .obs "
-                    f"(columns: {list(c.obs.columns)}), or labels=, or n_clusters= "
-                    "to cluster the cells"
-                )
-            raise ValueError(
-                "no labels: pass labels= (one cell type per cell), label_key= for AnnData, "
-                "or n_clusters= to cluster the cells first"
-            )
+            raise _no_labels(c)
+        check_barcodes(c)
+    given = normalized
+    c = check_raw(
+        c,
+        normalized,
+        needs="the RNA contents of the signature need each cell's library size, and the "
+        "marker tests raw counts",
+        if_normalized="the RNA contents are then unknown",
+    )
+    if method != "t-test" and not c.is_integer():
+        raise InputProblem(
+            "{0} is a likelihood-ratio test on raw counts, but the values are normalised (not "
+            "whole numbers); use {1}, or pass the raw counts",
+            Fix("method", method),
+            Fix("method", "t-test"),
+        )
+    clusters = None
+    if values is None:
         clusters = _cluster(c, n_clusters, 2000, 20, 10, seed, n_jobs)
         values = clusters.to_numpy().astype(str)
     elif n_clusters is not None:
         raise ValueError("pass either labels (or label_key) or n_clusters, not both")
+    notes = []
+    if c.normalized:
+        notes.append(Note(
+            "built from normalised values ({0}): without library sizes the RNA contents are "
+            "unknown, so rna_content is 1 for every type and cell fractions computed with it "
+            "equal the RNA fractions",
+            Fix("normalized", given),
+        ))
+    elif given is not False:
+        notes.append(Note(
+            "the un-logged values ({0}) are whole numbers: read as the raw counts",
+            Fix("normalized", given),
+        ))
     types, groups, n = _encode(values)
 
     lib = c.library_sizes()
@@ -768,23 +950,31 @@ def build_signature(
         n_markers = int(kappas.idxmin())
     chosen = _union_top(candidates, n_markers)
 
-    notes = []
-    short = [
-        f"{t} ({len(cand)})" for t, cand in zip(types, candidates) if len(cand) < n_markers
-    ]
-    if short:
-        msg = (
-            f"fewer than {n_markers} genes pass the marker rule (fdr <= {fdr}, log2 fold change "
-            f">= {min_log_fc}, expressed in >= {min_frac:.0%} of cells) for: {', '.join(short)}; "
-            "their columns rest on fewer markers (relax the thresholds to get more)"
-        )
-        notes.append(msg)
-        warnings.warn(msg, UserWarning, stacklevel=2)
+    short = [t for t, cand in enumerate(candidates) if len(cand) < n_markers]
     if chosen.size == 0:
-        raise ValueError(
-            "no gene passes the marker rule for any cell type; relax fdr, min_log_fc or "
-            "min_frac, or check that the labels match the counts"
+        loose = _relaxed(fdr, min_log_fc, min_frac)
+        raise InputProblem(
+            "no gene passes the marker rule ({0}, {1}, {2}: FDR, log2 fold change, fraction of "
+            "the type's cells expressing the gene) for any cell type; relax it (e.g. {3}, {4}, "
+            "{5}), or check that the labels match the counts",
+            *_rule_fixes(fdr, min_log_fc, min_frac),
+            *(Fix(k, v) for k, v in loose.items()),
         )
+    if short:
+        listed = ", ".join(f"{types[t]} ({len(candidates[t])})" for t in short)
+        relax = _helpful_relaxations(st, short, fdr, min_log_fc, min_frac)
+        note = Note(
+            f"fewer than {n_markers} genes pass the marker rule ({{0}}, {{1}}, {{2}}: FDR, log2 "
+            "fold change, fraction of the type's cells expressing the gene) for: "
+            f"{literal(listed)}; their columns rest on fewer markers (to get more, relax "
+            + " or ".join(f"{{{3 + i}}}" for i in range(len(relax)))
+            + ")",
+            *_rule_fixes(fdr, min_log_fc, min_frac),
+            *relax,
+            warning=True,
+        )
+        notes.append(note)
+        warnings.warn(str(note), UserWarning, stacklevel=2)
 
     signature = pd.DataFrame(profile[chosen], index=genes[chosen], columns=types)
     signature.index.name = "gene"
@@ -801,7 +991,11 @@ def build_signature(
         signature=signature,
         markers=marker_table,
         statistics=statistics,
-        rna_content=pd.Series(lib_by_group / n, index=types, name="rna_content"),
+        rna_content=pd.Series(
+            lib_by_group / n if not c.normalized else np.ones(len(types)),
+            index=types,
+            name="rna_content",
+        ),
         n_cells=pd.Series(n, index=types, name="n_cells"),
         condition_number=kappa,
         n_markers=int(n_markers),
@@ -810,6 +1004,26 @@ def build_signature(
         clusters=clusters,
         notes=notes,
         pseudocount=float(pseudocount),
+        rna_content_known=not c.normalized,
+    )
+
+
+def _no_labels(c):
+    """The error for neither labels nor ``n_clusters``."""
+    if c.obs is not None:
+        columns = list(c.obs.columns)
+        likely = [k for k in columns if any(w in str(k).lower() for w in ("type", "label", "cell"))]
+        key = likely[0] if likely else (columns[0] if columns else Placeholder("COLUMN"))
+        return InputProblem(
+            "AnnData input needs {0} naming the cell-type column of .obs (its columns: "
+            f"{literal(columns)}), or {{1}} to cluster the cells",
+            Fix("label_key", key),
+            Fix("n_clusters", Placeholder("N")),
+        )
+    return InputProblem(
+        "no labels: give one cell type per cell ({0}), or {1} to cluster the cells first",
+        Fix("labels", Placeholder("LABELS")),
+        Fix("n_clusters", Placeholder("N")),
     )
 
 

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from fastdeconv._checks import check_float, check_int
-from fastdeconv.inputs.counts import as_counts, as_labels
+from fastdeconv.errors import Fix, InputProblem
+from fastdeconv.inputs.counts import as_counts, as_labels, check_raw
 
 __all__ = [
     "SyntheticData",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 _CPM = 1e6
+#: What pseudo-bulk needs raw counts for, and what it lacks without them (for messages).
+_NEEDS_RAW = "pseudo-bulk samples are sums of raw counts, and the RNA fractions need library sizes"
+_IF_NORMALIZED = "every cell then counts the same, so the RNA fractions equal the cell fractions"
 
 
 def _alpha_vector(alpha, types):
@@ -357,6 +361,10 @@ class PseudobulkData:
         per-million scale, fitted to a normalised bulk, estimates these.
     n_cells : pandas.DataFrame
         Samples x types: the number of cells of each type in each sample.
+    normalized : bool
+        Mixed from normalised values (``normalized=`` of :func:`pseudobulk`):
+        without library sizes every cell weighs the same, so
+        :attr:`rna_fractions` equal :attr:`cell_fractions`.
 
     Examples
     --------
@@ -373,6 +381,7 @@ class PseudobulkData:
     cell_fractions: pd.DataFrame
     rna_fractions: pd.DataFrame
     n_cells: pd.DataFrame
+    normalized: bool = False
 
     def __repr__(self):
         g, n = self.bulk.shape
@@ -455,7 +464,19 @@ class SplitPseudobulk:
     pseudobulk: PseudobulkData
 
 
-def split_pseudobulk(counts, labels, n_samples, *, fraction=0.5, seed=0, layer=None, **options):
+def split_pseudobulk(
+    counts,
+    labels,
+    n_samples,
+    *,
+    fraction=0.5,
+    seed=0,
+    layer=None,
+    normalized=False,
+    transpose=False,
+    duplicates="raise",
+    **options,
+):
     """Hold out cells: a reference from one part of the cells, pseudo-bulk from the other.
 
     The honest test of a reference built from single cells: no cell is both in
@@ -476,6 +497,8 @@ def split_pseudobulk(counts, labels, n_samples, *, fraction=0.5, seed=0, layer=N
         Seed of both the split and the mixing.
     layer : str, optional
         AnnData layer holding the counts.
+    normalized, transpose, duplicates
+        As for :func:`pseudobulk`; both parts get the same (un-logged) values.
     **options
         Passed to :func:`pseudobulk` (``cells_per_sample``, ``alpha``,
         ``normalize``, ...).
@@ -493,8 +516,10 @@ def split_pseudobulk(counts, labels, n_samples, *, fraction=0.5, seed=0, layer=N
     >>> split.reference_labels.value_counts().sort_index().tolist()
     [5, 10]
     """
-    c = as_counts(counts, layer=layer)
+    c = as_counts(counts, layer=layer, transpose=transpose, duplicates=duplicates)
+    c.check_values()
     cell_labels = as_labels(labels, c)
+    c = check_raw(c, normalized, needs=_NEEDS_RAW, if_normalized=_IF_NORMALIZED)
     first = split_cells(cell_labels, fraction, seed=seed)
     held_in, held_out = c.matrix[:, first], c.matrix[:, ~first]
     cells = pd.Index(c.cells)
@@ -504,7 +529,9 @@ def split_pseudobulk(counts, labels, n_samples, *, fraction=0.5, seed=0, layer=N
     else:
         reference = pd.DataFrame(held_in, index=c.genes, columns=cells[first])
         mixed = pd.DataFrame(held_out, index=c.genes, columns=cells[~first])
-    pb = pseudobulk(mixed, cell_labels[~first], n_samples, seed=seed, **options)
+    pb = pseudobulk(
+        mixed, cell_labels[~first], n_samples, seed=seed, normalized=c.normalized, **options
+    )
     return SplitPseudobulk(reference, pd.Series(cell_labels[first], index=cells[first]), pb)
 
 
@@ -547,9 +574,11 @@ def _fractions_matrix(fractions, types, n_samples, alpha, rng):
         n_samples = check_int(n_samples, "n_samples")
         frac = np.repeat(frac, n_samples, axis=0)
     elif n_samples is not None and n_samples != frac.shape[0]:
-        raise ValueError(
-            f"n_samples={n_samples} but fractions has {frac.shape[0]} rows; pass n_samples=None "
-            "or one row per sample"
+        raise InputProblem(
+            f"{{0}} does not match the {frac.shape[0]} samples of fractions: leave the number "
+            "of samples out (fractions give one sample each), or give fractions for as many "
+            "samples",
+            Fix("n_samples", n_samples),
         )
     if not np.all(np.isfinite(frac)):
         raise ValueError("fractions contain NaN or infinite values")
@@ -558,9 +587,11 @@ def _fractions_matrix(fractions, types, n_samples, alpha, rng):
     sums = frac.sum(axis=1)
     bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-6)
     if bad.size:
+        which = f"sample {samples[bad[0]]!r}" if samples is not None else f"row {bad[0]}"
         raise ValueError(
-            f"fractions must sum to 1 per sample; row {bad[0]} sums to {sums[bad[0]]:.6g} "
-            "(normalise with df.div(df.sum(axis=1), axis=0))"
+            f"the fractions of every sample must sum to 1; those of {which} sum to "
+            f"{sums[bad[0]]:.6g} ({bad.size} sample(s) do not): divide each sample's fractions "
+            "by their sum"
         )
     frac = frac / sums[:, None]
     if samples is None:
@@ -579,6 +610,9 @@ def pseudobulk(
     seed=0,
     layer=None,
     normalize=None,
+    normalized=False,
+    transpose=False,
+    duplicates="raise",
 ):
     """Mix the cells of a labelled single-cell reference into pseudo-bulk samples.
 
@@ -627,6 +661,17 @@ def pseudobulk(
         AnnData layer holding the raw counts (default ``.X``).
     normalize : {None, "cpm"}, default None
         ``"cpm"`` scales each pseudo-bulk sample to sum to 10**6.
+    normalized : {False, True, "log1p", "log2p1"}, default False
+        What the values of ``counts`` are: raw counts (False; normalised
+        values -- CPM/TPM, non-integer or log-transformed -- are refused, as
+        a bulk is a sum of raw counts); normalised values on the linear scale
+        (True: summed as they are; every cell then weighs the same, so the
+        RNA fractions equal the cell fractions); or log values to un-log
+        first (see :func:`fastdeconv.inputs.counts.check_raw`).
+    transpose : bool, default False
+        ``counts`` is cells x genes (not AnnData): read it transposed.
+    duplicates : {"raise", "sum"}, default "raise"
+        Genes named twice in ``counts``: refuse, or add their counts up.
 
     Returns
     -------
@@ -649,11 +694,12 @@ def pseudobulk(
     """
     import scipy.sparse as sp
 
-    c = as_counts(counts, layer=layer)
+    c = as_counts(counts, layer=layer, transpose=transpose, duplicates=duplicates)
     c.check_values()
     values = as_labels(labels, c)
     if values is None:
         raise ValueError("labels are required: give one cell type per cell")
+    c = check_raw(c, normalized, needs=_NEEDS_RAW, if_normalized=_IF_NORMALIZED)
     x = sp.csr_array(c.matrix) if c.sparse else np.asarray(c.matrix, dtype=np.float64)
     genes = c.genes if c.has_gene_names else _gene_names(c.n_genes)
     n_cells_total = c.n_cells
@@ -691,7 +737,10 @@ def pseudobulk(
     bulk = bulk.toarray() if sp.issparse(bulk) else np.asarray(bulk)
     bulk = np.asarray(bulk, dtype=np.float64)
 
-    library = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()  # counts per cell
+    if c.normalized:  # no library sizes: every cell carries the same RNA
+        library = np.ones(n_cells_total)
+    else:
+        library = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()  # counts per cell
     rna = np.zeros((n, len(types)))
     for t in range(len(types)):
         mask = codes[cell_index] == t
@@ -708,6 +757,7 @@ def pseudobulk(
         cell_fractions=pd.DataFrame(n_cells / cells_per_sample, index=samples, columns=types),
         rna_fractions=pd.DataFrame(rna, index=samples, columns=types),
         n_cells=pd.DataFrame(n_cells, index=samples, columns=types),
+        normalized=c.normalized,
     )
 
 

@@ -143,9 +143,11 @@ def test_evaluate_best_match_and_samples_by_types_truth(tmp_path, small, capsys)
     comps = small.proportions.iloc[:, [2, 0, 3, 1]].copy()
     comps.columns = [f"component_{i}" for i in range(1, 5)]
     est = _write(comps, tmp_path / "comps.tsv", "sample")
-    # truth stored samples x types is recognised too
+    # truth stored samples x types: refused (never flipped silently), --transpose-truth reads it
     truth = _write(small.proportions, tmp_path / "truth_sxt.tsv", "sample")
-    assert _run(f"evaluate --estimate {est} --truth {truth} --match best") == 0
+    assert _run(f"evaluate --estimate {est} --truth {truth} --match best") == 1
+    assert "--transpose-truth" in _one_line_error(capsys)
+    assert _run(f"evaluate --estimate {est} --truth {truth} --match best --transpose-truth") == 0
     out = capsys.readouterr().out
     assert "component_1 -> type_3" in out
     overall = next(line for line in out.splitlines() if line.startswith("overall"))
@@ -177,7 +179,7 @@ def test_evaluate_bad_inputs_one_line(tmp_path, small, capsys):
     assert "share no cell type names" in _one_line_error(capsys)
 
     assert (
-        _run(f"evaluate --estimate {truth} --truth {truth} --output {tmp_path / 'scores.xlsx'}")
+        _run(f"evaluate --estimate {other} --truth {truth} --output {tmp_path / 'scores.xlsx'}")
         == 1
     )
     assert "--output" in _one_line_error(capsys)
@@ -681,7 +683,8 @@ def test_method_choices_and_help_come_from_the_registry(capsys):
     for name in required:
         assert _squeeze(f"required by --method {name}") in out
     assert main(["demo", "--help"]) == 0
-    assert _squeeze(", ".join(REGRESSION.names())) in _squeeze(capsys.readouterr().out)
+    unweighted = [m.name for m in REGRESSION if m.weights != "required"]  # the demo has none
+    assert _squeeze(", ".join(unweighted)) in _squeeze(capsys.readouterr().out)
 
 
 def test_methods_requiring_weights_are_refused_without_them(tmp_path, capsys):

@@ -35,6 +35,7 @@ DOCUMENTED_MODULES = (
     "fastdeconv.methods.least_squares",
     "fastdeconv.fractions",
     "fastdeconv.results",
+    "fastdeconv.errors",
     "fastdeconv.io",
     "fastdeconv.inputs",
     "fastdeconv.inputs.counts",
@@ -85,7 +86,7 @@ API_ANCHORS = (
 )
 
 # The pages this helper owns: any warning located in them is a defect.
-OWN_PAGES = ("index.md", "api.md", "theory.md")
+OWN_PAGES = ("index.md", "api.md", "theory.md", "architecture.md", "troubleshooting.md")
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,16 @@ import pandas as pd
 import pytest
 import scipy.sparse
 
+from fastdeconv.errors import InputProblem
 from fastdeconv.inputs import (
+    SCALES,
     as_expression_frame,
     check_expression,
     collinear_types,
     harmonize_genes,
     looks_log_scale,
     match_genes,
+    read_expression,
     warn_if_collinear,
 )
 from fastdeconv.io import write_table
@@ -151,7 +154,7 @@ def test_negative_values(values):
 
 def test_log_scale_detected_with_guidance(values):
     logged = frame(np.log2(values + 1))
-    with pytest.raises(ValueError, match=r"log-transformed.*2\*\*x.*scale='linear'"):
+    with pytest.raises(ValueError, match=r"log-transformed.*scale='log2'.*scale='linear'"):
         check_expression(logged, name="bulk")
     check_expression(logged, name="bulk", allow_log=True)
 
@@ -227,7 +230,7 @@ def test_too_few_genes_absolute():
         match_genes(bulk, sig)
     _, _, match = match_genes(bulk, sig, min_genes=30)
     assert match.n_matched == 40
-    with pytest.raises(ValueError, match="min_genes=45"):
+    with pytest.raises(ValueError, match="at least 45 were required.*pass min_genes=40"):
         match_genes(bulk, sig, min_genes=45)
 
 
@@ -277,3 +280,123 @@ def test_well_conditioned_does_not_warn():
     # the condition number matches numpy's on the unit-norm columns
     u = sig.to_numpy() / np.linalg.norm(sig.to_numpy(), axis=0)
     assert cond == pytest.approx(np.linalg.cond(u), rel=1e-10)
+
+
+# --- issue 13: the log-scale check on real tables -----------------------------
+
+_LOG_FORMS = {
+    "log2": lambda x: np.log2(np.maximum(x, 1e-3)),
+    "log2(x + 1)": lambda x: np.log2(x + 1),
+    "ln(x + 1)": np.log1p,
+    "log2(CPM + 1)": lambda x: np.log2(1e6 * x / x.sum(axis=0) + 1),
+    "ln(CP10k + 1)": lambda x: np.log1p(1e4 * x / x.sum(axis=0)),
+}
+_LINEAR_FORMS = {
+    "as given": lambda x: x,
+    "profile (columns sum to 1)": lambda x: x / x.sum(axis=0),
+    "percent": lambda x: 100 * x / x.sum(axis=0),
+    "per ten thousand": lambda x: 1e4 * x / x.sum(axis=0),
+    "CPM": lambda x: 1e6 * x / x.sum(axis=0),
+    "scaled to a maximum of 1": lambda x: x / x.max(),
+}
+
+
+def _pieces(x, rng):
+    """The whole table and the worse cases of it: gene subsets and single columns."""
+    yield x
+    yield x[:, :1]
+    for n in (100, 1000):
+        if n < x.shape[0]:
+            yield x[np.sort(rng.choice(x.shape[0], n, replace=False))]
+
+
+def test_normalised_profiles_pass_and_log_tables_of_every_dataset_are_caught(data_dir):
+    from fastdeconv.io import read_table
+
+    rng = np.random.default_rng(13)
+    tables = [p for pattern in ("mixture", "reference*", "pure")
+              for p in sorted(data_dir.glob(f"*/{pattern}.tsv.gz"))]
+    assert len(tables) >= 8
+    for path in tables:
+        x = read_table(path).to_numpy(dtype=np.float64)
+        for form, log in _LOG_FORMS.items():
+            logged = log(x)
+            for piece in _pieces(logged, rng):
+                assert looks_log_scale(piece), (path.parent.name, path.name, form, piece.shape)
+            with pytest.raises(ValueError, match="log"):
+                check_expression(pd.DataFrame(logged), name="bulk")
+        for form, linear in _LINEAR_FORMS.items():
+            values = linear(x)
+            assert not looks_log_scale(values), (path.parent.name, path.name, form)
+            check_expression(pd.DataFrame(values), name="signature")
+        profile = x / x.sum(axis=0)
+        for piece in _pieces(profile, rng):
+            assert not looks_log_scale(piece), (path.parent.name, path.name, piece.shape)
+
+
+def test_log_scale_check_on_simulated_rnaseq():
+    # whole-transcriptome TPM: many genes near zero, a few very high
+    rng = np.random.default_rng(7)
+    mu = rng.normal(0.0, 2.5, size=20_000)
+    tpm = np.exp(mu[:, None] + rng.normal(0.0, 0.5, (20_000, 8)))
+    tpm[rng.random(tpm.shape) < 0.35] = 0.0
+    tpm = 1e6 * tpm / tpm.sum(axis=0)
+    for form, log in _LOG_FORMS.items():
+        for piece in _pieces(log(tpm), rng):
+            assert looks_log_scale(piece), (form, piece.shape)
+    for form, linear in _LINEAR_FORMS.items():
+        assert not looks_log_scale(linear(tpm)), form
+
+
+def test_log_message_names_the_remedies_of_the_caller():
+    logged = pd.DataFrame(np.log2(np.random.default_rng(2).gamma(1.0, 300.0, (50, 3)) + 1))
+    with pytest.raises(InputProblem) as info:
+        check_expression(logged, name="signature", scale_option="signature_scale",
+                         scales=SCALES)
+    assert [f.value for f in info.value.fixes] == ["log2", "log2p1", "log1p", "linear"]
+    text = info.value.render({"signature_scale": "--signature-scale"})
+    assert "--signature-scale log2 for log2(x) values" in text
+    assert "--signature-scale linear" in text and "--scale" not in text.replace("-scale", "")
+    # a caller without the option is told in words
+    with pytest.raises(ValueError) as info:
+        check_expression(logged, name="bulk", scale_option=None)
+    assert not isinstance(info.value, InputProblem) and "un-log it" in str(info.value)
+
+
+def test_nan_message_offers_dropping_only_when_the_caller_can():
+    df = pd.DataFrame({"s": [1.0, np.nan, 300.0]}, index=["A", "B", "C"])
+    with pytest.raises(InputProblem, match=r"NaN.*\['B'\].*missing='drop'"):
+        check_expression(df, name="bulk", missing_option="missing")
+    with pytest.raises(ValueError, match="Remove these genes") as info:
+        check_expression(df, name="bulk")
+    assert not isinstance(info.value, InputProblem)
+
+
+def test_missing_drop_and_transpose_in_read_expression():
+    df = pd.DataFrame({"A": [1.0, 2.0], "B": [np.nan, 4.0], "C": [5.0, 6.0]}, index=["s1", "s2"])
+    out = read_expression(df, name="bulk", transpose=True, missing="drop")
+    assert list(out.index) == ["A", "C"] and list(out.columns) == ["s1", "s2"]
+    with pytest.raises(ValueError, match="missing must be"):
+        read_expression(df, name="bulk", missing="fill")
+
+
+def test_duplicates_message_without_the_option_says_remove():
+    df = pd.DataFrame({"w": [1.0, 2.0]}, index=["A", "A"])
+    with pytest.raises(ValueError, match="remove the duplicated rows") as info:
+        harmonize_genes(df, name="weights", duplicates_option=None)
+    assert not isinstance(info.value, InputProblem)
+
+
+def test_gene_mismatch_names_the_renaming_that_helps():
+    sig = pd.DataFrame(np.ones((60, 2)), index=[f"ENSG{i:011d}" for i in range(60)])
+    bulk = pd.DataFrame(np.ones((60, 1)), index=[f"ensg{i:011d}.7" for i in range(60)])
+    with pytest.raises(InputProblem) as info:
+        match_genes(bulk, sig)
+    assert info.value.keywords() == ["case_insensitive", "strip_version"]
+    assert "matches 60 genes" in str(info.value)
+
+
+def test_messages_keep_braces_in_gene_names():
+    df = pd.DataFrame({"s": [1.0, 2.0]}, index=["{0}", "{0}"])
+    with pytest.raises(InputProblem, match=r"\['\{0\}'\]"):
+        harmonize_genes(df, name="bulk")

@@ -9,12 +9,34 @@ import scipy.optimize
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fastdeconv._jit import jit
 from fastdeconv.kernels import nnls_gram_kernel, project_simplex_kernel, simplex_gram_kernel
-from fastdeconv.kernels._active_set import initial_factor
-from fastdeconv.kernels._linalg import chol_add, chol_remove, chol_solve
+from fastdeconv.kernels import _active_set, _linalg
 from fastdeconv._parallel import resolve_n_jobs
 from fastdeconv.solvers._batch import chunk_size
 from reference import kkt_violation, naive_project_simplex
+
+
+# The helpers have no Python entry point (fastdeconv._jit.jit_helper): call them
+# from compiled functions, as the kernels do.
+@jit(cache=False)
+def chol_add(L, p, Q, P, j):
+    return _linalg.chol_add(L, p, Q, P, j)
+
+
+@jit(cache=False)
+def chol_remove(L, p, P, q):
+    return _linalg.chol_remove(L, p, P, q)
+
+
+@jit(cache=False)
+def chol_solve(L, p, rhs, out):
+    _linalg.chol_solve(L, p, rhs, out)
+
+
+@jit(cache=False)
+def initial_factor(Q):
+    return _active_set.initial_factor(Q)
 
 
 @given(st.integers(0, 2**32 - 1), st.integers(1, 15))

@@ -92,7 +92,7 @@ def test_evaluate_aligns_names_and_samples():
 def test_evaluate_notes_unmatched_types_and_samples():
     est, truth = _frames(seed=3)
     est = est.rename(columns={"T3": "Extra"}).iloc[:20]
-    ev = evaluate(est, truth)
+    ev = evaluate(est, truth, samples="common")
     assert list(ev.per_type.index) == ["T0", "T1", "T2"]
     assert ev.unmatched_estimate == ["Extra"] and ev.unmatched_truth == ["T3"]
     text = " ".join(ev.notes)

@@ -151,3 +151,142 @@ def test_importing_plotting_does_not_import_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- colours (issue 13)
+
+#: CIE76 distance any two type colours keep (about 2.3 is just noticeable)
+MIN_COLOUR_DISTANCE = 25.0
+#: relative luminance every type colour stays below (contrast with white > 2.3:1)
+MAX_LUMINANCE = 0.40
+
+
+def _lab(colors):
+    from fastdeconv.plotting._colors import hex_to_rgb, srgb_to_lab
+
+    return srgb_to_lab(np.array([hex_to_rgb(c) for c in colors]))
+
+
+def _min_distance(colors):
+    lab = _lab(colors)
+    d = np.linalg.norm(lab[:, None, :] - lab[None, :, :], axis=-1)
+    d[np.diag_indices(len(colors))] = np.inf
+    return float(d.min())
+
+
+def test_cielab_conversion_matches_published_values():
+    from fastdeconv.plotting._colors import relative_luminance, srgb_to_lab
+
+    # sRGB primaries in CIELAB (D65), as tabulated by the CIE/Lindbloom
+    lab = srgb_to_lab(np.eye(3))
+    np.testing.assert_allclose(lab[0], [53.24, 80.09, 67.20], atol=0.02)
+    np.testing.assert_allclose(lab[1], [87.73, -86.18, 83.18], atol=0.02)
+    np.testing.assert_allclose(lab[2], [32.30, 79.19, -107.86], atol=0.02)
+    np.testing.assert_allclose(srgb_to_lab([0.5, 0.5, 0.5]), [53.39, 0.0, 0.0], atol=0.02)
+    np.testing.assert_allclose(relative_luminance(np.eye(3)), [0.2126, 0.7152, 0.0722], atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [10, 22, 30])
+def test_22_lm22_types_get_clearly_different_colours(n):
+    from fastdeconv.plotting._colors import type_colors
+
+    colors = type_colors(n)
+    assert len(colors) == len(set(colors)) == n
+    assert _min_distance(colors) > MIN_COLOUR_DISTANCE, n
+
+
+def test_more_types_than_the_stored_palette_still_get_distinct_colours():
+    from fastdeconv.plotting._colors import PALETTE, type_colors
+
+    colors = type_colors(60)
+    assert colors[: len(PALETTE)] == list(PALETTE)  # a type keeps its colour
+    assert len(set(colors)) == 60
+    assert _min_distance(colors) > 15.0
+
+
+def test_light_yellow_points_no_longer_vanish_on_white():
+    from fastdeconv.plotting._colors import relative_luminance, type_colors
+
+    colors = type_colors(60)
+    assert "#dbdb8d" not in colors and "#c7c7c7" not in colors  # tab20's pastels
+    lum = relative_luminance(np.array([_hex(c) for c in colors]))
+    assert lum.max() < MAX_LUMINANCE
+    assert (1.05 / (lum + 0.05)).min() > 2.3  # contrast ratio with white
+    assert _lab(colors)[:, 0].min() >= 28.0  # and none looks black
+
+
+def _hex(c):
+    from fastdeconv.plotting._colors import hex_to_rgb
+
+    return hex_to_rgb(c)
+
+
+def test_stacked_bars_of_22_types_use_the_distinct_colours():
+    from matplotlib.colors import to_hex
+
+    from fastdeconv.plotting._colors import type_colors
+
+    fig = plot_proportions(_props(n=5, k=22))
+    used = [to_hex(c.patches[0].get_facecolor()) for c in fig.axes[0].containers]
+    assert used == type_colors(22)
+
+
+# ---------------------------------------------------------------- titles (issue 13)
+
+
+def _title(fig):
+    """The figure's title if it has one, else its first axes' title."""
+    sup = fig.get_suptitle()
+    return sup if sup else fig.axes[0].get_title()
+
+
+def _every_plot():
+    """(name, draw(title=...) -> Figure, words the default title contains) for every plot."""
+    from fastdeconv.plotting import plot_signature
+    from fastdeconv.plotting._linseed import plot_linseed, plot_significance, plot_simplex, plot_spectrum
+    from fastdeconv.reference_free import linseed
+    from fastdeconv.simulate import synthetic
+
+    props = _props()
+    truth = _props(seed=1)
+    fit = pd.DataFrame({"r2": [0.9, 0.95, 0.99], "rmse": [1.0, 2.0, 0.5]}, index=["a", "b", "c"])
+    lin = linseed(synthetic(n_genes=400, n_types=3, n_samples=12, seed=1).bulk, 3,
+                  n_permutations=20, pvalue=0.05)
+    sig = pd.DataFrame({"T": [90.0, 1.0], "B": [2.0, 40.0]}, index=["CD3E", "MS4A1"])
+    return [
+        ("plot_proportions", lambda **kw: plot_proportions(props, **kw), "proportions of 12 samples"),
+        ("plot_estimate_vs_truth", lambda **kw: plot_estimate_vs_truth(props, truth, **kw),
+         "estimated vs true"),
+        ("plot_fit_quality", lambda **kw: plot_fit_quality(fit, **kw), "fit of 3 samples"),
+        ("plot_spectrum", lambda **kw: plot_spectrum(lin, **kw), "spectrum"),
+        ("plot_simplex", lambda **kw: plot_simplex(lin, **kw), "simplex of"),
+        ("plot_significance", lambda **kw: plot_significance(lin, **kw), "linearity"),
+        ("plot_linseed", lambda **kw: plot_linseed(lin, **kw), "LinSeed: 3 cell types"),
+        ("plot_signature", lambda **kw: plot_signature(sig, **kw), "signature: 2 genes x 2 types"),
+    ]
+
+
+def test_every_plot_names_its_dataset_or_method(tmp_path):
+    named = "mixture.tsv.gz: deconvolve, method nnls"
+    for name, draw, default in _every_plot():
+        assert default in _title(draw()), name  # by default: what the figure shows
+        fig = draw(title=named, path=tmp_path / f"{name}.png")
+        assert _title(fig) == named, name  # the caller's title, e.g. the input file and method
+        assert _is_png(tmp_path / f"{name}.png")
+        fig = draw(title="")  # none at all
+        assert not fig.get_suptitle(), name
+        if len(fig.axes) == 1 or name in ("plot_spectrum", "plot_signature"):  # one panel (+ twin/colorbar)
+            assert not fig.axes[0].get_title(), name
+
+
+def test_every_public_plot_function_accepts_title():
+    import inspect
+
+    import fastdeconv.plotting as plotting
+
+    names = [n for n in dir(plotting) if n.startswith("plot_")]
+    assert {"plot_proportions", "plot_estimate_vs_truth", "plot_fit_quality", "plot_linseed",
+            "plot_simplex", "plot_spectrum", "plot_significance", "plot_signature"} <= set(names)
+    for name in names:
+        params = inspect.signature(getattr(plotting, name)).parameters
+        assert "title" in params and params["title"].default is None, name

@@ -189,16 +189,19 @@ def test_estimate_k_rule():
         estimate_k(G, variance_threshold=1.5)
 
 
-def test_drops_zero_and_nonfinite_genes_and_survives_constant_genes(planted):
+def test_drops_zero_and_missing_genes_and_survives_constant_genes(planted):
     bulk, truth, _ = planted
     dirty = bulk.copy()
     dirty.iloc[0] = 0.0
     dirty.iloc[1, 3] = np.nan
-    dirty.iloc[2, 4] = np.inf
+    dirty.iloc[2, 4] = np.nan
     dirty.iloc[3] = 55.0  # constant gene (NaN in the R package's permutation step)
-    res = linseed(dirty, 3, **FAST)
+    with pytest.raises(ValueError, match="NaN") as refused:  # as deconvolve refuses them
+        linseed(dirty, 3, **FAST)
+    assert "missing='drop'" in str(refused.value)
+    res = linseed(dirty, 3, missing="drop", **FAST)
     assert res.dropped["all_zero"] == 1
-    assert res.dropped["non_finite"] == 2
+    assert res.dropped["missing"] == 2
     assert not res.genes.loc["g3", "significant"]
     assert res.genes.loc["g3", "degree"] == 0
     assert np.isfinite(res.proportions.to_numpy()).all()
@@ -221,7 +224,7 @@ def test_marker_genes_name_the_components(planted):
     assert sorted(res.proportions.columns) == sorted(markers)
     for t in markers:
         assert np.corrcoef(res.proportions[t], truth[t])[0, 1] > 0.95
-    with pytest.raises(ValueError, match="none of the marker genes"):
+    with pytest.raises(ValueError, match="none of the 1 marker genes given for 'x'"):
         linseed(bulk, 3, marker_genes={"x": ["nope"], "y": ["g1"], "z": ["g2"]}, **FAST)
 
 
@@ -253,9 +256,11 @@ def test_log2_scale_is_unlogged_by_the_shared_inputs_unlog(planted):
     a = linseed(logged, 3, scale="log2", **FAST)
     b = linseed(unlog(logged, "log2"), 3, scale="linear", **FAST)
     pd.testing.assert_frame_equal(a.proportions, b.proportions)
-    assert set(LINSEED_SCALES) < set(SCALES)
+    assert set(LINSEED_SCALES) == set(SCALES)  # the scales deconvolve accepts
+    c = linseed(np.log2(bulk + 1.0), 3, scale="log2p1", **FAST)
+    np.testing.assert_allclose(c.proportions.to_numpy(), b.proportions.to_numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="scale"):
-        linseed(logged, 3, scale="log2p1", **FAST)  # not (yet) accepted by linseed
+        linseed(logged, 3, scale="ln", **FAST)
 
 
 def test_to_frame_and_write(result, tmp_path):
@@ -283,7 +288,8 @@ def test_to_frame_and_write(result, tmp_path):
     [
         ({"n_types": 1}, "n_types"),
         ({"n_types": "three"}, "n_types"),
-        ({"n_types": 50}, "exceeds the number of samples"),
+        ({"n_types": 50}, "need more samples than components"),
+        ({"n_types": 20}, "need more samples than components"),
         ({"n_permutations": 50, "pvalue": 0.01}, "smallest possible p-value"),
         ({"pvalue": 0.0}, "pvalue"),
         ({"top_genes": 0}, "top_genes"),

@@ -354,10 +354,14 @@ def test_sample_explained_by_background_only_gives_nan_and_warning(data):
     assert np.isnan(res.fit.loc["flat", "r2"])  # constant bulk: R^2 undefined
 
 
-def test_log2_overflow_is_reported(data):
+def test_log_scale_given_for_linear_values_is_refused(data):
+    # 2**x of linear values overflows or is absurd: never a silent answer
     bulk, sig, _ = data
-    with pytest.raises(ValueError, match=r"bulk \(un-logged\) has .* infinite"):
-        deconvolve(bulk, sig, scale="log2")
+    for scale in ("log2", "log2p1", "log1p"):
+        with pytest.raises(ValueError, match=r"looks linear already; pass scale='linear'"):
+            deconvolve(bulk, sig, scale=scale)
+    with pytest.raises(ValueError, match=r"pass signature_scale='linear'"):
+        deconvolve(bulk, sig, signature_scale="log2")
 
 
 def test_collinear_signature_warns_naming_types(data):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -113,3 +115,66 @@ def test_round_cap_reports_not_converged():
     with pytest.warns(fastdeconv.ConvergenceWarning):
         _, info = fastdeconv.nnls(A, b, loss="huber", max_reweight=1, reweight_tol=0.0, return_info=True)
     assert not bool(info.converged)
+
+
+# ------------------------------------------ the kernel's own median (issue 13: compile time)
+
+
+@functools.lru_cache(maxsize=None)
+def _median_kernel():
+    from fastdeconv._jit import jit
+    from fastdeconv.kernels import robust
+
+    @jit(cache=False)
+    def median(r):
+        return robust._median(r, np.empty_like(r))
+
+    return median
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.sampled_from(["normal", "ties", "sorted", "reversed", "constant"]))
+@settings(deadline=None)
+def test_median_kernel_equals_numpy_median_exactly(seed, n, kind):
+    # the Huber scale uses a median written in the kernel instead of Numba's np.median,
+    # which compiled for seconds; the value must be numpy's, bit for bit
+    rng = np.random.default_rng(seed)
+    r = {
+        "normal": rng.standard_normal(n),
+        "ties": rng.integers(0, 4, n).astype(float),
+        "sorted": np.sort(rng.standard_normal(n)),
+        "reversed": np.sort(rng.standard_normal(n))[::-1].copy(),
+        "constant": np.full(n, 0.25),
+    }[kind]
+    keep = r.copy()
+    assert _median_kernel()(r) == np.median(r)
+    np.testing.assert_array_equal(r, keep)  # its input is left as it was
+
+
+def test_median_kernel_of_nan_and_empty_is_nan():
+    median = _median_kernel()
+    assert np.isnan(median(np.array([1.0, np.nan, 2.0])))
+    assert np.isnan(median(np.empty(0)))
+
+
+def test_single_sample_huber_kernel_is_the_batch_kernel_on_one_row():
+    from fastdeconv._jit import jit
+    from fastdeconv.kernels import robust
+    from fastdeconv.kernels.robust import huber_batch, huber_irls
+
+    @jit(cache=False)
+    def weighted_gram(A, b, w0):
+        Q0, c0 = np.empty((A.shape[1], A.shape[1])), np.empty(A.shape[1])
+        robust._weighted_gram(A, b, w0, Q0, c0)
+        return Q0
+
+    A, b, x_true = contaminated(3, 120, 4)
+    w0 = np.ones(len(b))
+    x = np.zeros(4)
+    rounds, n_iter, status = huber_irls(A, b, w0, x, True, False, HUBER_C, 50, 1e-8, 100, 1e-11)
+    X = np.empty((1, 4))
+    W = np.empty((1, len(b)))
+    it, rd, st_ = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int8)
+    huber_batch(A, w0, weighted_gram(A, b, w0), b[None, :].copy(), X, W, it, rd, st_, True, False, HUBER_C, 50,
+                1e-8, 100, 1e-11)
+    np.testing.assert_array_equal(x, X[0])
+    assert (rounds, n_iter, status) == (rd[0], it[0], st_[0]) and status == 0

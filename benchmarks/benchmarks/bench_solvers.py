@@ -82,3 +82,31 @@ S = np.random.default_rng(0).lognormal(size=(200, 8))
 fastdeconv.nnls(S, S[:, :3])
 fastdeconv.simplex_lstsq(S, S[:, :3])
 """
+
+
+def timeraw_first_compilation():
+    """A fresh process with an empty Numba cache: the first-ever NNLS, simplex and Huber solves.
+
+    What a user's very first ``fastdeconv deconvolve`` waits for (the cache is
+    a new temporary folder, so every kernel these calls need is compiled).
+    ``benchmarks/compile_time.py`` breaks it down by pipeline.
+    """
+    return """
+import os, tempfile
+cache = tempfile.TemporaryDirectory()
+os.environ["NUMBA_CACHE_DIR"] = cache.name  # read when Numba is first imported, below
+import numpy as np
+import fastdeconv
+from fastdeconv.simulate import synthetic
+data = synthetic(n_genes=500, n_types=5, n_samples=20, seed=0)
+S = np.ascontiguousarray(data.signature.to_numpy())
+fastdeconv.nnls(S, S[:, :3])
+fastdeconv.simplex_lstsq(S, S[:, :3])
+fastdeconv.deconvolve(data.bulk, data.signature)
+cache.cleanup()
+"""
+
+
+timeraw_first_compilation.number = 1
+timeraw_first_compilation.repeat = 3
+timeraw_first_compilation.timeout = 600

@@ -20,14 +20,16 @@ the first header.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import warnings
 
 from fastdeconv.cli import deconvolve, demo, evaluate, linseed, signature, simulate
-from fastdeconv.cli._common import PROG, one_line, show_warning
+from fastdeconv.cli._common import PROG, check_paths, one_line, show_warning
+from fastdeconv.errors import InputProblem
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "compilation_notice"]
 
 #: The command modules, in the order ``fastdeconv --help`` lists them.
 COMMANDS = (deconvolve, evaluate, demo, signature, simulate, linseed)
@@ -66,6 +68,70 @@ def build_parser():
 
 _INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, OSError, ImportError)
 
+#: Commands that run the Numba solvers, and so compile them on a machine's first run.
+SOLVING = ("deconvolve", "demo", "linseed", "signature", "simulate")
+
+#: Said on stderr when such a command starts compiling (the code is not cached yet).
+COMPILING = (
+    f"{PROG}: compiling the solvers for this machine (first run only, cached afterwards) ..."
+)
+
+
+def compilation_notice(args):
+    """A context in which the first Numba compilation says so on stderr, once.
+
+    Numba announces a compilation (event ``numba:compile``) only when the
+    machine code is not in its on-disk cache, so the notice appears exactly
+    when the user waits for the compiler: not for a warm cache, and not for
+    input refused before any solver runs.  Only for the commands in
+    :data:`SOLVING`, never with ``--quiet``, and not at all when
+    :func:`fastdeconv._jit.needs_compilation` says the command's kernels are
+    cached (it is cheap, and spares a refused input the import of Numba).  It
+    never fails: it is a courtesy.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastdeconv.cli import compilation_notice
+    >>> with compilation_notice(argparse.Namespace(command="evaluate", quiet=False)):
+    ...     pass  # evaluate runs no solver: nothing is said
+    """
+    import contextlib
+
+    if getattr(args, "command", None) not in SOLVING or getattr(args, "quiet", False):
+        return contextlib.nullcontext()
+    try:
+        import fastdeconv._jit as jit
+
+        needs_compilation = getattr(jit, "needs_compilation", None)
+        if needs_compilation is not None and not needs_compilation(args.command):
+            return contextlib.nullcontext()
+        from numba.core import event
+
+        class Notice(event.Listener):
+            said = False
+
+            def on_start(self, ev):
+                if not self.said:
+                    self.said = True
+                    print(COMPILING, file=sys.stderr, flush=True)
+
+            def on_end(self, ev):
+                pass
+
+        return event.install_listener("numba:compile", Notice())
+    except Exception:  # noqa: BLE001 - a hint must never stop the command
+        return contextlib.nullcontext()
+
 
 def main(argv=None):
     """Run the ``fastdeconv`` command line.
@@ -94,9 +160,11 @@ def main(argv=None):
         return exc.code if isinstance(exc.code, int) else 2
     debug = os.environ.get("FASTDECONV_DEBUG", "") not in ("", "0")
     with warnings.catch_warnings():
-        warnings.showwarning = show_warning
+        warnings.showwarning = functools.partial(show_warning, flags=getattr(args, "flags", {}))
         try:
-            return int(args.func(args) or 0)
+            check_paths(args)
+            with compilation_notice(args):
+                return int(args.func(args) or 0)
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted", file=sys.stderr)
             return 130
@@ -107,6 +175,12 @@ def main(argv=None):
                 f"{PROG}: error: out of memory; use fewer samples or genes at a time",
                 file=sys.stderr,
             )
+            return 1
+        except InputProblem as exc:  # the remedy spelled as this command's flags
+            if debug:
+                raise
+            print(f"{PROG}: error: {one_line(exc.render(getattr(args, 'flags', {})))}",
+                  file=sys.stderr)
             return 1
         except _INPUT_ERRORS as exc:
             if debug:

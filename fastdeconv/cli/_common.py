@@ -54,9 +54,35 @@ def one_line(exc):
     return " ".join(text.split())
 
 
-def show_warning(message, category, filename, lineno, file=None, line=None):
-    """Replacement for :func:`warnings.showwarning`: ``fastdeconv: warning: ...``, one line."""
-    print(f"{PROG}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+def show_warning(message, category, filename, lineno, file=None, line=None, *, flags=None):
+    """Replacement for :func:`warnings.showwarning`: ``fastdeconv: warning: ...``, one line.
+
+    With ``flags`` (the command's keyword -> flag table), a warning whose text
+    can spell its remedies as flags (an object with ``render(flags)``, such as
+    :class:`fastdeconv.errors.InputProblem` or a signature note, given to
+    :func:`warnings.warn`) is shown with the flags; :func:`fastdeconv.cli.main`
+    passes them.
+
+    Examples
+    --------
+    >>> from fastdeconv.cli._common import show_warning
+    >>> from fastdeconv.errors import Fix, InputProblem
+    >>> import sys; sys.stderr = sys.stdout  # for the example
+    >>> note = InputProblem("few markers;   relax {0}", Fix("min_frac", 0.05))
+    >>> show_warning(UserWarning(note), UserWarning, "x.py", 1, flags={"min_frac": "--min-frac"})
+    fastdeconv: warning: few markers; relax --min-frac 0.05
+    >>> sys.stderr = sys.__stderr__
+    """
+    text = message
+    if flags is not None:
+        for candidate in (message, *getattr(message, "args", ())[:1]):
+            if callable(getattr(candidate, "render", None)):
+                try:
+                    text = candidate.render(flags)
+                except Exception:  # noqa: BLE001 - fall back to the plain text
+                    text = message
+                break
+    print(f"{PROG}: warning: {' '.join(str(text).split())}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------
@@ -129,28 +155,34 @@ def read(path, option, **kwargs):
         return read_table(path, **kwargs)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{option}: {one_line(exc)}") from None
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # not a table, damaged, unreadable
         raise InputError(f"{option}: {one_line(exc)}") from None
 
 
 def read_counts(path):
     """``--counts``: a genes x cells table, or an AnnData object for ``.h5ad``."""
     if str(path).lower().endswith(".h5ad"):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"--counts: file not found: {path!r}")
+        from fastdeconv.io import read_h5ad
+
         try:
-            import anndata
-        except ImportError:
-            raise InputError(
-                "--counts: reading .h5ad files needs anndata (`pip install anndata`)"
-            ) from None
-        return anndata.read_h5ad(path)
+            return read_h5ad(path)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"--counts: {one_line(exc)}") from None
+        except (ValueError, OSError, ImportError) as exc:  # damaged, unreadable, no anndata
+            raise InputError(f"--counts: {one_line(exc)}") from None
     return read(path, "--counts")
 
 
 def read_labels(path):
     """``--labels``: two-column table with a header (cell id, cell type) -> Series by cell id."""
     labels = read_series(path, "--labels", "cell id, cell type", index_col=0, numeric=False)
+    for missing, what in ((labels.index.isna(), "no cell id"), (labels.isna(), "no cell type")):
+        if missing.any():  # would become a cell or a type named 'nan'
+            rows = [i + 2 for i in [k for k, m in enumerate(missing) if m][:3]]  # 1-based
+            raise InputError(
+                f"--labels: {path!r} has {int(missing.sum())} row(s) with {what} (line(s) "
+                f"{', '.join(map(str, rows))}); fill them in or remove those rows"
+            )
     labels.index = labels.index.astype(str)
     return labels.astype(str)
 
@@ -328,6 +360,142 @@ def help_when_shown(action, describe):
     return action
 
 
+#: The library function each command hands its options to.  ``--help`` reads
+#: from it the defaults that the library decides (an option whose CLI default
+#: is None and whose help says "the library's"): see :func:`library_default`.
+PIPELINES = {
+    "deconvolve": ("fastdeconv.regression", "deconvolve"),
+    "demo": ("fastdeconv.regression", "deconvolve"),  # run_benchmark passes --method on
+    "linseed": ("fastdeconv.reference_free", "linseed"),
+    "signature": ("fastdeconv.signature", "build_signature"),
+    "simulate": ("fastdeconv.simulate", "pseudobulk"),
+}
+
+_MISSING = object()
+
+
+@functools.lru_cache(maxsize=None)
+def _module_source(module):
+    """The parsed source of ``module`` (its file found without importing it), or None."""
+    import ast
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    try:
+        with open(spec.origin, encoding="utf-8") as fh:
+            return ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _default_in_source(module, function, keyword):
+    """The literal default of ``keyword`` read from the source, or ``_MISSING``."""
+    import ast
+
+    tree = _module_source(module)
+    if tree is None:
+        return _MISSING
+    constants, default, defined = {}, _MISSING, False
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            if isinstance(node.targets[0], ast.Name):
+                constants[node.targets[0].id] = node.value
+        elif isinstance(node, ast.FunctionDef) and node.name == function:
+            args = node.args
+            positional = args.posonlyargs + args.args
+            pairs = list(zip(positional[len(positional) - len(args.defaults) :], args.defaults))
+            pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+            default = next((d for a, d in pairs if a.arg == keyword), _MISSING)
+            names = [a.arg for a in positional + args.kwonlyargs]
+            defined = keyword not in names and not (args.kwarg or args.vararg)
+
+    def literal(node):
+        if isinstance(node, ast.Name) and node.id in constants:
+            node = constants[node.id]
+        return ast.literal_eval(node)
+
+    if defined:  # the function is there and has no such parameter
+        raise LookupError(f"{module}.{function} has no parameter {keyword!r}")
+    if default is _MISSING:
+        return _MISSING
+    try:
+        value = literal(default)
+        if value is None and f"DEFAULT_{keyword.upper()}" in constants:
+            value = literal(constants[f"DEFAULT_{keyword.upper()}"])
+    except (ValueError, TypeError, SyntaxError):
+        return _MISSING
+    return value
+
+
+def library_default(module, function, keyword):
+    """The default the library uses for ``keyword`` of ``module.function``.
+
+    For help text: an option whose command-line default is None lets the
+    library decide, and its help shows this value.  The value is read from the
+    function's source when it is a literal (so ``--help`` imports neither
+    NumPy nor Numba), else from :func:`inspect.signature` after importing the
+    module.  A default of None is looked up as the module's constant
+    ``DEFAULT_<KEYWORD>`` (``DEFAULT_N_MARKERS``), the convention for "the
+    library picks".
+
+    Parameters
+    ----------
+    module : str
+        The module (``"fastdeconv.regression"``).
+    function : str
+        The function in it (``"deconvolve"``).
+    keyword : str
+        The parameter (``"method"``).
+
+    Returns
+    -------
+    object
+        The default value.
+
+    Raises
+    ------
+    LookupError
+        If the function has no such parameter, or the parameter no default.
+
+    Examples
+    --------
+    >>> from fastdeconv.cli._common import library_default
+    >>> library_default("fastdeconv.regression", "deconvolve", "method")
+    'nnls'
+    >>> library_default("fastdeconv.signature", "build_signature", "n_markers")
+    25
+    """
+    value = _default_in_source(module, function, keyword)
+    if value is not _MISSING:
+        return value
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(module)
+    try:
+        parameter = inspect.signature(getattr(mod, function)).parameters[keyword]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise LookupError(f"{module}.{function} has no parameter {keyword!r}") from None
+    if parameter.default is inspect.Parameter.empty:
+        raise LookupError(f"{module}.{function}: {keyword!r} has no default")
+    value = parameter.default
+    if value is None:
+        value = getattr(mod, f"DEFAULT_{keyword.upper()}", None)
+    return value
+
+
+_LIBRARY_PHRASE = "the library's"
+
+
+def _show(value):
+    return str(value).replace("%", "%%")
+
+
 @functools.lru_cache(maxsize=None)
 def _terminal_width():
     import shutil
@@ -339,6 +507,18 @@ class HelpFormatter(argparse.HelpFormatter):
     """Show an option's default in its help unless it is None/False or already said.
 
     Help given by :func:`help_when_shown` is written here, when help is shown.
+    An option whose default the library decides says so with the words "the
+    library's" (``"(default: the library's)"``); they are replaced by the
+    library's value (:func:`library_default`), read from the function the
+    command calls (:data:`PIPELINES`) under the option's keyword (the command's
+    ``flags`` table, else the option's name, else ``n_`` and its name).
+
+    Parameters
+    ----------
+    prog : str
+        The program (``"fastdeconv deconvolve"``).
+    parser : argparse.ArgumentParser, optional
+        The command's parser, for its ``flags`` table (keyword -> flag).
 
     Examples
     --------
@@ -348,13 +528,49 @@ class HelpFormatter(argparse.HelpFormatter):
     >>> _ = parser.add_argument("--repeats", type=int, default=3, help="timed runs")
     >>> "timed runs (default: 3)" in parser.format_help()
     True
+    >>> parser = argparse.ArgumentParser(prog="fastdeconv linseed", formatter_class=HelpFormatter)
+    >>> _ = parser.add_argument("--top-genes", help="genes analysed (default: the library's)")
+    >>> "genes analysed (default: 10000)" in parser.format_help()
+    True
     """
 
-    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None, **kwargs):
+    def __init__(
+        self, prog, indent_increment=2, max_help_position=24, width=None, parser=None, **kwargs
+    ):
         # argparse makes a formatter for every add_argument; ask the terminal's width once
         if width is None:
             width = _terminal_width()
         super().__init__(prog, indent_increment, max_help_position, width, **kwargs)
+        self._parser = parser
+
+    def _library_value(self, action):
+        command = self._prog.split()[-1] if self._prog else ""
+        if command not in PIPELINES:
+            return _MISSING
+        module, function = PIPELINES[command]
+        flags = self._parser.get_default("flags") if self._parser is not None else None
+        keywords = [k for k, f in (flags or {}).items() if f in action.option_strings]
+        keywords += [action.dest, f"n_{action.dest}"]
+        for keyword in keywords:
+            try:
+                value = library_default(module, function, keyword)
+            except (LookupError, ImportError):
+                continue
+            return _MISSING if value is None else value
+        return _MISSING
+
+    def _library_phrase(self, action, text):
+        """Replace "the library's[, VALUE]" by the library's value."""
+        import re
+
+        value = self._library_value(action)
+
+        def replace(match):
+            if value is not _MISSING:
+                return _show(value)
+            return match.group(1) or match.group(0)  # the value the help names, if any
+
+        return re.sub(r"the library's(?:,\s*([^);]+))?", replace, text)
 
     def add_argument(self, action):
         describe = getattr(action, "describe_help", None)
@@ -367,6 +583,8 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
+        if _LIBRARY_PHRASE in text:
+            text = self._library_phrase(action, text)
         default = action.default
         if (
             default is not None
@@ -376,6 +594,135 @@ class HelpFormatter(argparse.HelpFormatter):
         ):
             text += " (default: %(default)s)"
         return text
+
+
+def _record(parser, role, dest):
+    parser.set_defaults(**{role: tuple(parser.get_default(role) or ()) + (dest,)})
+
+
+def input_file(parser, *flags, **kwargs):
+    """Add an option naming a file the command reads (recorded for :func:`check_paths`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser.
+    *flags : str
+        The option strings (``"--bulk"``).
+    **kwargs
+        Passed to ``parser.add_argument``.
+
+    Returns
+    -------
+    argparse.Action
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastdeconv.cli._common import input_file
+    >>> p = argparse.ArgumentParser()
+    >>> _ = input_file(p, "--bulk")
+    >>> p.get_default("io_inputs")
+    ('bulk',)
+    """
+    action = parser.add_argument(*flags, **kwargs)
+    _record(parser, "io_inputs", action.dest)
+    return action
+
+
+def output_file(parser, *flags, **kwargs):
+    """Add an option naming a file the command writes (recorded for :func:`check_paths`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser.
+    *flags : str
+        The option strings (``"--output"``).
+    **kwargs
+        Passed to ``parser.add_argument``.
+
+    Returns
+    -------
+    argparse.Action
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastdeconv.cli._common import output_file
+    >>> p = argparse.ArgumentParser()
+    >>> _ = output_file(p, "--output")
+    >>> p.get_default("io_outputs")
+    ('output',)
+    """
+    action = parser.add_argument(*flags, **kwargs)
+    _record(parser, "io_outputs", action.dest)
+    return action
+
+
+def _option(dest):
+    return "--" + dest.replace("_", "-")
+
+
+def _same_file(a, b):
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def check_paths(args):
+    """Refuse to run when an output would overwrite an input or another output.
+
+    Two inputs naming one file are refused too: every input of a command has
+    its own role (the bulk and the signature, the estimate and the truth), so
+    one file given twice is a slip of the keyboard, and a run would answer
+    without saying so.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (options recorded by :func:`input_file` and
+        :func:`output_file`).
+
+    Raises
+    ------
+    InputError
+        Naming both options.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastdeconv.cli._common import check_paths
+    >>> args = argparse.Namespace(io_inputs=("bulk",), io_outputs=("output",),
+    ...                           bulk="data.tsv", output="data.tsv")
+    >>> try:
+    ...     check_paths(args)
+    ... except ValueError as err:
+    ...     print(err)
+    --output would overwrite --bulk ('data.tsv'): give the output another file name
+    """
+    inputs = [(d, getattr(args, d, None)) for d in getattr(args, "io_inputs", ())]
+    outputs = [(d, getattr(args, d, None)) for d in getattr(args, "io_outputs", ())]
+    inputs = [(d, v) for d, v in inputs if v]
+    outputs = [(d, v) for d, v in outputs if v]
+    for i, (dest, path) in enumerate(outputs):
+        for other, other_path in inputs + outputs[:i]:
+            if _same_file(path, other_path):
+                verb = "overwrite" if (other, other_path) in inputs else "be the same file as"
+                raise InputError(
+                    f"{_option(dest)} would {verb} {_option(other)} ({path!r}): give the "
+                    "output another file name"
+                )
+    for i, (dest, path) in enumerate(inputs):
+        for other, other_path in inputs[:i]:
+            if os.path.exists(path) and _same_file(path, other_path):  # else: "not found" later
+                raise InputError(
+                    f"{_option(dest)} names the same file as {_option(other)} ({path!r}); "
+                    "each option needs its own table"
+                )
 
 
 def add_command(subparsers, name, *, jobs=False, cells=False, **kwargs):
@@ -411,11 +758,13 @@ def add_command(subparsers, name, *, jobs=False, cells=False, **kwargs):
     Namespace(quiet=True, n_jobs=2)
     """
     p = subparsers.add_parser(name, formatter_class=HelpFormatter, **kwargs)
+    p.formatter_class = functools.partial(HelpFormatter, parser=p)  # reads p's flags table
     p.add_argument(
         "-q",
         "--quiet",
         action="store_true",
-        help="no progress bar or messages on stderr (warnings and errors still show)",
+        help="no summary on stdout, no progress bar or messages on stderr (warnings and "
+        "errors still show)",
     )
     if jobs:
         p.add_argument(
@@ -426,13 +775,15 @@ def add_command(subparsers, name, *, jobs=False, cells=False, **kwargs):
             help="worker threads (default: all cores)",
         )
     if cells:
-        p.add_argument(
+        input_file(
+            p,
             "--counts",
             required=True,
             metavar="COUNTS",
             help="raw counts: genes x cells table, or .h5ad",
         )
-        p.add_argument(
+        input_file(
+            p,
             "--labels",
             metavar="LABELS",
             help="two-column table (cell id, cell type) with a header row",

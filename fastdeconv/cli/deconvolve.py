@@ -7,6 +7,9 @@ read only when the option is used or the help is shown.
 
 from __future__ import annotations
 
+import argparse
+import os
+
 from fastdeconv.cli._common import (
     InputError,
     MethodName,
@@ -14,7 +17,10 @@ from fastdeconv.cli._common import (
     check_plot_path,
     check_table_path,
     help_when_shown,
+    input_file,
     one_line,
+    output_file,
+    positive_int,
     proportions_frame,
     read,
     read_series,
@@ -86,6 +92,50 @@ def weights_help(registry):
     )
 
 
+#: Python keyword -> this command's flag, for every remedy a deconvolve run can be
+#: advised (see :mod:`fastdeconv.errors`).
+FLAGS = {
+    "method": "--method",
+    "genes": "--genes",
+    "n_markers": "--n-markers",
+    "min_fold_change": "--min-fold-change",
+    "robust": "--robust",
+    "weights": "--weights",
+    "scale": "--scale",
+    "signature_scale": "--signature-scale",
+    "duplicates": "--duplicates",
+    "missing": "--missing",
+    "case_insensitive": "--case-insensitive",
+    "strip_version": "--strip-version",
+    "min_genes": "--min-genes",
+    "transpose_bulk": "--transpose-bulk",
+    "transpose_signature": "--transpose-signature",
+    "n_jobs": "--n-jobs",
+}
+
+#: The scales ``--scale``/``--signature-scale`` accept (:data:`fastdeconv.inputs.SCALES`,
+#: written out so that building the parser imports nothing heavy; a test compares them).
+SCALES = ("auto", "linear", "log2", "log2p1", "log1p")
+
+
+def fold_change(text):
+    """``type=`` of ``--min-fold-change``: a finite number of at least 1.
+
+    Examples
+    --------
+    >>> from fastdeconv.cli.deconvolve import fold_change
+    >>> fold_change("1.5")
+    1.5
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 1.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {text!r}")
+    return value
+
+
 def add_parser(subparsers):
     """Add the ``deconvolve`` command to the main parser's subcommands.
 
@@ -111,10 +161,10 @@ def add_parser(subparsers):
         "linear scale) with a signature (SIG, genes x cell types). Writes OUT as samples x "
         "cell types.",
     )
-    p.add_argument("--bulk", required=True, metavar="BULK", help="genes x samples table")
-    p.add_argument("--signature", required=True, metavar="SIG", help="genes x cell types table")
-    p.add_argument(
-        "--output", required=True, metavar="OUT", help="proportions, samples x cell types"
+    input_file(p, "--bulk", required=True, metavar="BULK", help="genes x samples table")
+    input_file(p, "--signature", required=True, metavar="SIG", help="genes x cell types table")
+    output_file(
+        p, "--output", required=True, metavar="OUT", help="proportions, samples x cell types"
     )
     help_when_shown(
         p.add_argument(
@@ -122,49 +172,145 @@ def add_parser(subparsers):
             type=MethodName(regression_methods),
             default=None,
             metavar="METHOD",
-            help="a regression method (default: the library's, nnls)",
+            help="a regression method (default: nnls)",
         ),
-        lambda: f"{method_help(regression_methods())}; default: the library's, nnls",
+        lambda: f"{method_help(regression_methods())} (default: nnls)",
     )
     p.add_argument(
         "--genes",
         choices=["auto", "markers", "all"],
         default=None,
-        help="genes used in the fit (default: the library's, auto)",
+        help="genes used in the fit: marker genes of a whole-transcriptome signature (auto: "
+        "when it has more than 200 genes per cell type), or all common genes (default: auto)",
+    )
+    p.add_argument(
+        "--n-markers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="most marker genes kept per cell type when markers are selected (default: 100)",
+    )
+    p.add_argument(
+        "--min-fold-change",
+        type=fold_change,
+        default=None,
+        metavar="X",
+        help="fold change over the second-highest cell type required of a marker gene "
+        "(default: 2)",
     )
     p.add_argument(
         "--robust",
         choices=["huber", "none"],
         default=None,
         help="Huber re-weighting of badly fitting genes, or plain least squares "
-        "(default: the library's, huber)",
+        "(default: huber)",
     )
     p.add_argument(
         "--scale",
-        choices=["auto", "linear", "log2", "log2p1"],
+        choices=SCALES,
         default=None,
-        help="scale of the bulk: auto refuses log-looking data; log2/log2p1 un-log "
-        "with 2**x / 2**x - 1 (default: auto)",
+        help="scale of the bulk: auto refuses log-looking data, linear asserts the linear "
+        "scale; log2/log2p1/log1p un-log with 2**x / 2**x - 1 / exp(x) - 1 (default: auto)",
     )
-    p.add_argument("--fit-output", metavar="FILE", help="per-sample fit diagnostics table")
+    p.add_argument(
+        "--signature-scale",
+        choices=SCALES,
+        default=None,
+        help="scale of the signature, as --scale (default: auto)",
+    )
+    p.add_argument(
+        "--transpose-bulk",
+        action="store_true",
+        help="BULK has samples as rows and genes as columns: transpose it",
+    )
+    p.add_argument(
+        "--transpose-signature",
+        action="store_true",
+        help="SIG has cell types as rows and genes as columns: transpose it",
+    )
+    p.add_argument(
+        "--case-insensitive",
+        action="store_true",
+        help="match gene names ignoring case (Cd4 = CD4)",
+    )
+    p.add_argument(
+        "--strip-version",
+        action="store_true",
+        help="drop Ensembl version suffixes before matching (ENSG00000010610.12 = "
+        "ENSG00000010610)",
+    )
+    p.add_argument(
+        "--duplicates",
+        choices=["raise", "sum"],
+        default=None,
+        help="genes named more than once in a table: refuse, or add their rows up "
+        "(default: raise)",
+    )
+    p.add_argument(
+        "--missing",
+        choices=["raise", "drop"],
+        default=None,
+        help="genes with missing (NaN, empty) values: refuse, or leave them out "
+        "(default: raise)",
+    )
+    p.add_argument(
+        "--min-genes",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="fewest genes bulk and signature must share (default: max(2 x cell types, 50) "
+        "and half of the signature's genes)",
+    )
+    output_file(p, "--fit-output", metavar="FILE", help="per-sample fit diagnostics table")
     help_when_shown(
-        p.add_argument(
+        input_file(
+            p,
             "--weights",
             metavar="FILE",
             help="two-column table (gene, weight): per-gene weights of the least-squares fit",
         ),
         lambda: weights_help(regression_methods()),
     )
-    p.add_argument(
+    input_file(
+        p,
         "--rna-content",
         metavar="FILE",
         help="two-column table (cell type, RNA per cell): write cell fractions instead of "
         "RNA fractions (e.g. the table `evaluate --fit-rna-content` writes)",
     )
-    p.add_argument("--plot", metavar="FILE.png", help="stacked bars of the proportions")
-    p.add_argument("--plot-fit", metavar="FILE.png", help="per-sample fit quality")
-    p.set_defaults(func=run)
+    output_file(p, "--plot", metavar="FILE.png", help="stacked bars of the proportions")
+    output_file(p, "--plot-fit", metavar="FILE.png", help="per-sample fit quality")
+    p.set_defaults(func=run, flags=FLAGS)
     return p
+
+
+#: Options passed to :func:`fastdeconv.deconvolve` under their own name when given.
+_PASSED = (
+    "method", "genes", "n_markers", "min_fold_change", "scale", "signature_scale", "duplicates",
+    "missing", "min_genes",
+)
+#: Switches passed when set.
+_SWITCHES = ("case_insensitive", "strip_version", "transpose_bulk", "transpose_signature")
+
+
+def title(args):
+    """The figures' title: the input files and the method.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastdeconv.cli.deconvolve import title
+    >>> title(argparse.Namespace(bulk="data/mix.tsv", signature="lm22.tsv", method=None,
+    ...                          rna_content=None))
+    'mix.tsv with signature lm22.tsv (method nnls)'
+    """
+    text = (
+        f"{os.path.basename(args.bulk)} with signature {os.path.basename(args.signature)} "
+        f"(method {args.method or 'nnls'})"
+    )
+    if args.rna_content:
+        text += f", cell fractions with {os.path.basename(args.rna_content)}"
+    return text
 
 
 def run(args):
@@ -202,9 +348,12 @@ def run(args):
     from fastdeconv.regression import deconvolve
 
     kwargs = {"n_jobs": args.n_jobs, "progress": False if args.quiet else None}
-    for option in ("method", "genes", "scale"):
+    for option in _PASSED:
         if getattr(args, option) is not None:
             kwargs[option] = getattr(args, option)
+    for option in _SWITCHES:
+        if getattr(args, option):
+            kwargs[option] = True
     if args.robust is not None:
         kwargs["robust"] = None if args.robust == "none" else args.robust
     content = None
@@ -223,9 +372,10 @@ def run(args):
     if args.plot:
         from fastdeconv.plotting import plot_proportions
 
-        plot_proportions(proportions, path=args.plot)  # what OUT holds (cell fractions if asked)
+        # what OUT holds (cell fractions if asked)
+        plot_proportions(proportions, path=args.plot, title=title(args))
     if args.plot_fit:
-        result.plot_fit(args.plot_fit)
+        result.plot_fit(args.plot_fit, title=title(args))
     write(proportions_frame(proportions), args.output, "--output", "sample")
     if args.fit_output:
         write(result.fit, args.fit_output, "--fit-output", "sample")

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from fastdeconv.cli._common import (
+    InputError,
     MethodName,
     add_command,
     check_plot_path,
     help_when_shown,
     info,
+    output_file,
     positive_int,
     regression_methods,
 )
+
+#: Python keyword -> this command's flag, for every remedy a demo run can be advised
+#: (see :mod:`fastdeconv.errors`); the run checks its options first, so that the
+#: benchmark meets no other.
+FLAGS = {"method": "--method", "n_jobs": "--n-jobs"}
 
 
 def add_parser(subparsers):
@@ -38,8 +45,15 @@ def add_parser(subparsers):
         "deconvolve it, print the accuracy and the speed against a scipy.optimize.nnls loop on "
         "the same data.",
     )
-    p.add_argument("--genes", type=positive_int, default=5000, help="number of genes")
-    p.add_argument("--types", type=positive_int, default=8, help="number of cell types")
+    p.add_argument(
+        "--genes",
+        type=positive_int,
+        default=5000,
+        help="number of genes (at least max(2 x types, 50))",
+    )
+    p.add_argument(
+        "--types", type=positive_int, default=8, help="number of cell types (at least 2)"
+    )
     p.add_argument("--samples", type=positive_int, default=1000, help="number of bulk samples")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     help_when_shown(
@@ -47,15 +61,17 @@ def add_parser(subparsers):
             "--method",
             type=MethodName(regression_methods),
             default=None,
-            help="deconvolution method (default: the library's)",
+            help="deconvolution method (default: nnls)",
         ),
         lambda: "deconvolution method: "
-        + ", ".join(regression_methods().names())
-        + " (default: the library's)",
+        + ", ".join(m.name for m in regression_methods() if m.weights != "required")
+        + " (default: nnls)",
     )
     p.add_argument("--repeats", type=positive_int, default=3, help="timed runs (median reported)")
-    p.add_argument("--plot", metavar="FILE.png", help="estimated vs true proportions per cell type")
-    p.set_defaults(func=run)
+    output_file(
+        p, "--plot", metavar="FILE.png", help="estimated vs true proportions per cell type"
+    )
+    p.set_defaults(func=run, flags=FLAGS)
     return p
 
 
@@ -76,6 +92,18 @@ def run(args):
     fastdeconv.cli._common.InputError: --plot: ...
     """
     check_plot_path(args.plot)
+    if args.types < 2:
+        raise InputError("--types: a deconvolution needs at least 2 cell types")
+    if args.genes < max(2 * args.types, 50):
+        raise InputError(
+            f"--genes: {args.types} cell types need at least max(2 x {args.types}, 50) = "
+            f"{max(2 * args.types, 50)} genes, got {args.genes}"
+        )
+    if args.method is not None and regression_methods().get(args.method).weights == "required":
+        raise InputError(
+            f"--method {args.method} needs per-gene weights, which the demo has none of; "
+            "choose another method"
+        )
     from fastdeconv.simulate import run_benchmark, synthetic
 
     info(
@@ -86,5 +114,9 @@ def run(args):
     report = run_benchmark(data, method=args.method, repeats=args.repeats, n_jobs=args.n_jobs)
     print(report.summary())
     if args.plot:
-        report.evaluation.plot(args.plot)
+        report.evaluation.plot(
+            args.plot,
+            title=f"demo: synthetic {args.genes} genes x {args.samples} samples, {args.types} "
+            f"cell types (seed {args.seed}, method {args.method or 'nnls'})",
+        )
     return 0

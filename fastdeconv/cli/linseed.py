@@ -2,17 +2,128 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+
 from fastdeconv.cli._common import (
     InputError,
     add_command,
     check_plot_path,
     check_table_path,
-    int_or_auto,
-    positive_int,
+    input_file,
+    output_file,
     proportions_frame,
     read,
     write,
 )
+
+#: Keyword of :func:`fastdeconv.reference_free.linseed` -> the flag that sets it, so that
+#: an :class:`fastdeconv.errors.InputProblem` names the flag to type.
+FLAGS = {
+    "n_types": "--cell-types",
+    "top_genes": "--top-genes",
+    "min_mean": "--min-mean",
+    "n_permutations": "--permutations",
+    "pvalue": "--pvalue",
+    "n_markers": "--n-markers",
+    "scale": "--scale",
+    "transpose": "--transpose",
+    "duplicates": "--duplicates",
+    "missing": "--missing",
+    "case_insensitive": "--case-insensitive",
+    "strip_version": "--strip-version",
+    "seed": "--seed",
+    "n_jobs": "--n-jobs",
+}
+
+#: The library's defaults, spelled here so that building the parser imports no NumPy
+#: (a test checks them against :class:`fastdeconv.reference_free.LinseedOptions`).
+DEFAULTS = {
+    "top_genes": 10000,
+    "min_mean": "auto",
+    "n_permutations": 100,
+    "pvalue": 0.01,
+    "n_markers": 100,
+    "scale": "auto",
+    "duplicates": "raise",
+    "missing": "raise",
+    "seed": 0,
+}
+
+
+def _usage(text, expected):
+    return argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+
+
+def cell_types(text):
+    """``type=`` of ``--cell-types``: ``auto`` or an integer of at least 2.
+
+    Examples
+    --------
+    >>> from fastdeconv.cli.linseed import cell_types
+    >>> cell_types("auto"), cell_types("3")
+    ('auto', 3)
+    >>> cell_types("1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected 'auto' or an integer of at least 2, got '1'
+    """
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 2:
+        raise _usage(text, "'auto' or an integer of at least 2")
+    return value
+
+
+def _int_at_least(low):
+    def convert(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise _usage(text, f"an integer of at least {low}")
+        return value
+
+    return convert
+
+
+def _min_mean(text):
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 <= value < float("inf"):
+        raise _usage(text, "'auto' or a number >= 0")
+    return value
+
+
+def _pvalue(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 < value <= 1.0:
+        raise _usage(text, "a p-value above 0 and at most 1")
+    return value
+
+
+def plot_title(n_types, bulk):
+    """The title of the ``--plot`` figure: the method, the components and BULK's file name.
+
+    Examples
+    --------
+    >>> from fastdeconv.cli.linseed import plot_title
+    >>> plot_title(3, "data/GSE19830.tsv.gz")
+    'LinSeed: 3 components of GSE19830.tsv.gz'
+    """
+    return f"LinSeed: {n_types} components of {os.path.basename(bulk)}"
 
 
 def add_parser(subparsers):
@@ -28,8 +139,8 @@ def add_parser(subparsers):
     >>> sub = argparse.ArgumentParser(prog="fastdeconv").add_subparsers(dest="command")
     >>> parser = linseed.add_parser(sub)
     >>> args = parser.parse_args(["--bulk", "b.tsv", "--cell-types", "auto", "--output", "o.tsv"])
-    >>> args.func is linseed.run, args.cell_types
-    (True, 'auto')
+    >>> args.func is linseed.run, args.cell_types, args.flags["n_types"]
+    (True, 'auto', '--cell-types')
     """
     p = add_command(
         subparsers,
@@ -38,60 +149,108 @@ def add_parser(subparsers):
         help="reference-free deconvolution (LinSeed)",
         description="Reference-free deconvolution of BULK (genes x samples, linear scale) by "
         "LinSeed's mutual-linearity simplex method. Writes OUT as samples x components "
-        "(component_1..K) in the same format as `deconvolve`.",
+        "(component_1..K) in the same format as `deconvolve`. BULK is read as `deconvolve` "
+        "reads it: missing values, negative values and duplicated gene names are refused "
+        "(see --missing and --duplicates).",
     )
-    p.add_argument("--bulk", required=True, metavar="BULK", help="genes x samples table")
+    input_file(p, "--bulk", required=True, metavar="BULK",
+               help="genes x samples table (samples x genes with --transpose)")
     p.add_argument(
         "--cell-types",
         required=True,
-        type=int_or_auto,
+        type=cell_types,
         metavar="K",
-        help="number of components, or 'auto' to estimate it",
+        help="number of components (2 or more, fewer than the samples), or 'auto' to "
+        "estimate it",
+    )
+    output_file(p, "--output", required=True, metavar="OUT",
+                help="proportions, samples x components")
+    output_file(p, "--signature-output", metavar="SIG",
+                help="estimated signature, genes x components")
+    output_file(p, "--markers-output", metavar="MARKERS", help="marker genes of each component")
+    p.add_argument(
+        "--transpose",
+        action="store_true",
+        help="BULK is samples x genes (samples as rows): read it transposed",
     )
     p.add_argument(
-        "--output", required=True, metavar="OUT", help="proportions, samples x components"
+        "--scale",
+        choices=["auto", "linear", "log2", "log2p1", "log1p"],
+        default=DEFAULTS["scale"],
+        help="scale of BULK: auto refuses log-looking data; linear asserts the linear scale; "
+        "log2/log2p1/log1p un-log with 2**x / 2**x - 1 / exp(x) - 1 first",
     )
     p.add_argument(
-        "--signature-output", metavar="SIG", help="estimated signature, genes x components"
+        "--duplicates",
+        choices=["raise", "sum"],
+        default=DEFAULTS["duplicates"],
+        help="duplicated gene names in BULK: refuse them, or add their rows up",
     )
-    p.add_argument("--markers-output", metavar="MARKERS", help="marker genes of each component")
+    p.add_argument(
+        "--missing",
+        choices=["raise", "drop"],
+        default=DEFAULTS["missing"],
+        help="genes of BULK with missing (NaN) values: refuse them, or leave them out",
+    )
+    p.add_argument(
+        "--case-insensitive",
+        action="store_true",
+        help="upper-case the gene names of BULK and --marker-genes (Cd4 and CD4 are one gene)",
+    )
+    p.add_argument(
+        "--strip-version",
+        action="store_true",
+        help="drop Ensembl version suffixes (ENSG00000010610.12 -> ENSG00000010610) from "
+        "the gene names of BULK and --marker-genes",
+    )
     p.add_argument(
         "--top-genes",
-        type=positive_int,
-        default=None,
+        type=_int_at_least(3),
+        default=DEFAULTS["top_genes"],
         metavar="N",
-        help="most expressed genes analysed (default: the library's)",
+        help="most expressed genes analysed",
     )
     p.add_argument(
         "--min-mean",
-        type=float,
-        default=None,
+        type=_min_mean,
+        default=DEFAULTS["min_mean"],
         metavar="X",
-        help="drop genes whose mean is below X (default: 10 for count data, none otherwise)",
+        help="drop genes whose mean is below X; auto: 10 for count data (integers), no "
+        "filter otherwise (default: auto)",
     )
     p.add_argument(
         "--permutations",
-        type=positive_int,
-        default=None,
+        type=_int_at_least(1),
+        default=DEFAULTS["n_permutations"],
         metavar="N",
-        help="permutations of the linearity null (default: the library's)",
+        help="permutations of the linearity null (the smallest p-value is 1/(N+1))",
     )
     p.add_argument(
+        "--pvalue",
+        type=_pvalue,
+        default=DEFAULTS["pvalue"],
+        metavar="P",
+        help="keep the genes whose linearity p-value is below P",
+    )
+    p.add_argument(
+        "--n-markers",
+        type=_int_at_least(1),
+        default=DEFAULTS["n_markers"],
+        metavar="N",
+        help="marker genes reported per component (--markers-output)",
+    )
+    input_file(
+        p,
         "--marker-genes",
         metavar="FILE",
         help="known markers, a two-column table (cell type, gene): name the components "
         "after the cell types whose markers they carry",
     )
-    p.add_argument(
-        "--scale",
-        choices=["auto", "linear", "log2"],
-        default=None,
-        help="auto refuses log-looking data; linear asserts linear scale; log2 un-logs "
-        "with 2**x first (default: the library's, auto)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--plot", metavar="FILE.png", help="LinSeed diagnostic plots")
-    p.set_defaults(func=run)
+    p.add_argument("--seed", type=_int_at_least(0), default=DEFAULTS["seed"], metavar="N",
+                   help="random seed")
+    output_file(p, "--plot", metavar="FILE.png",
+                help="LinSeed diagnostic plots, titled with BULK's file name")
+    p.set_defaults(func=run, flags=FLAGS)
     return p
 
 
@@ -116,25 +275,30 @@ def run(args):
     check_table_path(args.markers_output, "--markers-output")
     check_plot_path(args.plot)
     bulk = read(args.bulk, "--bulk")
+    markers = _read_marker_lists(args.marker_genes) if args.marker_genes else None
 
     from fastdeconv.reference_free import linseed
 
-    kwargs = {"seed": args.seed}
-    if args.top_genes is not None:
-        kwargs["top_genes"] = args.top_genes
-    if args.min_mean is not None:
-        kwargs["min_mean"] = args.min_mean
-    if args.permutations is not None:
-        kwargs["n_permutations"] = args.permutations
-    if args.n_jobs is not None:
-        kwargs["n_jobs"] = args.n_jobs
-    if args.scale is not None:
-        kwargs["scale"] = args.scale
-    if args.marker_genes is not None:
-        kwargs["marker_genes"] = _read_marker_lists(args.marker_genes)
-    result = linseed(bulk, args.cell_types, **kwargs)
+    result = linseed(
+        bulk,
+        args.cell_types,
+        top_genes=args.top_genes,
+        min_mean=args.min_mean,
+        n_permutations=args.permutations,
+        pvalue=args.pvalue,
+        n_markers=args.n_markers,
+        marker_genes=markers,
+        scale=args.scale,
+        transpose=args.transpose,
+        duplicates=args.duplicates,
+        missing=args.missing,
+        case_insensitive=args.case_insensitive,
+        strip_version=args.strip_version,
+        seed=args.seed,
+        n_jobs=args.n_jobs,
+    )
     if args.plot:
-        result.plot(args.plot)
+        result.plot(args.plot, title=plot_title(result.n_types, args.bulk))
     write(proportions_frame(result.proportions), args.output, "--output", "sample")
     if args.signature_output:
         write(result.signature, args.signature_output, "--signature-output", "gene")
@@ -155,5 +319,6 @@ def _read_marker_lists(path):
             f"found {table.shape[1]}"
         )
     table = table.dropna().astype(str)
+    if table.empty:
+        raise InputError(f"--marker-genes: {path!r} lists no (cell type, gene) pair")
     return {t: list(g) for t, g in table.groupby(table.columns[0], sort=False)[table.columns[1]]}
-

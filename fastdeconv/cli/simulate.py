@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import os
+
+from fastdeconv.cli._cells import (
+    CELL_FLAGS,
+    add_cell_options,
+    cell_keywords,
+    check_cell_options,
+    read_cells,
+)
 from fastdeconv.cli._common import (
     InputError,
     add_command,
     check_plot_path,
     check_table_path,
     info,
+    input_file,
+    output_file,
     positive_float,
     positive_int,
     read,
-    read_counts,
-    read_labels,
     write,
 )
+
+#: Keyword of :func:`fastdeconv.simulate.pseudobulk` -> the flag that sets it, so that an
+#: :class:`fastdeconv.errors.InputProblem` names the flag to type.
+FLAGS = {
+    **CELL_FLAGS,
+    "n_samples": "--samples",
+    "fractions": "--fractions",
+    "cells_per_sample": "--cells-per-sample",
+    "alpha": "--alpha",
+    "seed": "--seed",
+    "normalize": "--normalize",
+}
 
 
 def add_parser(subparsers):
@@ -45,6 +66,9 @@ def add_parser(subparsers):
         "(cell types x samples); --output-rna-truth adds the RNA fractions, which is what a "
         "per-million signature estimates when cell types differ in RNA content.",
     )
+    add_cell_options(
+        p, "every cell then weighs the same, so the RNA fractions equal the cell fractions"
+    )
     p.add_argument(
         "--samples",
         type=positive_int,
@@ -52,7 +76,8 @@ def add_parser(subparsers):
         metavar="N",
         help="number of pseudo-bulk samples (random Dirichlet fractions)",
     )
-    p.add_argument(
+    input_file(
+        p,
         "--fractions",
         metavar="FILE",
         help="target cell fractions, cell types x samples (instead of random ones)",
@@ -77,18 +102,24 @@ def add_parser(subparsers):
         default="none",
         help="scale of the written bulk: summed raw counts, or counts per million",
     )
-    p.add_argument("--output-bulk", required=True, metavar="BULK", help="genes x samples")
-    p.add_argument(
+    output_file(p, "--output-bulk", required=True, metavar="BULK", help="genes x samples")
+    output_file(
+        p,
         "--output-truth",
         required=True,
         metavar="TRUTH",
         help="true cell fractions, cell types x samples",
     )
-    p.add_argument(
-        "--output-rna-truth", metavar="FILE", help="true RNA fractions, cell types x samples"
+    output_file(
+        p, "--output-rna-truth", metavar="FILE", help="true RNA fractions, cell types x samples"
     )
-    p.add_argument("--plot", metavar="FILE.png", help="stacked bars of the true cell fractions")
-    p.set_defaults(func=run)
+    output_file(
+        p,
+        "--plot",
+        metavar="FILE.png",
+        help="stacked bars of the true cell fractions, titled with the COUNTS file",
+    )
+    p.set_defaults(func=run, flags=FLAGS)
     return p
 
 
@@ -114,10 +145,14 @@ def run(args):
     check_plot_path(args.plot)
     if args.samples is None and args.fractions is None:
         raise InputError("give --samples N (random Dirichlet fractions) or --fractions FILE")
-    counts = read_counts(args.counts)
-    labels = read_labels(args.labels) if args.labels is not None else args.label_key
-    if labels is None:
+    if args.labels is None and args.label_key is None:
         raise InputError("give --labels (a cell id, cell type table) or, for .h5ad, --label-key")
+    check_cell_options(args)
+    if args.output_rna_truth and args.normalized is True:
+        raise InputError(_UNKNOWN_RNA)
+    counts, labels = read_cells(args)
+    if labels is None:
+        labels = args.label_key
     fractions = None
     if args.fractions is not None:
         fractions = read(args.fractions, "--fractions").T  # types x samples -> samples x types
@@ -133,11 +168,21 @@ def run(args):
         alpha=args.alpha,
         seed=args.seed,
         normalize=None if args.normalize == "none" else args.normalize,
+        **cell_keywords(args),
     )
+    if pb.normalized:
+        if args.output_rna_truth:
+            raise InputError(_UNKNOWN_RNA)
+        info(args, "fastdeconv: note: mixed from normalised values (--normalized): every cell "
+             "weighs the same, so the RNA fractions equal the cell fractions")
     if args.plot:
         from fastdeconv.plotting import plot_proportions
 
-        plot_proportions(pb.cell_fractions, args.plot, title="true cell fractions")
+        plot_proportions(
+            pb.cell_fractions,
+            args.plot,
+            title=f"true cell fractions: pseudo-bulk of {os.path.basename(args.counts)}",
+        )
     write(pb.bulk, args.output_bulk, "--output-bulk", "gene")
     write(pb.cell_fractions.T, args.output_truth, "--output-truth", "cell_type")
     if args.output_rna_truth:
@@ -148,3 +193,10 @@ def run(args):
         f"{pb.cell_fractions.shape[1]} cell types, {args.cells_per_sample} cells each)",
     )
     return 0
+
+
+_UNKNOWN_RNA = (
+    "--output-rna-truth: the RNA fractions are unknown when mixing normalised values "
+    "(--normalized): they need each cell's library size; give raw counts, or leave "
+    "--output-rna-truth out"
+)

@@ -14,10 +14,12 @@ from fastdeconv.inputs._common import is_anndata
 from fastdeconv.inputs.counts import Counts, as_counts, as_labels
 from fastdeconv.inputs.tables import (
     LOG_MAX_THRESHOLD,
+    MISSING,
     SCALES,
     GeneMatch,
     as_expression_frame,
     check_expression,
+    check_orientation,
     collinear_types,
     harmonize_genes,
     looks_log_scale,
@@ -35,6 +37,7 @@ __all__ = [
     "looks_log_scale",
     "harmonize_genes",
     "match_genes",
+    "check_orientation",
     "GeneMatch",
     "collinear_types",
     "warn_if_collinear",

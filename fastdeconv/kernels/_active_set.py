@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastdeconv._jit import jit
+from fastdeconv._jit import jit, jit_helper
 from fastdeconv.kernels._linalg import chol_add, chol_remove, chol_solve
 
 CONVERGED = 0
@@ -44,7 +44,7 @@ MAX_ITER = 1
 NOT_FINITE = 2
 
 
-@jit
+@jit_helper
 def new_workspace(k):
     """Allocate the scratch arrays of the engine for ``k`` variables.
 
@@ -68,7 +68,7 @@ def new_workspace(k):
     return L, P, pos, blocked, z, u, v
 
 
-@jit
+@jit_helper
 def initial_factor(Q):
     """Cholesky factor of ``Q`` on a maximal set of independent columns.
 
@@ -89,14 +89,14 @@ def initial_factor(Q):
     k = Q.shape[0]
     L0 = np.zeros((k, k))
     P0 = np.zeros(k, dtype=np.int64)
-    p0 = 0
+    p0 = np.int64(0)  # typed, not the literal 0: one specialisation of chol_add
     for j in range(k):
         if chol_add(L0, p0, Q, P0, j):
             p0 += 1
     return L0, P0, p0
 
 
-@jit
+@jit_helper
 def _solve_free(L, p, P, c, simplex, z, u, v):
     """Optimum on the free set: ``z`` (length p, factor order) and multiplier ``mu``."""
     for r in range(p):
@@ -118,7 +118,7 @@ def _solve_free(L, p, P, c, simplex, z, u, v):
     return mu
 
 
-@jit
+@jit_helper(cache=True)  # shared by the batch kernels: a later process reuses it
 def active_set(Q, c, x, simplex, max_iter, tol, init, ws):
     """Solve one sample's problem in place with the active-set method.
 
@@ -183,14 +183,14 @@ def active_set(Q, c, x, simplex, max_iter, tol, init, ws):
         x[P[r]] = z[r]
     if simplex and p == 0:
         # Degenerate: start from the best vertex of the simplex.
-        best = -1
+        best = np.int64(-1)
         best_val = np.inf
         for j in range(k):
             val = 0.5 * Q[j, j] - c[j]
             if val < best_val and Q[j, j] > 0.0:
                 best_val = val
                 best = j
-        if best < 0 or not chol_add(L, 0, Q, P, best):
+        if best < 0 or not chol_add(L, np.int64(0), Q, P, best):
             return n_iter, NOT_FINITE
         p = 1
         pos[best] = 0
@@ -200,7 +200,7 @@ def active_set(Q, c, x, simplex, max_iter, tol, init, ws):
     status = CONVERGED
     while True:
         # Dual: gradient of the Lagrangian for every variable held at zero.
-        enter = -1
+        enter = np.int64(-1)  # typed: a literal would compile chol_add once more
         best_g = 0.0
         for j in range(k):
             if pos[j] >= 0 or blocked[j]:
@@ -281,3 +281,64 @@ def active_set(Q, c, x, simplex, max_iter, tol, init, ws):
             for j in range(k):
                 x[j] /= total
     return n_iter, status
+
+
+@jit
+def gram_batch(Q, rho, C, X, n_iter, status, simplex, max_iter, tol):
+    """Solve the NNLS or simplex problem for every row of ``C`` (one sample per row), serially.
+
+    One kernel for both problems, with ``simplex`` a run-time flag, so the
+    engine compiles once (a constant ``True``/``False`` would make Numba
+    compile :func:`active_set` once per constant, and the batch twice).
+
+    Parameters
+    ----------
+    Q : ndarray, shape (ka, ka)
+        Gram matrix shared by all samples; for the simplex problem augmented
+        by :func:`fastdeconv.kernels.simplex.augment_gram` (``ka = k + 1``
+        with a slack variable for ``sum(x) <= 1``, else ``ka = k``).
+    rho : float
+        The augmentation weight (0 for NNLS; unused there).
+    C : ndarray, shape (m, k)
+        ``(A'B)'``: one row per sample, C-contiguous.
+    X : ndarray, shape (m, ka)
+        Output solutions (with the slack in the last column when present).
+    n_iter : ndarray of int64, shape (m,)
+        Output active-set changes.
+    status : ndarray of int8, shape (m,)
+        Output status codes (0 converged, 1 cap reached, 2 non-finite).
+    simplex : bool
+        Impose ``x`` on the simplex (else ``x >= 0``).
+    max_iter : int
+        Cap on active-set changes per sample.
+    tol : float
+        Relative dual tolerance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.kernels._active_set import gram_batch
+    >>> A = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> C = np.ascontiguousarray((A.T @ np.array([[2.0, -1.0, 1.0]]).T).T)
+    >>> X = np.empty((1, 2)); it = np.zeros(1, np.int64); st = np.zeros(1, np.int8)
+    >>> gram_batch(A.T @ A, 0.0, C, X, it, st, False, 60, 1e-11)
+    >>> X.round(6).tolist(), st.tolist()
+    ([[1.5, 0.0]], [0])
+    """
+    ka = Q.shape[0]
+    k = C.shape[1]
+    init = initial_factor(Q)
+    ws = new_workspace(ka)
+    c = np.empty(ka)
+    for s in range(C.shape[0]):
+        if simplex:
+            for j in range(k):
+                c[j] = C[s, j] + rho
+            for j in range(k, ka):
+                c[j] = rho
+            cs = c
+        else:
+            cs = C[s]
+        it, st = active_set(Q, cs, X[s], simplex, max_iter, tol, init, ws)
+        n_iter[s] = it
+        status[s] = st

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import math
 
-from fastdeconv._jit import jit
+from fastdeconv._jit import jit_helper
 
 # A column whose squared distance to the span of the free columns is below this
 # fraction of its squared norm is treated as linearly dependent (~450 ulps).
 DEPENDENCE_RTOL = 1e-13
 
 
-@jit
+@jit_helper
 def chol_add(L, p, Q, P, j):
     """Append column ``j`` to the Cholesky factor of ``Q[P[:p]][:, P[:p]]``.
 
@@ -66,7 +66,7 @@ def chol_add(L, p, Q, P, j):
     return True
 
 
-@jit
+@jit_helper
 def chol_remove(L, p, P, q):
     """Remove position ``q`` from a free set of size ``p`` and its factor.
 
@@ -108,7 +108,7 @@ def chol_remove(L, p, P, q):
     return p - 1
 
 
-@jit
+@jit_helper
 def chol_solve(L, p, rhs, out):
     """Solve ``L L^T out = rhs`` for the leading ``p`` entries.
 

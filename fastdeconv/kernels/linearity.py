@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastdeconv._jit import jit
+from fastdeconv._jit import jit, jit_helper
 
 __all__ = ["accumulate_block", "pair_weights", "window_sums"]
 
 
-@jit
+@jit_helper
 def _pair_weight(i, j, Zij, Sij, sq, tss, spearman_threshold):
     """Edge weight of one pair from its two dot products (0 when not an edge)."""
     if tss[i] <= 0.0 or tss[j] <= 0.0:

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from fastdeconv._deprecated import moved_names
-from fastdeconv._jit import jit
+from fastdeconv._jit import jit, jit_helper
 
 __all__ = ["SUM_NAMES", "group_sums_dense", "group_sums_sparse"]
 
@@ -30,7 +30,7 @@ __all__ = ["SUM_NAMES", "group_sums_dense", "group_sums_sparse"]
 SUM_NAMES = ("count_sum", "count_sq", "norm_sum", "log_sum", "log_sq", "nnz")
 
 
-@jit
+@jit_helper
 def _accumulate(acc, g, k, x, v):
     """Add one non-zero entry to the interleaved accumulator ``acc[g, k, :]``."""
     lv = math.log1p(v)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastdeconv._jit import jit
+from fastdeconv._jit import jit, jit_helper
 from fastdeconv.kernels._active_set import active_set, initial_factor, new_workspace
 
 
-@jit
+@jit_helper
 def default_max_iter(k):
     """Default cap on active-set changes for ``k`` variables: ``5 k + 50``.
 
@@ -70,35 +70,6 @@ def nnls_gram_kernel(AtA, Atb, max_iter=-1, tol=1e-11):
         max_iter = default_max_iter(k)
     x = np.zeros(k)
     n_iter, status = active_set(
-        AtA, Atb, x, False, max_iter, tol, initial_factor(AtA), new_workspace(k)
+        AtA, Atb, x, np.bool_(False), max_iter, tol, initial_factor(AtA), new_workspace(k)
     )
     return x, n_iter, status
-
-
-@jit
-def nnls_gram_batch(Q, C, X, n_iter, status, max_iter, tol):
-    """Solve NNLS for every row of ``C`` (one sample per row), serially.
-
-    Parameters
-    ----------
-    Q : ndarray, shape (k, k)
-        Gram matrix shared by all samples.
-    C : ndarray, shape (m, k)
-        ``(A'B)'``: one row per sample, C-contiguous.
-    X : ndarray, shape (m, k)
-        Output solutions, one row per sample.
-    n_iter : ndarray of int64, shape (m,)
-        Output iteration counts.
-    status : ndarray of int8, shape (m,)
-        Output status codes (0 converged, 1 cap reached, 2 non-finite).
-    max_iter : int
-        Cap on active-set changes per sample.
-    tol : float
-        Relative dual tolerance.
-    """
-    init = initial_factor(Q)
-    ws = new_workspace(Q.shape[0])
-    for s in range(C.shape[0]):
-        it, st = active_set(Q, C[s], X[s], False, max_iter, tol, init, ws)
-        n_iter[s] = it
-        status[s] = st

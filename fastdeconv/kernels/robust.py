@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastdeconv._jit import jit
+from fastdeconv._jit import jit, jit_helper
 from fastdeconv.kernels._active_set import CONVERGED, MAX_ITER, active_set, initial_factor, new_workspace
 from fastdeconv.kernels.simplex import augment_gram
 
@@ -32,7 +32,67 @@ MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): the MAD of a normal sample est
 HUBER_C = 1.345  # 95% efficiency at the normal distribution
 
 
-@jit
+@jit_helper
+def _median(r, t):
+    """The median of ``r`` (as :func:`numpy.median`), using ``t`` (same length) as scratch.
+
+    Quickselect with a median-of-three pivot, written out here rather than
+    calling ``np.median``: Numba's ``np.median`` compiles a tower of generic
+    helpers that cost seconds on every first run, for the same value (the
+    median is an order statistic, or the mean of two, whatever the method).
+    """
+    n = r.shape[0]
+    if n == 0:
+        return np.nan
+    for i in range(n):
+        v = r[i]
+        if v != v:
+            return np.nan  # NaN in, NaN out, as numpy.median
+        t[i] = v
+    k = (n - 1) >> 1  # the lower middle position
+    low = 0
+    high = n - 1
+    while low < high:
+        mid = (low + high) >> 1
+        # median of three {low, mid, high} as the pivot, moved to high
+        if t[mid] < t[low]:
+            t[low], t[mid] = t[mid], t[low]
+        if t[high] < t[mid]:
+            t[high], t[mid] = t[mid], t[high]
+        if t[mid] < t[low]:
+            t[low], t[mid] = t[mid], t[low]
+        pivot = t[mid]
+        t[high], t[mid] = t[mid], t[high]
+        i = low
+        j = high - 1
+        while True:
+            while i < high and t[i] < pivot:
+                i += 1
+            while j >= low and pivot < t[j]:
+                j -= 1
+            if i >= j:
+                break
+            t[i], t[j] = t[j], t[i]
+            i += 1
+            j -= 1
+        t[i], t[high] = t[high], t[i]  # the pivot in its place: t[:i] <= t[i] <= t[i+1:]
+        if i == k:
+            break
+        if i < k:
+            low = i + 1
+        else:
+            high = i - 1
+    lower = t[k]
+    if n & 1:
+        return lower
+    upper = t[k + 1]
+    for i in range(k + 2, n):
+        if t[i] < upper:
+            upper = t[i]
+    return (lower + upper) / 2
+
+
+@jit_helper
 def _weighted_gram(A, b, w, Q, c):
     """``Q = A' diag(w) A`` and ``c = A' diag(w) b`` (the leading k x k block)."""
     n, k = A.shape
@@ -55,7 +115,7 @@ def _weighted_gram(A, b, w, Q, c):
             Q[e, a] = Q[a, e]
 
 
-@jit
+@jit_helper
 def _downdated_gram(A, b, w0, hw, Q0, c0, D, db, Q, c):
     """``A' diag(w0 hw) A`` and ``A' diag(w0 hw) b`` from the full products ``Q0``, ``c0``.
 
@@ -89,73 +149,6 @@ def _downdated_gram(A, b, w0, hw, Q0, c0, D, db, Q, c):
         c[a] = c0[a] - g[a]
         for e in range(k):
             Q[a, e] = Q0[a, e] - G[a, e]
-
-
-@jit
-def _huber_core(A, b, w0, Q0, x, hw, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol):
-    """:func:`huber_irls` given ``Q0 = A' diag(w0) A``, which is shared by all samples.
-
-    ``hw`` (n,) is scratch for the Huber weights; on return it holds the
-    weights of the last solve (the fit's final gene weights, without ``w0``).
-    """
-    n, k = A.shape
-    ka = k + 1 if (simplex and slack) else k
-    Q = np.empty((k, k))
-    c = np.empty(k)
-    ca = np.empty(ka)
-    c0 = np.zeros(k)
-    D = np.empty((n, k))
-    db = np.empty(n)
-    hw[:] = 1.0
-    r = np.empty(n)
-    x_new = np.zeros(ka)
-    ws = new_workspace(ka)
-    for i in range(n):
-        wb = w0[i] * b[i]
-        for a in range(k):
-            c0[a] += A[i, a] * wb
-    status = CONVERGED
-    n_iter = 0
-    rounds = -1
-    while True:
-        _downdated_gram(A, b, w0, hw, Q0, c0, D, db, Q, c)
-        if simplex:  # the same augmentation as the least-squares simplex kernel
-            Qa, rho = augment_gram(Q, slack)
-        else:
-            Qa, rho = Q, 0.0
-        for a in range(ka):
-            ca[a] = (c[a] if a < k else 0.0) + rho
-        n_iter, st = active_set(Qa, ca, x_new, simplex, max_iter, tol, initial_factor(Qa), ws)
-        if st != CONVERGED:
-            status = st
-        rounds += 1
-        change = 0.0
-        size = 0.0
-        for a in range(ka):
-            change = max(change, abs(x_new[a] - x[a]))
-            size = max(size, abs(x_new[a]))
-            x[a] = x_new[a]
-        if status != CONVERGED or (rounds > 0 and change <= rtol * size):
-            break
-        if rounds >= max_rounds:
-            status = MAX_ITER
-            break
-        # residuals, their scale, and the Huber weights for the next round
-        bmax = 0.0
-        for i in range(n):
-            fit = 0.0
-            for a in range(k):
-                fit += A[i, a] * x[a]
-            sw = np.sqrt(w0[i])
-            r[i] = abs(b[i] - fit) * sw
-            bmax = max(bmax, abs(b[i]) * sw)
-        scale = MAD_TO_SD * np.median(r)
-        if not scale > 1e-12 * bmax:
-            break  # (nearly) exact fit on most genes: nothing to re-weight
-        cut = c_huber * scale
-        for i in range(n):
-            hw[i] = 1.0 if r[i] <= cut else cut / r[i]
-    return max(rounds, 0), n_iter, status
 
 
 @jit
@@ -214,13 +207,27 @@ def huber_irls(A, b, w0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter,
     Q0 = np.empty((k, k))
     c0 = np.empty(k)
     _weighted_gram(A, b, w0, Q0, c0)
-    hw = np.empty(n)
-    return _huber_core(A, b, w0, Q0, x, hw, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol)
+    BT = np.empty((1, n))
+    for i in range(n):
+        BT[0, i] = b[i]
+    X = np.empty((1, x.shape[0]))
+    W = np.empty((1, n))
+    n_iter = np.zeros(1, dtype=np.int64)
+    rounds = np.zeros(1, dtype=np.int64)
+    status = np.zeros(1, dtype=np.int8)
+    huber_batch(A, w0, Q0, BT, X, W, n_iter, rounds, status, simplex, slack, c_huber, max_rounds,
+                rtol, max_iter, tol)
+    for a in range(x.shape[0]):
+        x[a] = X[0, a]
+    return rounds[0], n_iter[0], np.int64(status[0])
 
 
 @jit
 def huber_batch(A, w0, Q0, BT, X, W, n_iter, rounds, status, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol):
-    """Run :func:`huber_irls` for every row of ``BT`` (one sample per row), serially.
+    """Huber regression by IRLS of every row of ``BT`` (one sample per row), serially.
+
+    The IRLS loop lives here, written once: :func:`huber_irls` is this
+    kernel run on one sample, so the two share one compiled body.
 
     Parameters
     ----------
@@ -244,12 +251,72 @@ def huber_batch(A, w0, Q0, BT, X, W, n_iter, rounds, status, simplex, slack, c_h
     simplex, slack, c_huber, max_rounds, rtol, max_iter, tol
         As in :func:`huber_irls`.
     """
+    n, k = A.shape
+    ka = k + 1 if (simplex and slack) else k
     keep = W.shape[0] == BT.shape[0]
+    # scratch shared by the samples (each is written before it is read)
+    Q = np.empty((k, k))
+    c = np.empty(k)
+    ca = np.empty(ka)
+    c0 = np.empty(k)
+    D = np.empty((n, k))
+    db = np.empty(n)
+    r = np.empty(n)
+    scratch = np.empty(n)
+    x_new = np.zeros(ka)
+    ws = new_workspace(ka)
     for s in range(BT.shape[0]):
+        # one sample: IRLS from the shared Q0, as described in huber_irls
+        b = BT[s]
+        x = X[s]
         hw = W[s] if keep else W[0]
-        rd, it, st = _huber_core(
-            A, BT[s], w0, Q0, X[s], hw, simplex, slack, c_huber, max_rounds, rtol, max_iter, tol
-        )
-        rounds[s] = rd
+        hw[:] = 1.0
+        c0[:] = 0.0
+        for i in range(n):
+            wb = w0[i] * b[i]
+            for a in range(k):
+                c0[a] += A[i, a] * wb
+        st_all = CONVERGED
+        it = 0
+        n_round = -1
+        while True:
+            _downdated_gram(A, b, w0, hw, Q0, c0, D, db, Q, c)
+            if simplex:  # the same augmentation as the least-squares simplex kernel
+                Qa, rho = augment_gram(Q, slack)
+            else:
+                Qa, rho = Q, 0.0
+            for a in range(ka):
+                ca[a] = (c[a] if a < k else 0.0) + rho
+            it, st = active_set(Qa, ca, x_new, simplex, max_iter, tol, initial_factor(Qa), ws)
+            if st != CONVERGED:
+                st_all = st
+            n_round += 1
+            change = 0.0
+            size = 0.0
+            for a in range(ka):
+                change = max(change, abs(x_new[a] - x[a]))
+                size = max(size, abs(x_new[a]))
+                x[a] = x_new[a]
+            if st_all != CONVERGED or (n_round > 0 and change <= rtol * size):
+                break
+            if n_round >= max_rounds:
+                st_all = MAX_ITER
+                break
+            # residuals, their scale, and the Huber weights for the next round
+            bmax = 0.0
+            for i in range(n):
+                fit = 0.0
+                for a in range(k):
+                    fit += A[i, a] * x[a]
+                sw = np.sqrt(w0[i])
+                r[i] = abs(b[i] - fit) * sw
+                bmax = max(bmax, abs(b[i]) * sw)
+            scale = MAD_TO_SD * _median(r, scratch)
+            if not scale > 1e-12 * bmax:
+                break  # (nearly) exact fit on most genes: nothing to re-weight
+            cut = c_huber * scale
+            for i in range(n):
+                hw[i] = 1.0 if r[i] <= cut else cut / r[i]
+        rounds[s] = max(n_round, 0)
         n_iter[s] = it
-        status[s] = st
+        status[s] = st_all

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastdeconv._jit import jit
+from fastdeconv._jit import jit, jit_helper
 from fastdeconv.kernels._active_set import active_set, initial_factor, new_workspace
 from fastdeconv.kernels.nnls import default_max_iter
 
 
-@jit
+@jit_helper
 def augment_gram(AtA, slack):
     """Return ``(Q + rho 11', rho)`` for the simplex problem.
 
@@ -91,50 +91,13 @@ def simplex_gram_kernel(AtA, Atb, max_iter=-1, tol=1e-11):
     k = Atb.shape[0]
     if max_iter < 0:
         max_iter = default_max_iter(k)
-    Qa, rho = augment_gram(AtA, False)
+    Qa, rho = augment_gram(AtA, np.bool_(False))
     c = Atb + rho
     x = np.zeros(k)
-    n_iter, status = active_set(Qa, c, x, True, max_iter, tol, initial_factor(Qa), new_workspace(k))
+    n_iter, status = active_set(
+        Qa, c, x, np.bool_(True), max_iter, tol, initial_factor(Qa), new_workspace(k)
+    )
     return x, n_iter, status
-
-
-@jit
-def simplex_gram_batch(Qa, rho, C, X, n_iter, status, max_iter, tol):
-    """Solve the simplex-constrained problem for every row of ``C``, serially.
-
-    Parameters
-    ----------
-    Qa : ndarray, shape (ka, ka)
-        Augmented Gram matrix from :func:`augment_gram`; ``ka = k + 1`` when a
-        slack variable is used (``sum(x) <= 1``), else ``ka = k``.
-    rho : float
-        The augmentation weight returned by :func:`augment_gram`.
-    C : ndarray, shape (m, k)
-        ``(A'B)'``: one row per sample.
-    X : ndarray, shape (m, ka)
-        Output solutions (with the slack in the last column when present).
-    n_iter : ndarray of int64, shape (m,)
-        Output iteration counts.
-    status : ndarray of int8, shape (m,)
-        Output status codes.
-    max_iter : int
-        Cap on active-set changes per sample.
-    tol : float
-        Relative dual tolerance.
-    """
-    ka = Qa.shape[0]
-    k = C.shape[1]
-    init = initial_factor(Qa)
-    ws = new_workspace(ka)
-    c = np.empty(ka)
-    for s in range(C.shape[0]):
-        for j in range(k):
-            c[j] = C[s, j] + rho
-        for j in range(k, ka):
-            c[j] = rho
-        it, st = active_set(Qa, c, X[s], True, max_iter, tol, init, ws)
-        n_iter[s] = it
-        status[s] = st
 
 
 @jit

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fastdeconv.plotting._colors import type_colors
+
 __all__ = ["plot_proportions", "plot_estimate_vs_truth", "plot_fit_quality"]
 
 _FIT_COLUMNS = {
@@ -156,25 +158,6 @@ def save_figure(fig, path, *, dpi=150):
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
 
 
-def type_colors(n):
-    """Return ``n`` distinguishable colours (tab10, tab20, then a continuous map).
-
-    Examples
-    --------
-    >>> from fastdeconv.plotting._deconv import type_colors
-    >>> len(type_colors(12))
-    12
-    """
-    from matplotlib import colormaps
-
-    if n <= 10:
-        return [colormaps["tab10"](i) for i in range(n)]
-    if n <= 20:
-        return [colormaps["tab20"](i) for i in range(n)]
-    cmap = colormaps["turbo"]
-    return [cmap(x) for x in np.linspace(0.05, 0.95, n)]
-
-
 def _frame(obj, attribute, name):
     if isinstance(obj, pd.DataFrame):
         return obj
@@ -185,6 +168,49 @@ def _frame(obj, attribute, name):
         f"{name} must be a DataFrame or a result with a .{attribute} DataFrame, "
         f"got {type(obj).__name__}"
     )
+
+
+def set_title(fig, axis, title, default, **kwargs):
+    """Title a figure: ``title`` if given (``""`` for none), else ``default``.
+
+    Single-panel figures title their axes (``axis``); multi-panel ones
+    (``axis=None``) get a figure title above all panels.  Callers that know
+    the data, such as the command line, pass a title naming the input file
+    and the method.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    axis : matplotlib.axes.Axes or None
+        The axes to title, or None for the figure's title.
+    title : str or None
+        The caller's title; None means ``default``, ``""`` means no title.
+    default : str
+        What the figure shows.
+    **kwargs
+        Passed to ``set_title`` / ``suptitle`` (e.g. ``fontsize``).
+
+    Returns
+    -------
+    str
+        The title drawn (``""`` for none).
+
+    Examples
+    --------
+    >>> from fastdeconv.plotting._deconv import new_figure, set_title
+    >>> fig, axes = new_figure("x.png")
+    >>> set_title(fig, axes[0], None, "what it shows")
+    'what it shows'
+    >>> set_title(fig, None, "mixture.tsv, nnls", "what it shows")
+    'mixture.tsv, nnls'
+    """
+    text = default if title is None else str(title)
+    if text:
+        if axis is not None:
+            axis.set_title(text, **kwargs)
+        else:
+            fig.suptitle(text, **kwargs)
+    return text
 
 
 def plot_proportions(proportions, path=None, ax=None, *, sort=False, title=None):
@@ -202,7 +228,8 @@ def plot_proportions(proportions, path=None, ax=None, *, sort=False, title=None)
         Order the samples by their share of the most abundant type (on
         average), which makes gradients easy to see in large cohorts.
     title : str, optional
-        Axes title.
+        Axes title; default ``"cell-type proportions of N samples"``.  Pass
+        one naming the dataset and method (``""`` for no title).
 
     Returns
     -------
@@ -256,14 +283,13 @@ def plot_proportions(proportions, path=None, ax=None, *, sort=False, title=None)
         title="cell type",
         ncol=1 if k <= 20 else 2,
     )
-    if title:
-        axis.set_title(title)
+    set_title(fig, axis, title, f"cell-type proportions of {n} sample{'s' if n != 1 else ''}")
     if path is not None:
         save_figure(fig, path)
     return fig
 
 
-def plot_estimate_vs_truth(estimate, truth=None, path=None, *, match="names"):
+def plot_estimate_vs_truth(estimate, truth=None, path=None, *, match="names", title=None):
     """Estimated vs true proportions, one panel per cell type plus all pooled.
 
     Each panel shows the identity line and the type's Pearson r and RMSE.
@@ -279,6 +305,10 @@ def plot_estimate_vs_truth(estimate, truth=None, path=None, *, match="names"):
         Save the figure there.
     match : {"names", "best"}, default "names"
         How types are paired (see :func:`fastdeconv.metrics.evaluate`).
+    title : str, optional
+        Figure title above the panels; default ``"estimated vs true
+        proportions (N samples)"``.  Pass one naming the dataset and method
+        (``""`` for no title).
 
     Returns
     -------
@@ -334,13 +364,15 @@ def plot_estimate_vs_truth(estimate, truth=None, path=None, *, match="names"):
         axis.tick_params(labelsize=7)
     for axis in axes[panels:]:
         fig.delaxes(axis)
+    n = len(ev.truth)
+    set_title(fig, None, title, f"estimated vs true proportions ({n} sample{'s' if n != 1 else ''})")
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)
     return fig
 
 
-def plot_fit_quality(fit, path=None):
+def plot_fit_quality(fit, path=None, *, title=None):
     """Per-sample quality of the fit: one panel per diagnostic.
 
     Samples whose solver did not converge are drawn as red crosses.
@@ -353,6 +385,9 @@ def plot_fit_quality(fit, path=None):
         of a :class:`fastdeconv.DeconvolutionResult`), or such a result.
     path : str or path-like, optional
         Save the figure there.
+    title : str, optional
+        Figure title; default ``"quality of the fit of N samples"``.  Pass one
+        naming the dataset and method (``""`` for no title).
 
     Returns
     -------
@@ -422,6 +457,7 @@ def plot_fit_quality(fit, path=None):
         last.set_xticks(x, [str(s) for s in fit.index], rotation=90, fontsize=8)
     else:
         last.set_xlabel(f"{n} samples")
+    set_title(fig, None, title, f"quality of the fit of {n} sample{'s' if n != 1 else ''}")
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)

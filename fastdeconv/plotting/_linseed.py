@@ -8,7 +8,8 @@
 * :func:`plot_linseed` -- the three side by side.
 
 Each takes a :class:`fastdeconv.LinseedResult`, returns the Figure and, given
-``path``, saves it.
+``path``, saves it; ``title=`` replaces the default title (say which dataset
+it is, ``""`` for none).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from itertools import combinations
 
 import numpy as np
 
-from fastdeconv.plotting._deconv import new_figure, save_figure, type_colors
+from fastdeconv.plotting._colors import type_colors
+from fastdeconv.plotting._deconv import new_figure, save_figure, set_title
 
 __all__ = ["plot_spectrum", "plot_simplex", "plot_significance", "plot_linseed"]
 
@@ -34,7 +36,17 @@ def _finish(fig, path):
     return fig
 
 
-def _draw_spectrum(result, ax, max_components=20):
+def _linseed_title(result):
+    k = result.k_diagnostics.k
+    genes = len(result.genes)
+    samples = getattr(result, "proportions", None)
+    of = f"{genes} genes"
+    if samples is not None and hasattr(samples, "shape"):
+        of += f" x {samples.shape[0]} samples"
+    return f"LinSeed: {k} cell types from {of}"
+
+
+def _draw_spectrum(result, ax, max_components=20, title=None):
     d = result.k_diagnostics
     n = min(len(d.explained), max_components)
     x = np.arange(1, n + 1)
@@ -46,14 +58,14 @@ def _draw_spectrum(result, ax, max_components=20):
     ax.set_xlabel("number of components")
     ax.set_ylabel("cumulative explained variance")
     ax.set_xticks(x)
-    ax.set_title("singular-value spectrum")
+    set_title(ax.figure, ax, title, "singular-value spectrum")
     twin = ax.twinx()
     twin.semilogy(x, d.singular_values[:n], "s", color="tab:blue", ms=3, alpha=0.6)
     twin.set_ylabel("singular value", color="tab:blue")
     ax.legend(loc="lower right", fontsize=8)
 
 
-def _draw_simplex(result, ax, dims):
+def _draw_simplex(result, ax, dims, title=None):
     proj = result.projection
     corners = result.corner_coordinates
     n_dims = corners.shape[1]
@@ -82,11 +94,11 @@ def _draw_simplex(result, ax, dims):
                    label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"simplex of {len(proj)} significant genes")
+    set_title(ax.figure, ax, title, f"simplex of {len(proj)} significant genes")
     ax.legend(fontsize=8, markerscale=0.7)
 
 
-def _draw_significance(result, ax):
+def _draw_significance(result, ax, title=None):
     genes = result.genes
     sig = genes["significant"].to_numpy()
     deg, power = genes["degree"].to_numpy(), genes["power"].to_numpy()
@@ -94,11 +106,11 @@ def _draw_significance(result, ax):
     ax.scatter(deg[sig], power[sig], s=3, color="tab:red", lw=0, label="significant")
     ax.set_xlabel("degree (number of linear partners)")
     ax.set_ylabel("summed edge weight")
-    ax.set_title("mutual linearity")
+    set_title(ax.figure, ax, title, "mutual linearity of the genes")
     ax.legend(fontsize=8, markerscale=3)
 
 
-def plot_spectrum(result, path=None, ax=None):
+def plot_spectrum(result, path=None, ax=None, *, title=None):
     """Singular-value spectrum of the filtered, row-normalised data, with the chosen k.
 
     Parameters
@@ -108,6 +120,9 @@ def plot_spectrum(result, path=None, ax=None):
         Save the figure there (format from the extension).
     ax : matplotlib.axes.Axes, optional
         Draw into this axes.
+    title : str, optional
+        Axes title (default: ``"singular-value spectrum"``); pass one naming
+        the dataset (``""`` for none).
 
     Returns
     -------
@@ -126,11 +141,11 @@ def plot_spectrum(result, path=None, ax=None):
     """
     _check_result(result)
     fig, axes = new_figure(path, ax, figsize=(5.5, 4.0))
-    _draw_spectrum(result, axes[0])
+    _draw_spectrum(result, axes[0], title=title)
     return _finish(fig, path)
 
 
-def plot_simplex(result, path=None, ax=None, dims=(0, 1)):
+def plot_simplex(result, path=None, ax=None, dims=(0, 1), *, title=None):
     """The significant genes in the simplex's subspace, with the simplex and its corners.
 
     Parameters
@@ -142,6 +157,9 @@ def plot_simplex(result, path=None, ax=None, dims=(0, 1)):
         Draw into this axes.
     dims : tuple of int, default (0, 1)
         The two projection dimensions shown (for k > 3).
+    title : str, optional
+        Axes title (default: ``"simplex of N significant genes"``); pass one
+        naming the dataset (``""`` for none).
 
     Returns
     -------
@@ -160,11 +178,11 @@ def plot_simplex(result, path=None, ax=None, dims=(0, 1)):
     """
     _check_result(result)
     fig, axes = new_figure(path, ax, figsize=(5.5, 5.0))
-    _draw_simplex(result, axes[0], tuple(dims))
+    _draw_simplex(result, axes[0], tuple(dims), title=title)
     return _finish(fig, path)
 
 
-def plot_significance(result, path=None, ax=None):
+def plot_significance(result, path=None, ax=None, *, title=None):
     """Each analysed gene's degree against its summed edge weight, coloured by significance.
 
     Parameters
@@ -174,6 +192,9 @@ def plot_significance(result, path=None, ax=None):
         Save the figure there.
     ax : matplotlib.axes.Axes, optional
         Draw into this axes.
+    title : str, optional
+        Axes title (default: ``"mutual linearity of the genes"``); pass one
+        naming the dataset (``""`` for none).
 
     Returns
     -------
@@ -192,11 +213,11 @@ def plot_significance(result, path=None, ax=None):
     """
     _check_result(result)
     fig, axes = new_figure(path, ax, figsize=(5.5, 4.0))
-    _draw_significance(result, axes[0])
+    _draw_significance(result, axes[0], title=title)
     return _finish(fig, path)
 
 
-def plot_linseed(result, path=None):
+def plot_linseed(result, path=None, *, title=None):
     """Spectrum, simplex and significance side by side.
 
     Parameters
@@ -204,6 +225,10 @@ def plot_linseed(result, path=None):
     result : LinseedResult
     path : str or path-like, optional
         Save the figure there.
+    title : str, optional
+        Figure title above the three panels (default: ``"LinSeed: k cell
+        types from N genes x M samples"``); pass one naming the dataset
+        (``""`` for none).
 
     Returns
     -------
@@ -224,5 +249,6 @@ def plot_linseed(result, path=None):
     _draw_spectrum(result, axes[0])
     _draw_simplex(result, axes[1], (0, 1))
     _draw_significance(result, axes[2])
+    set_title(fig, None, title, _linseed_title(result))
     fig.tight_layout()
     return _finish(fig, path)

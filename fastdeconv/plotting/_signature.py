@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastdeconv.plotting._deconv import _frame, new_figure, save_figure
+from fastdeconv.plotting._deconv import _frame, new_figure, save_figure, set_title
 
 __all__ = ["plot_signature"]
 
@@ -32,7 +32,8 @@ def plot_signature(signature, path=None, ax=None, *, title=None):
     ax : matplotlib.axes.Axes, optional
         Draw into this axes.
     title : str, optional
-        Title of the axes (default: the number of genes and types).
+        Title of the axes (default: ``"signature: N genes x K types"``); pass
+        one naming the dataset (``""`` for none).
 
     Returns
     -------
@@ -65,7 +66,7 @@ def plot_signature(signature, path=None, ax=None, *, title=None):
     else:
         ax.set_yticks([])
         ax.set_ylabel(f"{n_genes} genes")
-    ax.set_title(title if title is not None else f"signature: {n_genes} genes x {n_types} types")
+    set_title(fig, ax, title, f"signature: {n_genes} genes x {n_types} types")
     fig.colorbar(image, ax=ax, label="expression / the gene's maximum", shrink=0.6)
     if path is not None:
         save_figure(fig, path)

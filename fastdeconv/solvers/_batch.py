@@ -19,9 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from fastdeconv._parallel import thread_map
-from fastdeconv.kernels.nnls import default_max_iter, nnls_gram_batch
+from fastdeconv.kernels._active_set import gram_batch
+from fastdeconv.kernels.nnls import default_max_iter
 from fastdeconv.kernels.robust import huber_batch
-from fastdeconv.kernels.simplex import augment_gram, simplex_gram_batch
+from fastdeconv.kernels.simplex import augment_gram
 
 # Bytes of bulk data per chunk: large enough to amortise Python and BLAS call
 # overhead and to give BLAS wide blocks (measured: 16 MiB beat 4 MiB by 20% on
@@ -157,15 +158,17 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
     gram = problem.gram
     k = gram.shape[0]
     m = problem.m
+    # the two small helpers run as plain Python here (same arithmetic, in the same
+    # order): compiling them for a Python caller would add to every first run
     if kind == "simplex":
-        Qa, rho = augment_gram(gram, slack)
+        Qa, rho = augment_gram.py_func(gram, bool(slack))
     elif kind == "nnls":
         Qa, rho = gram, 0.0
     else:  # pragma: no cover - internal
         raise ValueError(f"unknown kind {kind!r}")
     ka = Qa.shape[0]
     if max_iter < 0:
-        max_iter = default_max_iter(ka)
+        max_iter = default_max_iter.py_func(ka)
     X = np.empty((m, ka))
     n_iter = np.zeros(m, dtype=np.int64)
     status = np.zeros(m, dtype=np.int8)
@@ -189,13 +192,11 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
         if huber is not None:
             Wc = W[j0:j1] if W is not None else np.empty((1, n))
             huber_batch(
-                A, w0, gram, data, Xc, Wc, it, rounds[j0:j1], st, kind == "simplex", slack,
-                c_huber, max_rounds, rtol, max_iter, tol,
+                A, w0, gram, data, Xc, Wc, it, rounds[j0:j1], st, kind == "simplex", bool(slack),
+                float(c_huber), int(max_rounds), float(rtol), int(max_iter), float(tol),
             )
-        elif kind == "nnls":
-            nnls_gram_batch(Qa, data, Xc, it, st, max_iter, tol)
         else:
-            simplex_gram_batch(Qa, rho, data, Xc, it, st, max_iter, tol)
+            gram_batch(Qa, float(rho), data, Xc, it, st, kind == "simplex", int(max_iter), float(tol))
         if resid is not None:
             resid[j0:j1] = problem.residual(j0, j1, X[j0:j1, :k])
 
