@@ -10,7 +10,8 @@ separately:
 3. ``simplex``           -- ``fastdeconv.simplex_lstsq`` on the same batch;
 4. ``huber deconvolve``  -- ``fastdeconv.deconvolve`` with its defaults (Huber loss, simplex);
 5. ``linseed``           -- ``fastdeconv.linseed`` with a fixed k;
-6. ``build_signature``   -- ``fastdeconv.build_signature`` on dense counts (as the CLI reads a table).
+6. ``build_signature``   -- ``fastdeconv.build_signature`` on dense counts (as the CLI
+   reads a table).
 
 Two scenarios:
 

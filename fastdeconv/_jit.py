@@ -129,9 +129,10 @@ _TASKS = {
     ),
     "signature": ((("markers", "group_sums_dense"), ("markers", "group_sums_sparse")),),
 }
-#: command-line commands -> the tasks their default options run
+#: command-line commands -> the tasks their options can run (any cold: the command is cold;
+#: a needless True only means that the command line listens for a compilation that never comes)
 _COMMANDS = {
-    "deconvolve": ("robust",),
+    "deconvolve": ("robust", "least_squares"),
     "demo": ("robust", "least_squares"),
     "linseed": ("linseed",),
     "signature": ("signature",),
@@ -236,7 +237,8 @@ def _is_cached(cache_dir, module, function, lines, stamp, numba_version):
     index = os.path.join(cache_dir, f"{module}.{function}-{lines[function]}.{tag}.nbi")
     try:
         with open(index, "rb") as fh:
-            version = _first_argument(fh, {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE"}, to_stop=True)
+            strings = {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE"}
+            version = _first_argument(fh, strings, to_stop=True)
             data = fh.read()
     except OSError:
         return False
@@ -260,7 +262,8 @@ def needs_compilation(*tasks):
     ----------
     *tasks : str
         What will run: a command-line command (``"deconvolve"``, ``"demo"``,
-        ``"linseed"``, ``"signature"``, ``"evaluate"``, ``"simulate"``) or a
+        ``"linseed"``, ``"signature"``, ``"evaluate"``, ``"simulate"``; a
+        command counts as cold when any kernel its options can call is) or a
         task (``"robust"``: the Huber fit that ``deconvolve`` uses by default;
         ``"least_squares"``: ``nnls``, ``simplex_lstsq`` and ``deconvolve``
         with ``robust=None``; ``"linseed"``; ``"signature"``).  None: every

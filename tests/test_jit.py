@@ -30,7 +30,8 @@ numba_imported = "numba" in sys.modules
 import numpy as np
 import fastdeconv.kernels as K
 from numba.core.registry import CPUDispatcher
-modules = [importlib.import_module(f"fastdeconv.kernels.{m.name}") for m in pkgutil.iter_modules(K.__path__)]
+modules = [importlib.import_module(f"fastdeconv.kernels.{m.name}")
+           for m in pkgutil.iter_modules(K.__path__)]
 def dispatchers():
     return {f"{m.__name__.rsplit('.', 1)[1]}.{n}": d for m in modules for n, d in vars(m).items()
             if isinstance(d, CPUDispatcher) and d.py_func.__module__ == m.__name__}
@@ -131,7 +132,8 @@ def test_needs_compilation_follows_numba_to_the_default_pycache(tmp_path):
     first = json.loads(first.stdout.split("RESULT ", 1)[1])
     assert first["file"].startswith(str(site))
     assert first["cold"] is True and first["after"] is False
-    assert list((site / "fastdeconv" / "kernels" / "__pycache__").glob("markers.group_sums_dense-*.nbi"))
+    pycache = site / "fastdeconv" / "kernels" / "__pycache__"
+    assert list(pycache.glob("markers.group_sums_dense-*.nbi"))
     # a new process sees the warm cache, without importing Numba
     again = _run(WARM, env, tmp_path)
     assert again["cold"] is False and again["numba_imported"] is False
@@ -148,7 +150,8 @@ def test_needs_compilation_uses_numba_cache_dir_and_the_user_wide_fallback(tmp_p
     folder = _jit._cache_dir(source, env)
     assert Path(folder).parent == tmp_path and Path(folder).name.startswith("kernels_")
     # __pycache__ when it can be written, else the user-wide cache folder
-    assert _jit._cache_dir(source, {}, writable=lambda p: True) == os.path.join(source, "__pycache__")
+    in_tree = _jit._cache_dir(source, {}, writable=lambda p: True)
+    assert in_tree == os.path.join(source, "__pycache__")
     fallback = _jit._cache_dir(source, {"XDG_CACHE_HOME": str(tmp_path)}, writable=lambda p: False)
     assert fallback == os.path.join(_jit._user_cache_root({"XDG_CACHE_HOME": str(tmp_path)}),
                                     _jit._subpath(source))
@@ -156,7 +159,8 @@ def test_needs_compilation_uses_numba_cache_dir_and_the_user_wide_fallback(tmp_p
         pytest.importorskip("numba")
         from numba.misc.appdirs import AppDirs
 
-        assert _jit._user_cache_root(os.environ) == AppDirs(appname="numba", appauthor=False).user_cache_dir
+        numba_root = AppDirs(appname="numba", appauthor=False).user_cache_dir
+        assert _jit._user_cache_root(os.environ) == numba_root
 
 
 def test_needs_compilation_is_false_for_commands_without_kernels_and_rejects_unknown_tasks():
@@ -169,6 +173,7 @@ def test_needs_compilation_is_false_for_commands_without_kernels_and_rejects_unk
 def test_needs_compilation_treats_a_damaged_index_as_cold(tmp_path):
     source = _jit._kernels_dir()
     lines, stamp = _jit._first_lines(os.path.join(source, "robust.py")), b"x" * 32
-    index = tmp_path / f"robust.huber_batch-{lines['huber_batch']}.py{sys.version_info[0]}{sys.version_info[1]}{getattr(sys, 'abiflags', '')}.nbi"
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}{getattr(sys, 'abiflags', '')}"
+    index = tmp_path / f"robust.huber_batch-{lines['huber_batch']}.{tag}.nbi"
     index.write_bytes(b"not a pickle")
     assert not _jit._is_cached(str(tmp_path), "robust", "huber_batch", lines, stamp, None)

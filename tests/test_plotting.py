@@ -243,7 +243,12 @@ def _title(fig):
 def _every_plot():
     """(name, draw(title=...) -> Figure, words the default title contains) for every plot."""
     from fastdeconv.plotting import plot_signature
-    from fastdeconv.plotting._linseed import plot_linseed, plot_significance, plot_simplex, plot_spectrum
+    from fastdeconv.plotting._linseed import (
+        plot_linseed,
+        plot_significance,
+        plot_simplex,
+        plot_spectrum,
+    )
     from fastdeconv.reference_free import linseed
     from fastdeconv.simulate import synthetic
 
@@ -254,7 +259,8 @@ def _every_plot():
                   n_permutations=20, pvalue=0.05)
     sig = pd.DataFrame({"T": [90.0, 1.0], "B": [2.0, 40.0]}, index=["CD3E", "MS4A1"])
     return [
-        ("plot_proportions", lambda **kw: plot_proportions(props, **kw), "proportions of 12 samples"),
+        ("plot_proportions", lambda **kw: plot_proportions(props, **kw),
+         "proportions of 12 samples"),
         ("plot_estimate_vs_truth", lambda **kw: plot_estimate_vs_truth(props, truth, **kw),
          "estimated vs true"),
         ("plot_fit_quality", lambda **kw: plot_fit_quality(fit, **kw), "fit of 3 samples"),
@@ -275,7 +281,8 @@ def test_every_plot_names_its_dataset_or_method(tmp_path):
         assert _is_png(tmp_path / f"{name}.png")
         fig = draw(title="")  # none at all
         assert not fig.get_suptitle(), name
-        if len(fig.axes) == 1 or name in ("plot_spectrum", "plot_signature"):  # one panel (+ twin/colorbar)
+        # one panel (plus a twin axis or a colour bar): its title is the figure's
+        if len(fig.axes) == 1 or name in ("plot_spectrum", "plot_signature"):
             assert not fig.axes[0].get_title(), name
 
 

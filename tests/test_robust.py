@@ -132,7 +132,11 @@ def _median_kernel():
     return median
 
 
-@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.sampled_from(["normal", "ties", "sorted", "reversed", "constant"]))
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 60),
+    st.sampled_from(["normal", "ties", "sorted", "reversed", "constant"]),
+)
 @settings(deadline=None)
 def test_median_kernel_equals_numpy_median_exactly(seed, n, kind):
     # the Huber scale uses a median written in the kernel instead of Numba's np.median,
@@ -174,7 +178,7 @@ def test_single_sample_huber_kernel_is_the_batch_kernel_on_one_row():
     X = np.empty((1, 4))
     W = np.empty((1, len(b)))
     it, rd, st_ = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int8)
-    huber_batch(A, w0, weighted_gram(A, b, w0), b[None, :].copy(), X, W, it, rd, st_, True, False, HUBER_C, 50,
-                1e-8, 100, 1e-11)
+    huber_batch(A, w0, weighted_gram(A, b, w0), b[None, :].copy(), X, W, it, rd, st_, True, False,
+                HUBER_C, 50, 1e-8, 100, 1e-11)
     np.testing.assert_array_equal(x, X[0])
     assert (rounds, n_iter, status) == (rd[0], it[0], st_[0]) and status == 0

@@ -25,7 +25,13 @@ from __future__ import annotations
 import numpy as np
 
 from fastdeconv._jit import jit, jit_helper
-from fastdeconv.kernels._active_set import CONVERGED, MAX_ITER, active_set, initial_factor, new_workspace
+from fastdeconv.kernels._active_set import (
+    CONVERGED,
+    MAX_ITER,
+    active_set,
+    initial_factor,
+    new_workspace,
+)
 from fastdeconv.kernels.simplex import augment_gram
 
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): the MAD of a normal sample estimates sigma
@@ -199,7 +205,8 @@ def huber_irls(A, b, w0, x, simplex, slack, c_huber, max_rounds, rtol, max_iter,
     >>> b = A @ np.array([0.2, 0.3, 0.5]) * (1 + 0.01 * rng.standard_normal(200))
     >>> b[:5] *= 20.0  # five grossly wrong genes
     >>> x = np.zeros(3)
-    >>> rounds, n_iter, status = huber_irls(A, b, np.ones(200), x, True, False, 1.345, 100, 1e-8, 100, 1e-11)
+    >>> rounds, n_iter, status = huber_irls(A, b, np.ones(200), x, True, False, 1.345,
+    ...                                     100, 1e-8, 100, 1e-11)
     >>> status, bool(np.abs(x - [0.2, 0.3, 0.5]).max() < 0.01)
     (0, True)
     """

@@ -365,7 +365,8 @@ def plot_estimate_vs_truth(estimate, truth=None, path=None, *, match="names", ti
     for axis in axes[panels:]:
         fig.delaxes(axis)
     n = len(ev.truth)
-    set_title(fig, None, title, f"estimated vs true proportions ({n} sample{'s' if n != 1 else ''})")
+    plural = "s" if n != 1 else ""
+    set_title(fig, None, title, f"estimated vs true proportions ({n} sample{plural})")
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)

@@ -196,7 +196,9 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
                 float(c_huber), int(max_rounds), float(rtol), int(max_iter), float(tol),
             )
         else:
-            gram_batch(Qa, float(rho), data, Xc, it, st, kind == "simplex", int(max_iter), float(tol))
+            gram_batch(
+                Qa, float(rho), data, Xc, it, st, kind == "simplex", int(max_iter), float(tol)
+            )
         if resid is not None:
             resid[j0:j1] = problem.residual(j0, j1, X[j0:j1, :k])
 
