@@ -223,57 +223,61 @@ def proportions_frame(proportions):
 # ---------------------------------------------------------------------------
 
 
-def _positive(text, convert, what):
-    try:
-        value = convert(text)
-    except ValueError:
-        value = None
-    if value is None or not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive {what}, got {text!r}")
-    return value
+def number_type(convert, accept, expected, *, auto=False):
+    """Build the ``type=`` of an option taking a number within bounds.
 
+    Parameters
+    ----------
+    convert : {int, float}
+        How the text becomes a number.
+    accept : callable
+        ``accept(value) -> bool``: whether a finite number is allowed.
+    expected : str
+        What the option takes, for the usage error ("a positive integer").
+    auto : bool, optional
+        Also accept the word ``auto``, returned as it is.
 
-def positive_int(text):
-    """``type=`` of an option taking a positive integer.
-
-    Examples
-    --------
-    >>> from fastdeconv.cli._common import positive_int
-    >>> positive_int("12")
-    12
-    """
-    return _positive(text, int, "integer")
-
-
-def positive_float(text):
-    """``type=`` of an option taking a positive, finite number.
+    Returns
+    -------
+    callable
+        ``parse(text)``: the number, or ``"auto"``; raises
+        :class:`argparse.ArgumentTypeError` ``expected ..., got 'text'`` otherwise.
 
     Examples
     --------
-    >>> from fastdeconv.cli._common import positive_float
-    >>> positive_float("0.5")
-    0.5
+    >>> from fastdeconv.cli._common import number_type
+    >>> fraction = number_type(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+    >>> fraction("0.25")
+    0.25
+    >>> fraction("2")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a number from 0 to 1, got '2'
     """
-    return _positive(text, float, "number")
+
+    def parse(text):
+        if auto and text == "auto":
+            return "auto"
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or value in (float("inf"), -float("inf")):
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected
+    return parse
 
 
-def int_or_auto(text):
-    """``type=`` of an option taking a positive integer or ``auto``.
-
-    Examples
-    --------
-    >>> from fastdeconv.cli._common import int_or_auto
-    >>> int_or_auto("auto"), int_or_auto("3")
-    ('auto', 3)
-    """
-    if text == "auto":
-        return "auto"
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer or 'auto', got {text!r}"
-        ) from None
+#: ``type=`` of an option taking a positive integer (``positive_int("12") == 12``).
+positive_int = number_type(int, lambda v: v > 0, "a positive integer")
+#: ``type=`` of an option taking a positive, finite number.
+positive_float = number_type(float, lambda v: v > 0, "a positive number")
+#: ``type=`` of an option taking a positive integer or ``auto``.
+int_or_auto = number_type(int, lambda v: v > 0, "a positive integer or 'auto'", auto=True)
 
 
 def regression_methods():

@@ -7,7 +7,6 @@ read only when the option is used or the help is shown.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from fastdeconv.cli._common import (
@@ -18,6 +17,7 @@ from fastdeconv.cli._common import (
     check_table_path,
     help_when_shown,
     input_file,
+    number_type,
     one_line,
     output_file,
     positive_int,
@@ -118,22 +118,8 @@ FLAGS = {
 SCALES = ("auto", "linear", "log2", "log2p1", "log1p")
 
 
-def fold_change(text):
-    """``type=`` of ``--min-fold-change``: a finite number of at least 1.
-
-    Examples
-    --------
-    >>> from fastdeconv.cli.deconvolve import fold_change
-    >>> fold_change("1.5")
-    1.5
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 1.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {text!r}")
-    return value
+#: ``type=`` of ``--min-fold-change``: a finite number of at least 1.
+fold_change = number_type(float, lambda v: v >= 1, "a number of at least 1")
 
 
 def add_parser(subparsers):

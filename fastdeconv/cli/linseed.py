@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from fastdeconv.cli._common import (
@@ -11,6 +10,7 @@ from fastdeconv.cli._common import (
     check_plot_path,
     check_table_path,
     input_file,
+    number_type,
     output_file,
     proportions_frame,
     read,
@@ -51,67 +51,14 @@ DEFAULTS = {
 }
 
 
-def _usage(text, expected):
-    return argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-
-
-def cell_types(text):
-    """``type=`` of ``--cell-types``: ``auto`` or an integer of at least 2.
-
-    Examples
-    --------
-    >>> from fastdeconv.cli.linseed import cell_types
-    >>> cell_types("auto"), cell_types("3")
-    ('auto', 3)
-    >>> cell_types("1")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: expected 'auto' or an integer of at least 2, got '1'
-    """
-    if text == "auto":
-        return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 2:
-        raise _usage(text, "'auto' or an integer of at least 2")
-    return value
+#: ``type=`` of ``--cell-types``: ``auto`` or an integer of at least 2.
+cell_types = number_type(int, lambda v: v >= 2, "'auto' or an integer of at least 2", auto=True)
+_min_mean = number_type(float, lambda v: v >= 0, "'auto' or a number >= 0", auto=True)
+_pvalue = number_type(float, lambda v: 0 < v <= 1, "a p-value above 0 and at most 1")
 
 
 def _int_at_least(low):
-    def convert(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise _usage(text, f"an integer of at least {low}")
-        return value
-
-    return convert
-
-
-def _min_mean(text):
-    if text == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0.0 <= value < float("inf"):
-        raise _usage(text, "'auto' or a number >= 0")
-    return value
-
-
-def _pvalue(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0.0 < value <= 1.0:
-        raise _usage(text, "a p-value above 0 and at most 1")
-    return value
+    return number_type(int, lambda v: v >= low, f"an integer of at least {low}")
 
 
 def plot_title(n_types, bulk):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 
 from fastdeconv.cli._cells import (
     CELL_FLAGS,
@@ -18,6 +17,7 @@ from fastdeconv.cli._common import (
     add_command,
     check_table_path,
     int_or_auto,
+    number_type,
     output_file,
     positive_int,
     write,
@@ -41,40 +41,10 @@ FLAGS = {
 METHODS = ("t-test", "poisson", "nb")
 
 
-def _number(text, accept, what):
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and accept(value)):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
-def fraction(text):
-    """``type=`` of an option taking a number from 0 to 1.
-
-    Examples
-    --------
-    >>> from fastdeconv.cli.signature import fraction
-    >>> fraction("0.25")
-    0.25
-    """
-    return _number(text, lambda v: 0.0 <= v <= 1.0, "a number from 0 to 1")
-
-
-def finite_float(text):
-    """``type=`` of an option taking any finite number.
-
-    Examples
-    --------
-    >>> from fastdeconv.cli.signature import finite_float
-    >>> finite_float("-0.5")
-    -0.5
-    """
-    return _number(text, lambda v: True, "a finite number")
+#: ``type=`` of an option taking a number from 0 to 1.
+fraction = number_type(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+#: ``type=`` of an option taking any finite number.
+finite_float = number_type(float, lambda v: True, "a finite number")
 
 
 def add_parser(subparsers):

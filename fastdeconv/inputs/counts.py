@@ -29,7 +29,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from fastdeconv.errors import Fix, InputProblem, Placeholder, literal
+from fastdeconv.errors import Fix, InputProblem, literal
 from fastdeconv.inputs.tables import MAX_VALUE
 from fastdeconv.inputs._common import is_anndata
 
