@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -197,14 +197,9 @@ def thread_map(func, items, n_jobs=None, *, blas=True):
             failed.set()
             raise
 
-    with single_threaded_blas() if blas else _no_limit():
+    with single_threaded_blas() if blas else nullcontext():
         if workers == 1:
             return [func(item) for item in items]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(run, item) for item in items]
             return [future.result() for future in futures]
-
-
-@contextmanager
-def _no_limit():
-    yield

@@ -118,7 +118,8 @@ def fit_rna_content(estimate, truth, *, match="names"):
     estimate : DataFrame or result
         Samples x types estimated fractions (as for :func:`evaluate`).
     truth : DataFrame
-        Samples x types true cell fractions.
+        Samples x types true cell fractions; the samples found in both tables
+        are used.
     match : {"names", "best"}, default "names"
         How estimated columns are paired with true types (see :func:`evaluate`).
 
@@ -159,7 +160,7 @@ def fit_rna_content(estimate, truth, *, match="names"):
 
     from fastdeconv.metrics import evaluate
 
-    ev = evaluate(estimate, truth, match=match)
+    ev = evaluate(estimate, truth, match=match, samples="common")
     est, tru = ev.estimate, ev.truth
     if est.shape[1] < 2:
         raise ValueError(

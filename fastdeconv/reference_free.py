@@ -539,8 +539,7 @@ def _proportions(corners, G, keep, n_jobs, weighting="variance"):
             f"component(s) {empty} explain no gene; the data do not support {k} components"
         )
     Wn = W0 / totals
-    Gn = G / G.sum(axis=0)
-    A, B = Wn[keep], Gn[keep]
+    A, B = Wn[keep], G[keep] / G.sum(axis=0)
     weighted = weighting == "variance"
     # the residuals are computed once: by the solver for the final fit, or here for the
     # variance model (whose fit is final when the model asks for no weights)

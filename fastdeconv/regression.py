@@ -178,7 +178,7 @@ def _choose_genes(signature, genes, n_markers, min_fold_change):
             f"only {len(present)} of the {len(wanted)} genes given in genes= are among the "
             f"genes common to bulk and signature; at least {k} (one per cell type) are needed"
         )
-    return [g for g in signature.index if g in set(present)]
+    return signature.index[signature.index.isin(present)].tolist()
 
 
 # ---------------------------------------------------------------------------

@@ -159,8 +159,7 @@ def run(args):
     )
     content = None
     if args.fit_rna_content:
-        samples = ev.estimate.index  # the evaluated samples (all, or the common ones)
-        content = fit_rna_content(estimate.loc[samples], truth.loc[samples], match=args.match)
+        content = fit_rna_content(estimate, truth, match=args.match)  # on the common samples
     if args.plot:
         ev.plot(args.plot, title=title(args))
     if args.output:

@@ -201,7 +201,7 @@ def as_expression_frame(
     return df
 
 
-def looks_log_scale(values):
+def looks_log_scale(values, *, top=None):
     """Tell whether expression values look log-transformed.
 
     The heuristic of immunedeconv and quanTIseq: linear-scale expression
@@ -223,6 +223,8 @@ def looks_log_scale(values):
     ----------
     values : array_like
         Finite expression values (a 2-D table is genes x columns).
+    top : float, optional
+        Their maximum, when the caller knows it already (saves a pass).
 
     Returns
     -------
@@ -255,7 +257,7 @@ def looks_log_scale(values):
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return False
-    top = float(np.max(v))
+    top = float(np.max(v)) if top is None else top
     if not (1.0 < top < LOG_MAX_THRESHOLD) or np.array_equal(v, np.round(v)):
         return False
     return not (v.ndim == 2 and _columns_sum_to_power_of_ten(v))
@@ -336,19 +338,21 @@ def check_expression(
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise ValueError(f"{name} is empty ({df.shape[0]} genes x {df.shape[1]} columns)")
     values = df.to_numpy(dtype=np.float64)
-    finite = np.isfinite(values)
-    if not finite.all():
+    # one pass for the range; the masks that locate a problem only when there is one
+    lo, hi = float(values.min()), float(values.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        finite = np.isfinite(values)
         _refuse_non_finite(df, values, ~finite, name, scale_option, scales, missing_option)
-    huge = values > MAX_VALUE
-    if huge.any():
+    if hi > MAX_VALUE:
+        huge = values > MAX_VALUE
         genes, samples, _, _ = _first_labels(huge, df)
         raise ValueError(
             f"{name} has {int(huge.sum())} value(s) above {MAX_VALUE:g} (largest "
             f"{values.max():.3g}; genes {genes}, columns {samples}): no expression measure comes "
             "near that; correct these values in the table or remove these genes"
         )
-    negative = values < 0
-    if negative.any():
+    if lo < 0:
+        negative = values < 0
         genes, samples, _, _ = _first_labels(negative, df)
         text = (
             f"{name} has {int(negative.sum())} negative value(s) (genes {genes}, columns "
@@ -362,7 +366,7 @@ def check_expression(
                 Fix(scale_option, "log2"),
             )
         raise ValueError(text)
-    if not allow_log and looks_log_scale(values):
+    if not allow_log and looks_log_scale(values, top=hi):
         text = (
             f"{name} looks log-transformed: its maximum is {values.max():.3g} (< "
             f"{LOG_MAX_THRESHOLD:g}) and it holds non-integer values, but deconvolution works on "
@@ -994,7 +998,7 @@ def read_expression(
         raise ValueError(f"{name} scale must be one of {SCALES}, got {scale!r}")
     if missing not in MISSING:
         raise ValueError(f"missing must be one of {MISSING}, got {missing!r}")
-    if transpose and (_is_anndata(obj) or str(obj).lower().endswith(".h5ad")):
+    if transpose and (_is_anndata(obj) or (isinstance(obj, (str, os.PathLike)) and os.fspath(obj).lower().endswith(".h5ad"))):
         raise ValueError(
             f"{name}: transpose applies to tables and arrays; AnnData is always observations x "
             "genes"

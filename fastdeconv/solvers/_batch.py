@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastdeconv._parallel import thread_map
+from fastdeconv._parallel import resolve_n_jobs, thread_map
 from fastdeconv.kernels._active_set import gram_batch
 from fastdeconv.kernels.nnls import default_max_iter
 from fastdeconv.kernels.robust import huber_batch
@@ -160,13 +160,15 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
     m = problem.m
     # the two small helpers run as plain Python here (same arithmetic, in the same
     # order): compiling them for a Python caller would add to every first run
-    if kind == "simplex":
+    if huber is not None:  # the Huber kernel forms its own (re-weighted) Gram matrices
+        Qa, rho = gram, 0.0
+    elif kind == "simplex":
         Qa, rho = augment_gram.py_func(gram, bool(slack))
     elif kind == "nnls":
         Qa, rho = gram, 0.0
     else:  # pragma: no cover - internal
         raise ValueError(f"unknown kind {kind!r}")
-    ka = Qa.shape[0]
+    ka = k + 1 if (kind == "simplex" and slack) else k
     if max_iter < 0:
         max_iter = default_max_iter.py_func(ka)
     X = np.empty((m, ka))
@@ -206,10 +208,13 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
     bounds = [(j0, min(j0 + width, m)) for j0 in range(0, m, width)]
     # BLAS runs single-threaded inside the driver: the workers are the
     # parallelism, and results must not depend on the BLAS thread count (it
-    # changes the rounding of A'B).  Tiny problems skip the (process-wide) switch;
-    # BLAS does not thread them anyway.
-    tiny = len(bounds) == 1 and problem.n_rows * m * k < (1 << 16)
-    thread_map(run, bounds, n_jobs, blas=not tiny)
+    # changes the rounding of A'B).  Tiny problems run in the caller's thread and
+    # skip the (process-wide) switch: threads cost more than they save there, and
+    # BLAS does not thread them anyway.  Chunk widths do not depend on the number
+    # of workers, so neither do the results.
+    tiny = problem.n_rows * m * k < (1 << 16)
+    workers = resolve_n_jobs(n_jobs)  # checked even when a tiny problem does not use it
+    thread_map(run, bounds, 1 if tiny else workers, blas=not tiny)
     return X, n_iter, status, resid, rounds, W
 
 

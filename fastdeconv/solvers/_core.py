@@ -99,7 +99,7 @@ def _dense_problem(A, B2, weights, residuals):
     )
 
 
-def _info(k, status, n_iter, rounds, resid, W, weights):
+def _info(status, n_iter, rounds, resid, W, weights):
     if W is not None:
         W = W.T
         if weights is not None:
@@ -169,7 +169,7 @@ def solve(
         problem, kind, slack=slack, n_jobs=n_jobs, max_iter=max_iter, tol=tol, huber=huber,
         gene_weights=gene_weights and huber is not None,
     )
-    return X[:, :k].T, _info(k, status, n_iter, rounds, resid, W, weights)
+    return X[:, :k].T, _info(status, n_iter, rounds, resid, W, weights)
 
 
 def solve_gram(AtA, AtB, *, kind, slack=False, btb=None, n_jobs=None, max_iter=-1, tol=DEFAULT_TOL,
@@ -221,4 +221,4 @@ def solve_gram(AtA, AtB, *, kind, slack=False, btb=None, n_jobs=None, max_iter=-
     X, n_iter, status, resid, rounds, _ = solve_batch(
         problem, kind, slack=slack, n_jobs=n_jobs, max_iter=max_iter, tol=tol
     )
-    return X[:, :k].T, _info(k, status, n_iter, rounds, resid, None, None)
+    return X[:, :k].T, _info(status, n_iter, rounds, resid, None, None)
