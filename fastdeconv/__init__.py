@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _NAMES = {
     # core solvers (fastdeconv.solvers)
     "nnls": "solvers",
+    "multinomial_map": "solvers",
     "simplex_lstsq": "solvers",
     "nnls_gram": "solvers",
     "simplex_lstsq_gram": "solvers",

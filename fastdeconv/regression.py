@@ -403,6 +403,49 @@ def _fit_table(fit, S_fit, B, level, zero, samples):
     return table
 
 
+def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights, background,
+                       n_jobs, max_iter, tol, bayes, reference_options, reading, exclude_genes,
+                       outliers, min_genes):
+    """A method fitted to single-cell counts (``record.reference == "counts"``): read, fit."""
+    from fastdeconv import bayes as _bayes
+    from fastdeconv.errors import Fix, InputProblem
+    from fastdeconv.solvers.mixture import DEFAULT_MAX_ITER, DEFAULT_TOL
+
+    if not cells_given:
+        raise InputProblem(
+            "method {0} fits a single-cell reference: pass raw counts (genes x cells) as the "
+            "reference and the cell type of every cell as {1}",
+            Fix("method", record.name), Fix("labels", "LABELS"),
+        )
+    if robust not in ("auto", None):
+        raise ValueError(
+            f"method {record.name!r} fits a likelihood, not least squares: drop robust= "
+            f"(got {robust!r})"
+        )
+    if weights is not None:
+        raise ValueError(f"method={record.name!r} takes no per-gene weights; drop weights=")
+    if background:
+        raise ValueError(f"method={record.name!r} fits no background level; drop background=")
+    options = _bayes.check_bayes_options(**bayes)
+    fractions, update, uncertainty, alpha, exclude = options
+    from fastdeconv.solvers._validate import validate_options
+
+    if max_iter is None:
+        max_iter = DEFAULT_MAX_ITER
+    if tol is None:
+        tol = DEFAULT_TOL
+    max_iter, tol = validate_options(max_iter, tol)
+    bulk_df = read_expression(bulk, name="bulk", **reading)
+    ref = _bayes.mixture_reference(reference, n_jobs=n_jobs, **reference_options)
+    return _bayes.run(
+        record, bulk_df, ref, fractions=fractions, update_reference=update,
+        uncertainty=uncertainty, alpha=alpha, exclude=exclude, exclude_genes=exclude_genes,
+        outliers=outliers, min_genes=min_genes,
+        solver={"n_jobs": resolve_n_jobs(n_jobs), "max_iter": max_iter, "tol": tol},
+        options={"method": record.name},
+    )
+
+
 # ---------------------------------------------------------------------------
 # the pipeline
 # ---------------------------------------------------------------------------
@@ -417,7 +460,7 @@ def deconvolve(
     genes="auto",
     n_markers=100,
     min_fold_change=2.0,
-    robust="huber",
+    robust="auto",
     background=None,
     max_reweight=500,
     reweight_tol=1e-5,
@@ -438,8 +481,21 @@ def deconvolve(
     progress=None,
     max_iter=None,
     tol=None,
+    labels=None,
+    states=None,
+    label_key=None,
+    state_key=None,
+    counts_layer=None,
+    normalized=False,
+    fractions="auto",
+    update_reference="map",
+    uncertainty=True,
+    alpha=1.0,
+    exclude=("ribosomal", "mitochondrial"),
+    exclude_genes=None,
+    outliers=True,
 ):
-    """Estimate cell-type proportions of bulk samples from a signature.
+    """Estimate cell-type proportions of bulk samples from a signature or single cells.
 
     Solves ``bulk ~ signature @ P`` sample by sample, ``P >= 0``, with the
     exact solvers :func:`fastdeconv.nnls` and :func:`fastdeconv.simplex_lstsq`,
@@ -454,7 +510,12 @@ def deconvolve(
         :func:`fastdeconv.inputs.as_expression_frame`.
     signature : DataFrame, ndarray, AnnData or path
         Reference profiles, genes x cell types (AnnData: cell types x genes),
-        on the same linear scale as the bulk.
+        on the same linear scale as the bulk; or, with ``labels=`` (or
+        ``label_key=``), a single-cell reference: raw counts, genes x cells
+        (dense, scipy.sparse, DataFrame; AnnData cells x genes).  Regression
+        methods then build the signature from it
+        (:func:`fastdeconv.build_signature` with its defaults); ``"bayes"``
+        uses the cells' summed profiles directly.
     method : str, default "nnls"
         A regression method of :data:`fastdeconv.methods.REGRESSION` (the
         table :func:`fastdeconv.show_methods` prints).
@@ -467,7 +528,9 @@ def deconvolve(
         (required), normalised like ``"nnls"``.  ``"simplex_le"``: sum at most
         one; the remainder ``1 - sum(p)`` is reported as an extra column
         ``"unexplained"`` (cells the signature does not describe, EPIC's
-        "other cells").
+        "other cells").  ``"bayes"``: the multinomial mixture of BayesPrism
+        fitted by likelihood (:mod:`fastdeconv.bayes`); needs single-cell
+        counts and ``labels``, returns a :class:`fastdeconv.bayes.MixtureResult`.
     weights : array_like or pandas.Series, optional
         Non-negative per-gene weights, minimising ``sum_g w_g (S p - b)_g^2``;
         a Series is matched by gene name (genes without a weight get 0), an
@@ -485,8 +548,9 @@ def deconvolve(
         Marker genes per cell type for ``genes="auto"``/``"markers"``.
     min_fold_change : float, default 2.0
         Fold change over the second-highest type required of a marker.
-    robust : {"huber", None}, default "huber"
-        ``"huber"``: iteratively re-weighted least squares with Huber's loss
+    robust : {"auto", "huber", None}, default "auto"
+        ``"auto"``: ``"huber"`` for the least-squares methods (the likelihood
+        method has its own loss).  ``"huber"``: iteratively re-weighted least squares with Huber's loss
         (constant 1.345, residuals scaled by their median absolute deviation),
         so that genes that fit badly -- cross-hybridisation, platform or
         batch effects, genes of cells missing from the signature -- lose
@@ -545,7 +609,48 @@ def deconvolve(
         Progress bar on stderr; default: shown when stderr is a terminal and
         there are more than 4096 samples.
     max_iter, tol : optional
-        Passed to the core solver (active-set iteration cap and tolerance).
+        Passed to the core solver (active-set iteration cap and tolerance;
+        for ``"bayes"``: objective evaluations per sample, default 2000, and
+        the KKT tolerance, default 1e-8).
+    labels, label_key : optional
+        The cell type of every cell of a single-cell reference given as
+        ``signature`` (a sequence, a Series by cell id, or with AnnData an
+        ``.obs`` column name / ``label_key``).
+    states, state_key : optional
+        ``"bayes"``: the cell state of every cell (sub-types, activation
+        states) within its type; the fit is over states, summed into types.
+        Default: one state per type.
+    counts_layer : str, optional
+        AnnData layer of the single-cell reference holding the raw counts.
+    normalized : {False, True, "log1p", "log2p1"}, default False
+        The single-cell reference holds normalised values, not raw counts
+        (then the RNA per cell is unknown and cell fractions equal RNA
+        fractions); see :func:`fastdeconv.inputs.counts.check_raw`.
+    fractions : {"auto", "cells", "rna"}, default "auto"
+        With a single-cell reference: report fractions of cells (the RNA
+        fractions divided by each type's reads per cell in the reference,
+        renormalised) or of RNA; ``"auto"``: cells whenever the reference has
+        raw counts.
+    update_reference : {"map", "mle", False}, default "map"
+        ``"bayes"``: BayesPrism's reference update before the final fit
+        (:func:`fastdeconv.bayes.update_profiles`); ``"map"`` shifts every
+        gene of every type toward the bulk under a log-normal prior,
+        ``"mle"`` one shift per gene shared by all types (spatial data);
+        False fits the reference as given.
+    uncertainty : bool, default True
+        ``"bayes"``: standard errors of the proportions
+        (:func:`fastdeconv.bayes.fisher_errors`).
+    alpha : float, default 1.0
+        ``"bayes"``: Dirichlet prior on the state fractions (1: maximum
+        likelihood; at least 1).
+    exclude : sequence of str, default ("ribosomal", "mitochondrial")
+        ``"bayes"``: gene groups of :data:`fastdeconv.bayes.GENE_GROUPS` left
+        out (also "sex", "hemoglobin"); () keeps them.
+    exclude_genes : sequence of str, optional
+        ``"bayes"``: further genes to leave out.
+    outliers : bool, default True
+        ``"bayes"``: leave out genes holding more than 1% of a sample's reads
+        in more than 10% of samples (:func:`fastdeconv.bayes.outlier_genes`).
 
     Returns
     -------
@@ -618,10 +723,47 @@ def deconvolve(
     True
     """
 
+    record = REGRESSION.get(method)
+    cells_given = labels is not None or label_key is not None
+    if record.reference == "counts":
+        return _deconvolve_counts(
+            record, bulk, signature, cells_given=cells_given, robust=robust, weights=weights,
+            background=background, n_jobs=n_jobs, max_iter=max_iter, tol=tol,
+            bayes=dict(fractions=fractions, update_reference=update_reference,
+                       uncertainty=uncertainty, alpha=alpha, exclude=exclude),
+            reference_options=dict(labels=labels, states=states, label_key=label_key,
+                           state_key=state_key, layer=counts_layer, normalized=normalized,
+                           duplicates=duplicates, transpose=transpose_signature),
+            reading=dict(genes=bulk_genes, layer=layer, scale=scale, transpose=transpose_bulk,
+                         case_insensitive=case_insensitive, strip_version=strip_version,
+                         duplicates=duplicates, missing=missing),
+            exclude_genes=exclude_genes, outliers=outliers, min_genes=min_genes,
+        )
+    if robust == "auto":
+        robust = "huber" if "huber" in record.losses else None
     opts = _check_options(
         method, weights, robust, background, max_reweight, reweight_tol, n_jobs, max_iter, tol
     )
     record = opts.method
+    rna_content = None
+    if cells_given:
+        from fastdeconv._checks import check_choice
+        from fastdeconv.signature import build_signature
+
+        fractions = check_choice(fractions, "fractions", ("auto", "cells", "rna"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # notes are kept in the result
+            built = build_signature(
+                signature, labels, label_key=label_key, layer=counts_layer,
+                normalized=normalized, transpose=transpose_signature, duplicates=duplicates,
+                n_jobs=n_jobs,
+            )
+        signature = built.signature
+        transpose_signature = False
+        if fractions == "auto":
+            fractions = "rna" if normalized else "cells"
+        if fractions == "cells":
+            rna_content = built.rna_content
     options = dict(
         method=record.name, genes=genes if isinstance(genes, str) else f"{len(genes)} given",
         n_markers=n_markers, min_fold_change=min_fold_change, robust=robust,
@@ -660,6 +802,11 @@ def deconvolve(
 
     coef = pd.DataFrame(fit.coefficients[: S.shape[1]].T, index=B_u.columns, columns=S_u.columns)
     props = _proportions(record, coef, S, B, zero)
+    if rna_content is not None:
+        from fastdeconv.fractions import to_cell_fractions
+
+        props = to_cell_fractions(props, rna_content)
+        options["fractions"] = "cells"
     for name in record.extra_columns:
         props[name] = fit.extra[name]
     return DeconvolutionResult(

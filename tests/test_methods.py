@@ -76,10 +76,36 @@ def toy_method():
 # --- (a) the API ----------------------------------------------------------------------
 
 
+def planted_cells(seed=0, cells_per_type=60):
+    """Single-cell counts of the planted types and a bulk of known RNA fractions."""
+    rng = np.random.default_rng(seed)
+    _, sig, props = planted()
+    genes = list(sig.index)
+    profile = sig.to_numpy() / sig.to_numpy().sum(axis=0)
+    counts = np.column_stack([
+        rng.poisson(profile[:, t] * 3000.0, size=(cells_per_type, len(genes))).T
+        for t in range(len(TYPES))
+    ])
+    labels = np.repeat(TYPES, cells_per_type)
+    cells = pd.DataFrame(counts, index=genes, columns=[f"c{i}" for i in range(counts.shape[1])])
+    bulk = pd.DataFrame(rng.poisson(1e8 * profile @ props.T.to_numpy()).astype(float),
+                        index=genes, columns=props.index)
+    return bulk, cells, labels, props
+
+
 @pytest.mark.parametrize("name", REGRESSION.names())
 def test_every_method_is_reachable_from_the_api(name):
     bulk, sig, props = planted()
     record = REGRESSION.get(name)
+    if record.reference == "counts":  # fitted to single cells: RNA fractions recovered
+        bulk, cells, labels, props = planted_cells()
+        res = fastdeconv.deconvolve(bulk, cells, method=name, labels=labels, fractions="rna",
+                                    exclude=())
+        assert res.method == name
+        np.testing.assert_allclose(res.proportions[TYPES].to_numpy(), props.to_numpy(),
+                                   atol=0.01)
+        assert res.fit["converged"].all()
+        return
     res = fastdeconv.deconvolve(bulk, sig, method=name, weights=_weights_for(record, sig))
     assert res.method == name
     np.testing.assert_allclose(res.proportions[TYPES].to_numpy(), props.to_numpy(), atol=1e-8)
@@ -91,7 +117,8 @@ def test_every_method_is_reachable_from_the_api(name):
 def test_records_are_complete(name):
     record = REGRESSION.get(name)
     assert callable(record.fit) and record.summary
-    assert set(record.losses) <= {"squared", "huber"} and record.losses
+    assert set(record.losses) <= {"squared", "huber", "likelihood"} and record.losses
+    assert record.reference in ("signature", "counts")
     assert record.references, f"{name}: cite the method's paper"
 
 
@@ -233,7 +260,10 @@ def test_a_new_method_runs_through_the_pipeline_unchanged(toy_method):
     weighted = fastdeconv.deconvolve(bulk, sig, method=TOY, robust=None, weights=w)
     np.testing.assert_allclose(weighted.proportions[TYPES].to_numpy(), props.to_numpy(), atol=1e-8)
     with pytest.raises(ValueError, match="does not support robust='huber'"):
-        fastdeconv.deconvolve(bulk, sig, method=TOY)
+        fastdeconv.deconvolve(bulk, sig, method=TOY, robust="huber")
+    # robust="auto" (the default) is the record's own loss
+    auto = fastdeconv.deconvolve(bulk, sig, method=TOY)
+    np.testing.assert_allclose(auto.proportions[TYPES].to_numpy(), props.to_numpy(), atol=1e-8)
     with pytest.raises(ValueError, match="background=True needs method"):
         fastdeconv.deconvolve(bulk, sig, method=TOY, robust=None, background=True)
 

@@ -159,18 +159,18 @@ def read(path, option, **kwargs):
         raise InputError(f"{option}: {one_line(exc)}") from None
 
 
-def read_counts(path):
-    """``--counts``: a genes x cells table, or an AnnData object for ``.h5ad``."""
+def read_counts(path, option="--counts"):
+    """``--counts`` (or ``option``): a genes x cells table, or an AnnData object for ``.h5ad``."""
     if str(path).lower().endswith(".h5ad"):
         from fastdeconv.io import read_h5ad
 
         try:
             return read_h5ad(path)
         except FileNotFoundError as exc:
-            raise FileNotFoundError(f"--counts: {one_line(exc)}") from None
+            raise FileNotFoundError(f"{option}: {one_line(exc)}") from None
         except (ValueError, OSError, ImportError) as exc:  # damaged, unreadable, no anndata
-            raise InputError(f"--counts: {one_line(exc)}") from None
-    return read(path, "--counts")
+            raise InputError(f"{option}: {one_line(exc)}") from None
+    return read(path, option)
 
 
 def read_labels(path):

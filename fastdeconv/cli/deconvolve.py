@@ -1,4 +1,9 @@
-"""``fastdeconv deconvolve``: proportions of bulk samples with a signature.
+"""``fastdeconv deconvolve``: proportions of bulk samples with a signature or single cells.
+
+The reference is a signature (``--signature``) or a labelled single-cell
+reference (``--reference-counts`` with ``--labels``): the likelihood method
+(``--method bayes``) fits the cells' profiles directly, the regression methods
+build a signature from them first.
 
 The ``--method`` choices, their help and whether a method needs ``--weights``
 come from the regression registry (:data:`fastdeconv.methods.REGRESSION`),
@@ -111,6 +116,16 @@ FLAGS = {
     "transpose_bulk": "--transpose-bulk",
     "transpose_signature": "--transpose-signature",
     "n_jobs": "--n-jobs",
+    "labels": "--labels",
+    "label_key": "--label-key",
+    "states": "--states",
+    "counts_layer": "--counts-layer",
+    "normalized": "--normalized",
+    "fractions": "--fractions",
+    "update_reference": "--update-reference",
+    "uncertainty": "--uncertainty-output",
+    "exclude": "--exclude",
+    "outliers": "--keep-outliers",
 }
 
 #: The scales ``--scale``/``--signature-scale`` accept (:data:`fastdeconv.inputs.SCALES`,
@@ -148,7 +163,45 @@ def add_parser(subparsers):
         "cell types.",
     )
     input_file(p, "--bulk", required=True, metavar="BULK", help="genes x samples table")
-    input_file(p, "--signature", required=True, metavar="SIG", help="genes x cell types table")
+    input_file(p, "--signature", metavar="SIG",
+               help="genes x cell types table (or give --reference-counts)")
+    input_file(
+        p, "--reference-counts", metavar="COUNTS",
+        help="single-cell reference instead of SIG: raw counts, genes x cells table or .h5ad "
+        "(cells x genes), with --labels (or --label-key); --method bayes fits it directly, the "
+        "other methods build a signature from it",
+    )
+    input_file(p, "--labels", metavar="LABELS",
+               help="two-column table (cell id, cell type) of the --reference-counts cells")
+    p.add_argument("--label-key", metavar="KEY",
+                   help=".h5ad --reference-counts: the .obs column holding the cell types")
+    input_file(p, "--states", metavar="FILE",
+               help="--method bayes: two-column table (cell id, cell state) of sub-types within "
+               "each cell type (default: one state per type)")
+    p.add_argument("--counts-layer", metavar="NAME",
+                   help=".h5ad --reference-counts: the layer holding the raw counts (default: .X)")
+    p.add_argument("--normalized", action="store_true",
+                   help="--reference-counts holds normalised values, not raw counts (cell "
+                   "fractions then equal RNA fractions)")
+    p.add_argument(
+        "--fractions", choices=["cells", "rna"], default=None,
+        help="with --reference-counts: write fractions of cells (RNA fractions divided by each "
+        "type's reads per reference cell) or of RNA (default: cells with raw counts)",
+    )
+    p.add_argument(
+        "--update-reference", choices=["map", "mle", "none"], default=None,
+        help="--method bayes: move each type's profile toward the bulk before the final fit "
+        "(map: per gene and type under a log-normal prior; mle: one shift per gene for all "
+        "types, for spatial data; none: the reference as given) (default: map)",
+    )
+    p.add_argument(
+        "--exclude", default=None, metavar="GROUPS",
+        help="--method bayes: comma-separated gene groups left out among ribosomal, "
+        "mitochondrial, sex, hemoglobin, or 'none' (default: ribosomal,mitochondrial)",
+    )
+    p.add_argument("--keep-outliers", action="store_true",
+                   help="--method bayes: keep genes holding over 1%% of a sample's reads in "
+                   "over 10%% of samples (default: left out)")
     output_file(
         p, "--output", required=True, metavar="OUT", help="proportions, samples x cell types"
     )
@@ -186,10 +239,10 @@ def add_parser(subparsers):
     )
     p.add_argument(
         "--robust",
-        choices=["huber", "none"],
+        choices=["auto", "huber", "none"],
         default=None,
-        help="Huber re-weighting of badly fitting genes, or plain least squares "
-        "(default: huber)",
+        help="Huber re-weighting of badly fitting genes, or plain least squares; auto: huber "
+        "for the least-squares methods (--method bayes fits a likelihood) (default: auto)",
     )
     p.add_argument(
         "--scale",
@@ -264,6 +317,13 @@ def add_parser(subparsers):
         help="two-column table (cell type, RNA per cell): write cell fractions instead of "
         "RNA fractions (e.g. the table `evaluate --fit-rna-content` writes)",
     )
+    output_file(p, "--uncertainty-output", metavar="FILE",
+                help="--method bayes: standard errors of the proportions (samples x cell types)")
+    output_file(
+        p, "--expression-output", metavar="DIR",
+        help="--method bayes: write each cell type's expected expression in every sample "
+        "(genes x samples) to DIR/<type>.tsv.gz",
+    )
     output_file(p, "--plot", metavar="FILE.png", help="stacked bars of the proportions")
     output_file(p, "--plot-fit", metavar="FILE.png", help="per-sample fit quality")
     p.set_defaults(func=run, flags=FLAGS)
@@ -290,17 +350,129 @@ def title(args):
     ...                          rna_content=None))
     'mix.tsv with signature lm22.tsv (method nnls)'
     """
-    text = (
-        f"{os.path.basename(args.bulk)} with signature {os.path.basename(args.signature)} "
-        f"(method {args.method or 'nnls'})"
+    reference = (
+        f"signature {os.path.basename(args.signature)}" if args.signature
+        else f"single cells {os.path.basename(args.reference_counts)}"
     )
+    text = f"{os.path.basename(args.bulk)} with {reference} (method {args.method or 'nnls'})"
     if args.rna_content:
         text += f", cell fractions with {os.path.basename(args.rna_content)}"
     return text
 
 
+#: options that only a single-cell reference takes, and those of ``--method bayes`` alone
+_CELL_OPTIONS = ("labels", "label_key", "states", "counts_layer", "normalized", "fractions")
+_BAYES_OPTIONS = ("states", "update_reference", "exclude", "keep_outliers",
+                  "uncertainty_output", "expression_output")
+
+
+def _flag(option):
+    return "--" + option.replace("_", "-")
+
+
+def check_reference_options(args):
+    """Refuse, before reading anything, reference options that do not fit together.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastdeconv.cli import build_parser
+    >>> from fastdeconv.cli.deconvolve import check_reference_options
+    >>> args = build_parser().parse_args(["deconvolve", "--bulk", "b.tsv", "--output", "o.tsv"])
+    >>> check_reference_options(args)
+    Traceback (most recent call last):
+    ...
+    fastdeconv.cli._common.InputError: give a reference: --signature SIG, or --reference-counts COUNTS with --labels LABELS
+    """
+    if args.signature and args.reference_counts:
+        raise InputError("give --signature or --reference-counts, not both")
+    if not args.signature and not args.reference_counts:
+        raise InputError(
+            "give a reference: --signature SIG, or --reference-counts COUNTS with --labels LABELS"
+        )
+    given = [o for o in _CELL_OPTIONS if getattr(args, o) not in (None, False)]
+    if args.signature and given:
+        raise InputError(
+            f"{_flag(given[0])} is for a single-cell reference (--reference-counts), not for "
+            "--signature"
+        )
+    bayes = args.method == "bayes"
+    used = [o for o in _BAYES_OPTIONS if getattr(args, o) not in (None, False)]
+    if used and not bayes:
+        raise InputError(f"{_flag(used[0])} is an option of --method bayes")
+    if bayes and args.signature:
+        raise InputError(
+            "--method bayes fits single cells: give --reference-counts COUNTS --labels LABELS "
+            "instead of --signature"
+        )
+    if args.reference_counts:
+        h5ad = str(args.reference_counts).lower().endswith(".h5ad")
+        if args.labels is None and args.label_key is None:
+            raise InputError(
+                "--reference-counts needs the cell type of every cell: --labels LABELS (a "
+                "two-column table: cell id, cell type)"
+                + (" or --label-key KEY (an .obs column)" if h5ad else "")
+            )
+        if args.labels is not None and args.label_key is not None:
+            raise InputError("give --labels or --label-key, not both")
+        if not h5ad:
+            for option in ("label_key", "counts_layer"):
+                if getattr(args, option) is not None:
+                    raise InputError(
+                        f"{_flag(option)} is for .h5ad --reference-counts only "
+                        f"({args.reference_counts!r} is a table)"
+                    )
+        if args.rna_content:
+            raise InputError(
+                "--rna-content is for --signature: with --reference-counts the RNA per cell "
+                "comes from the cells (--fractions cells)"
+            )
+    if args.expression_output and os.path.exists(args.expression_output) and not os.path.isdir(
+        args.expression_output
+    ):
+        raise InputError(
+            f"--expression-output: {args.expression_output!r} is a file, not a folder; name a "
+            "folder (it is created if missing)"
+        )
+
+
+def _reference_keywords(args):
+    """The keywords of :func:`fastdeconv.deconvolve` for a single-cell reference."""
+    from fastdeconv.cli._common import read_counts, read_labels
+
+    counts = read_counts(args.reference_counts, "--reference-counts")
+    kwargs = {"normalized": bool(args.normalized)}
+    if args.labels is not None:
+        kwargs["labels"] = read_labels(args.labels)
+    else:
+        kwargs["label_key"] = args.label_key
+    if args.states is not None:
+        states = read_series(args.states, "--states", "cell id, cell state", index_col=0,
+                             numeric=False)
+        states.index = states.index.astype(str)
+        kwargs["states"] = states.astype(str)
+    if args.counts_layer is not None:
+        kwargs["counts_layer"] = args.counts_layer
+    if args.fractions is not None:
+        kwargs["fractions"] = args.fractions
+    if args.update_reference is not None:
+        kwargs["update_reference"] = (
+            False if args.update_reference == "none" else args.update_reference
+        )
+    if args.exclude is not None:
+        text = args.exclude.strip()
+        kwargs["exclude"] = () if text == "none" else tuple(
+            g.strip() for g in text.split(",") if g.strip()
+        )
+    if args.keep_outliers:
+        kwargs["outliers"] = False
+    if args.method == "bayes":
+        kwargs["uncertainty"] = bool(args.uncertainty_output)
+    return counts, kwargs
+
+
 def run(args):
-    """Reference-based deconvolution of BULK with SIG -> proportions table.
+    """Reference-based deconvolution of BULK with SIG (or single cells) -> proportions table.
 
     Output paths are checked before any input is read; figures are drawn
     before any table is written, so a failing figure writes nothing.
@@ -319,8 +491,10 @@ def run(args):
     ...
     FileNotFoundError: --bulk: table file not found: 'missing.tsv'
     """
+    check_reference_options(args)
     check_table_path(args.output, "--output")
     check_table_path(args.fit_output, "--fit-output")
+    check_table_path(args.uncertainty_output, "--uncertainty-output")
     check_plot_path(args.plot)
     check_plot_path(args.plot_fit, "--plot-fit")
     if args.method is not None and not args.weights:
@@ -329,11 +503,14 @@ def run(args):
                 f"--method {args.method} needs --weights FILE (a two-column table: gene, weight)"
             )
     bulk = read(args.bulk, "--bulk")
-    signature = read(args.signature, "--signature")
+    if args.signature:
+        reference, cell_kwargs = read(args.signature, "--signature"), {}
+    else:
+        reference, cell_kwargs = _reference_keywords(args)
 
     from fastdeconv.regression import deconvolve
 
-    kwargs = {"n_jobs": args.n_jobs, "progress": False if args.quiet else None}
+    kwargs = {"n_jobs": args.n_jobs, "progress": False if args.quiet else None, **cell_kwargs}
     for option in _PASSED:
         if getattr(args, option) is not None:
             kwargs[option] = getattr(args, option)
@@ -342,12 +519,15 @@ def run(args):
             kwargs[option] = True
     if args.robust is not None:
         kwargs["robust"] = None if args.robust == "none" else args.robust
+    if args.method == "bayes":
+        for option in ("genes", "n_markers", "min_fold_change", "signature_scale"):
+            kwargs.pop(option, None)
     content = None
     if args.rna_content:
         content = read_series(args.rna_content, "--rna-content", "cell type, RNA content")
     if args.weights:
         kwargs["weights"] = read_series(args.weights, "--weights", "gene, weight")
-    result = deconvolve(bulk, signature, **kwargs)
+    result = deconvolve(bulk, reference, **kwargs)
     proportions = result.proportions
     if content is not None:
         try:
@@ -365,6 +545,12 @@ def run(args):
     write(proportions_frame(proportions), args.output, "--output", "sample")
     if args.fit_output:
         write(result.fit, args.fit_output, "--fit-output", "sample")
+    if args.uncertainty_output:
+        write(result.uncertainty, args.uncertainty_output, "--uncertainty-output", "sample")
+    if args.expression_output:
+        written = result.write_expression(args.expression_output)
+        if not args.quiet:
+            print(f"{args.expression_output}: expected expression of {len(written)} cell types")
     if not args.quiet:
         print(result.summary())
         if content is not None:

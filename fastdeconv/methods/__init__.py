@@ -27,9 +27,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from fastdeconv.methods._problem import MethodFit, RegressionProblem
+from fastdeconv.methods._problem import MethodFit, MixtureProblem, RegressionProblem
 
-__all__ = ["Method", "Registry", "REGRESSION", "RegressionProblem", "MethodFit", "show_methods"]
+__all__ = [
+    "Method", "Registry", "REGRESSION", "RegressionProblem", "MixtureProblem", "MethodFit",
+    "show_methods",
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class Method:
         Columns it adds to the proportions beyond the cell types.
     references : tuple of str
         Papers (with DOI) describing the method.
+    reference : {"signature", "counts"}
+        What the method fits to: a signature (``fit(RegressionProblem)``), or
+        the profiles of a labelled single-cell reference by likelihood
+        (``fit(MixtureProblem)``; the pipeline of :mod:`fastdeconv.bayes`).
 
     Examples
     --------
@@ -78,8 +85,11 @@ class Method:
     losses: tuple = ("squared",)
     extra_columns: tuple = ()
     references: tuple = field(default_factory=tuple)
+    reference: str = "signature"
 
     def __post_init__(self):
+        if self.reference not in ("signature", "counts"):
+            raise ValueError(f"Method.reference must be signature/counts, got {self.reference!r}")
         if self.weights not in ("optional", "required", "unsupported"):
             raise ValueError(
                 f"Method.weights must be optional/required/unsupported, got {self.weights!r}"
@@ -191,7 +201,9 @@ class Registry:
 
 
 #: The reference-based regression methods of :func:`fastdeconv.deconvolve`.
-REGRESSION = Registry("regression", modules=("fastdeconv.methods.least_squares",))
+REGRESSION = Registry(
+    "regression", modules=("fastdeconv.methods.least_squares", "fastdeconv.methods.mixture")
+)
 
 
 def show_methods():
@@ -221,6 +233,7 @@ def show_methods():
             "background": m.background,
             "losses": ", ".join(m.losses),
             "normalised": m.normalise,
+            "reference": m.reference,
         }
         for registry in (REGRESSION,)
         for m in registry

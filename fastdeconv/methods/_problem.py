@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RegressionProblem", "MethodFit"]
+__all__ = ["RegressionProblem", "MixtureProblem", "MethodFit"]
 
 
 @dataclass(frozen=True)
@@ -157,3 +157,56 @@ class MethodFit:
         m = coefficients.shape[1]
         zeros = np.zeros(m, dtype=np.int64)
         return cls(coefficients, np.ones(m, dtype=bool), zeros, zeros.copy(), **kwargs)
+
+
+@dataclass(frozen=True)
+class MixtureProblem:
+    """What a likelihood method is given: profiles, counts and the fit's options.
+
+    Attributes
+    ----------
+    phi : ndarray, shape (n, k)
+        Profiles of the states on the genes used: positive, every column
+        summing to 1, C-contiguous float64.
+    X : ndarray, shape (n, m)
+        Bulk counts (or linear-scale values) on the same genes, finite and
+        non-negative; no sample is zero on every gene.
+    alpha : ndarray, shape (k,)
+        Dirichlet prior parameters (at least 1).
+    n_jobs : int, optional
+        Worker threads.
+    max_iter : int
+        Cap on objective evaluations per sample.
+    tol : float
+        KKT tolerance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.methods._problem import MixtureProblem
+    >>> p = MixtureProblem(np.full((3, 2), 1 / 3), np.ones((3, 4)), np.ones(2))
+    >>> p.n, p.k, p.m
+    (3, 2, 4)
+    """
+
+    phi: np.ndarray
+    X: np.ndarray
+    alpha: np.ndarray
+    n_jobs: int | None = None
+    max_iter: int = 2000
+    tol: float = 1e-8
+
+    @property
+    def n(self):
+        """Number of genes."""
+        return self.phi.shape[0]
+
+    @property
+    def k(self):
+        """Number of states."""
+        return self.phi.shape[1]
+
+    @property
+    def m(self):
+        """Number of samples."""
+        return self.X.shape[1]

@@ -5,6 +5,9 @@
   arrays and options once;
 - :mod:`fastdeconv.solvers._core`: the same solves for pipelines that have
   validated their inputs (no re-checks, no warnings);
+- :mod:`fastdeconv.solvers.mixture`: :func:`multinomial_map`, the maximum
+  (penalised) likelihood proportions of a multinomial mixture, and its core
+  :func:`fit_mixture` for pipelines;
 - :mod:`fastdeconv.solvers._batch`: the threaded driver that projects chunks
   of samples with BLAS and hands them to the Numba kernels of
   :mod:`fastdeconv.kernels`.
@@ -19,6 +22,7 @@ from fastdeconv.solvers.api import (
     simplex_lstsq,
     simplex_lstsq_gram,
 )
+from fastdeconv.solvers.mixture import MixtureInfo, multinomial_map
 
 __all__ = [
     "nnls",
@@ -26,6 +30,8 @@ __all__ = [
     "nnls_gram",
     "simplex_lstsq_gram",
     "project_simplex",
+    "multinomial_map",
+    "MixtureInfo",
     "SolveInfo",
     "ConvergenceWarning",
 ]
