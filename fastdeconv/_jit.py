@@ -119,6 +119,7 @@ def jit_helper(function=None, **overrides):
 _TASKS = {
     "robust": ((("robust", "huber_batch"),),),
     "least_squares": ((("_active_set", "gram_batch"),),),
+    "mixture": ((("mixture", "em_batch"),),),
     "linseed": (
         (("linearity", "accumulate_block"),),
         (("linearity", "pair_weights"),),
@@ -132,7 +133,7 @@ _TASKS = {
 #: command-line commands -> the tasks their options can run (any cold: the command is cold;
 #: a needless True only means that the command line listens for a compilation that never comes)
 _COMMANDS = {
-    "deconvolve": ("robust", "least_squares"),
+    "deconvolve": ("robust", "least_squares", "mixture"),
     "demo": ("robust", "least_squares"),
     "linseed": ("linseed",),
     "signature": ("signature",),

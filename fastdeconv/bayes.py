@@ -999,7 +999,8 @@ def run(
         )
         se = se_cells if fractions == "cells" else se_rna
     else:
-        disp = np.full(X.shape[1], np.nan)
+        disp = _dispersion(X, final_phi @ np.nan_to_num(final.coefficients),
+                           (np.nan_to_num(final.coefficients) > 1e-9).sum(axis=0))
 
     samples = B_m.columns
     rna_df = pd.DataFrame(theta_types.T, index=samples, columns=types)
@@ -1044,6 +1045,17 @@ def run(
         _bulk=B_m,
     )
 
+
+
+def _dispersion(X, mu, n_free):
+    """Pearson dispersion of every sample: ``sum_g (x_g - N mu_g)^2 / (N mu_g) / (n - n_free)``."""
+    N = X.sum(axis=0)
+    expected = mu * N
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = np.where(expected > 0, (X - expected) ** 2 / expected, 0.0).sum(axis=0)
+    out = chi2 / np.maximum(X.shape[0] - n_free, 1)
+    out[N <= 0] = np.nan
+    return out
 
 
 def _pearson_columns(X, mu):
