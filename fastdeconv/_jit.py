@@ -133,7 +133,7 @@ _TASKS = {
 #: command-line commands -> the tasks their options can run (any cold: the command is cold;
 #: a needless True only means that the command line listens for a compilation that never comes)
 _COMMANDS = {
-    "deconvolve": ("robust", "least_squares", "mixture"),
+    "deconvolve": ("robust", "least_squares"),
     "demo": ("robust", "least_squares"),
     "linseed": ("linseed",),
     "signature": ("signature",),

@@ -159,14 +159,17 @@ def outlier_genes(bulk, *, cut=OUTLIER_CUT, fraction=OUTLIER_FRACTION):
     >>> outlier_genes(bulk)
     ['HUGE']
     """
-    values = bulk.to_numpy(dtype=np.float64)
-    totals = values.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = values / np.where(totals > 0, totals, np.inf)
+    values = bulk.to_numpy()
+    n, m = values.shape
     # the rule is made for whole transcriptomes (1% is 200 times a mean gene's share of
     # 20,000 genes); on a smaller gene set the cut keeps that ratio to the mean share
-    cut = max(cut, OUTLIER_RATIO / max(values.shape[0], 1))
-    frequent = (share > cut).mean(axis=1) > fraction
+    cut = max(cut, OUTLIER_RATIO / max(n, 1))
+    hits = np.zeros(n, dtype=np.int64)
+    for j0 in range(0, m, 512):  # blocks of samples: no genes x samples temporary
+        block = values[:, j0:j0 + 512].astype(np.float64)
+        totals = block.sum(axis=0)
+        hits += (block > cut * np.where(totals > 0, totals, np.inf)).sum(axis=1)
+    frequent = hits / max(m, 1) > fraction
     return bulk.index[frequent].tolist()
 
 
@@ -199,17 +202,47 @@ class MixtureReference:
     ...                       columns=["c1", "c2", "c3", "c4"])
     >>> ref = mixture_reference(counts, ["T", "T", "B", "B"])
     >>> ref.counts
-           B  T
-    CD3E   1  8
-    MS4A1 14  1
+           T   B
+    CD3E   8   1
+    MS4A1  1  14
     >>> ref.rna_per_cell().round(1).to_dict()
-    {'B': 7.5, 'T': 4.5}
+    {'T': 4.5, 'B': 7.5}
     """
 
     counts: pd.DataFrame
     state_type: pd.Series
     n_cells: pd.Series
     normalized: bool = False
+
+    @classmethod
+    def from_signature(cls, signature):
+        """A reference whose states are the columns of a signature (RNA per cell unknown).
+
+        Parameters
+        ----------
+        signature : pandas.DataFrame
+            Genes x cell types, linear scale (counts, CPM, TPM: each column is
+            normalised to sum 1).
+
+        Returns
+        -------
+        MixtureReference
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from fastdeconv.bayes import MixtureReference
+        >>> ref = MixtureReference.from_signature(pd.DataFrame({"T": [9.0, 1.0], "B": [1.0, 4.0]}))
+        >>> ref.state_type.to_dict(), ref.rna_per_cell().to_dict()
+        ({'T': 'T', 'B': 'B'}, {'T': 1.0, 'B': 1.0})
+        """
+        names = [str(c) for c in signature.columns]
+        return cls(
+            counts=signature.set_axis(names, axis=1),
+            state_type=pd.Series(names, index=pd.Index(names, name="state"), name="cell_type"),
+            n_cells=pd.Series(1, index=names, name="n_cells"),
+            normalized=True,
+        )
 
     @property
     def types(self):
@@ -240,7 +273,9 @@ class MixtureReference:
         counts = self.counts if genes is None else self.counts.loc[list(genes)]
         reads = counts.sum(axis=0).groupby(self.state_type).sum()
         cells = self.n_cells.groupby(self.state_type).sum()
-        return (reads / cells).reindex(self.types).astype(np.float64)
+        out = (reads / cells).reindex(self.types).astype(np.float64)
+        out.index = [str(t) for t in out.index]
+        return out
 
     def profiles(self, genes):
         """Normalised state profiles on ``genes``, with BayesPrism's pseudo-count.
@@ -359,19 +394,20 @@ def mixture_reference(
         )
     sums = c.group_sums(codes.astype(np.int64), len(order), np.ones(c.n_cells), n_jobs)
     state_type = pd.Series(
-        [types[np.argmax(codes == i)] for i in range(len(order))], index=pd.Index(order, name="state"),
-        name="cell_type",
+        [str(types[np.argmax(codes == i)]) for i in range(len(order))],
+        index=pd.Index([str(o) for o in order], name="state"), name="cell_type",
     )
     # a cell type's states follow each other, types in label order
-    first = {t: i for i, t in enumerate(pd.unique(types))}
+    first = {str(t): i for i, t in enumerate(pd.unique(types))}
     ranked = sorted(range(len(order)), key=lambda i: (first[state_type.iloc[i]], order[i]))
-    frame = pd.DataFrame(sums["count_sum"], index=c.genes, columns=order).iloc[:, ranked]
+    frame = pd.DataFrame(sums["count_sum"], index=c.genes,
+                         columns=[str(o) for o in order]).iloc[:, ranked]
     if c.is_integer() and not c.normalized:
         frame = frame.round().astype(np.int64)
     return MixtureReference(
         counts=frame,
         state_type=state_type.iloc[ranked],
-        n_cells=pd.Series(n, index=order, name="n_cells").iloc[ranked],
+        n_cells=pd.Series(n, index=[str(o) for o in order], name="n_cells").iloc[ranked],
         normalized=bool(c.normalized),
     )
 
@@ -381,19 +417,7 @@ def mixture_reference(
 # ---------------------------------------------------------------------------
 
 
-def _ratio_blocks(phi, theta, X, block=2048):
-    """Yield ``(j0, j1, W)`` with ``W = X / (phi theta)`` over blocks of samples (0 where x = 0)."""
-    m = X.shape[1]
-    for j0 in range(0, m, block):
-        j1 = min(m, j0 + block)
-        mu = phi @ theta[:, j0:j1]
-        x = X[:, j0:j1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            W = np.where(x > 0, x / mu, 0.0)
-        yield j0, j1, W
-
-
-def expected_counts_total(phi, theta, X):
+def expected_counts_total(phi, theta, X, n_jobs=None):
     """``Z`` summed over samples: genes x states, ``sum_s x_gs phi_gk theta_ks / mu_gs``.
 
     Parameters
@@ -402,17 +426,25 @@ def expected_counts_total(phi, theta, X):
     theta : ndarray, shape (k, m)
         Columns of all-zero samples may be NaN (skipped).
     X : ndarray, shape (n, m)
+    n_jobs : int, optional
 
     Returns
     -------
     ndarray, shape (n, k)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.bayes import expected_counts_total
+    >>> phi = np.array([[0.5, 0.1], [0.5, 0.9]])
+    >>> Z = expected_counts_total(phi, np.array([[0.5], [0.5]]), np.array([[30.0], [50.0]]))
+    >>> Z.sum(axis=1).tolist()  # the states' shares add up to the counts
+    [30.0, 50.0]
     """
-    live = np.isfinite(theta).all(axis=0)
-    total = np.zeros(phi.shape)
-    th = theta[:, live]
-    for j0, j1, W in _ratio_blocks(phi, th, X[:, live]):
-        total += W @ th[:, j0:j1].T
-    return phi * total
+    from fastdeconv.solvers.mixture import summarise_mixture
+
+    return summarise_mixture(np.ascontiguousarray(phi), X, theta, fisher=False, z=True,
+                             n_jobs=n_jobs)["z_total"]
 
 
 def _map_profile(phi_t, z_t, sigma, tol=1e-10, max_iter=100):
@@ -553,7 +585,7 @@ def update_profiles(phi, Z, *, mode="map", sigma=UPDATE_SIGMA):
 # ---------------------------------------------------------------------------
 
 
-def fisher_errors(phi, theta, X, *, groups=None, contents=None, boundary=1e-9):
+def fisher_errors(phi, theta, X, *, groups=None, contents=None, alpha=None, n_jobs=None):
     """Standard errors of the proportions from the observed Fisher information.
 
     For sample ``s`` the information of the multinomial likelihood is
@@ -577,8 +609,12 @@ def fisher_errors(phi, theta, X, *, groups=None, contents=None, boundary=1e-9):
         RNA per cell of every group (column without ``groups``): also return the
         errors of the cell fractions ``(p / contents) / sum(p / contents)`` of
         the group shares ``p`` (delta method).
-    boundary : float
-        Shares below this are taken to be at the boundary (fixed at 0).
+    alpha : ndarray, shape (k,), optional
+        The fit's Dirichlet parameters: the prior's curvature enters the
+        information (Laplace approximation of the posterior).
+    n_jobs : int, optional
+        Worker threads (the errors are computed in the Numba kernel
+        :func:`fastdeconv.kernels.mixture.summary_batch`, chunk by chunk).
 
     Returns
     -------
@@ -599,47 +635,13 @@ def fisher_errors(phi, theta, X, *, groups=None, contents=None, boundary=1e-9):
     >>> bool(np.isclose(se[0, 0], se[1, 0]))  # two states: one error, shared
     True
     """
-    k, m = theta.shape
-    n = phi.shape[0]
-    G = np.eye(k) if groups is None else np.eye(int(np.max(groups)) + 1)[np.asarray(groups)].T
-    T = G.shape[0]
-    se = np.full((T, m), np.nan)
-    se_c = None if contents is None else np.full((T, m), np.nan)
-    disp = np.full(m, np.nan)
-    for j in range(m):
-        th = theta[:, j]
-        if not np.isfinite(th).all():
-            continue
-        x = X[:, j].astype(np.float64)
-        N = x.sum()
-        mu = phi @ th
-        live = x > 0
-        P = phi[live] * (np.sqrt(x[live]) / mu[live])[:, None]
-        H = P.T @ P
-        free = th > boundary
-        nf = int(free.sum())
-        cov = np.zeros((k, k))
-        if nf > 1:
-            Hf = H[np.ix_(free, free)]
-            try:
-                Ci = np.linalg.pinv(Hf, hermitian=True)
-            except np.linalg.LinAlgError:  # pragma: no cover - pinv converges on finite input
-                continue
-            one = Ci.sum(axis=1)
-            cov[np.ix_(free, free)] = Ci - np.outer(one, one) / one.sum()
-        expected = N * mu
-        with np.errstate(divide="ignore", invalid="ignore"):
-            chi2 = np.where(expected > 0, (x - expected) ** 2 / expected, 0.0).sum()
-        df = max(n - nf, 1)
-        disp[j] = chi2 / df
-        cov = disp[j] * (G @ cov @ G.T)
-        se[:, j] = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        if contents is not None:
-            w = (G @ th) / contents
-            c = w / w.sum()
-            J = (np.diag(1.0 / contents) - np.outer(c, 1.0 / contents)) / w.sum()
-            se_c[:, j] = np.sqrt(np.clip(np.diag(J @ cov @ J.T), 0.0, None))
-    return se, se_c, disp
+    from fastdeconv.solvers.mixture import summarise_mixture
+
+    out = summarise_mixture(
+        np.ascontiguousarray(phi, dtype=np.float64), X, theta, alpha=alpha, groups=groups,
+        contents=contents, fisher=True, n_jobs=n_jobs,
+    )
+    return out["se"], out["se_cells"], out["dispersion"]
 
 
 def _sum_by_type(values, state_type, types):
@@ -789,7 +791,7 @@ class MixtureResult(ProportionsResult):
         idx = pd.Index(self.genes_used).get_indexer(rows)
         psi = self.profiles.to_numpy()
         theta = self.rna_fractions.to_numpy().T
-        X = self._bulk.to_numpy(dtype=np.float64)[idx]
+        X = self._bulk.to_numpy()[idx].astype(np.float64)
         t = types.index(cell_type)
         mu = psi[idx] @ np.nan_to_num(theta)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -919,12 +921,12 @@ def check_bayes_options(fractions, update_reference, uncertainty, alpha, exclude
     return fractions, update_reference, bool(uncertainty), a, tuple(exclude or ())
 
 
-def _fit(record, phi, X, alpha, solver):
+def _fit(record, phi, X, alpha, solver, theta0=None):
     from fastdeconv.methods._problem import MixtureProblem
 
     problem = MixtureProblem(
         np.ascontiguousarray(phi), X, np.full(phi.shape[1], alpha), n_jobs=solver["n_jobs"],
-        max_iter=solver["max_iter"], tol=solver["tol"],
+        max_iter=solver["max_iter"], tol=solver["tol"], theta0=theta0,
     )
     return record.fit(problem)
 
@@ -958,8 +960,8 @@ def run(
     keep_bulk = bulk.loc[[g for g in bulk.index if g not in out]]
     B_m, R_m, gene_match = match_genes(keep_bulk, keep_ref, min_genes=min_genes)
     genes = list(R_m.index)
-    X = np.ascontiguousarray(B_m.to_numpy(dtype=np.float64))
-    zero = ~(X > 0).any(axis=0)
+    X = B_m.to_numpy()  # in its own dtype: the kernels convert chunk by chunk
+    zero = np.concatenate([~(X[:, j0:j0 + 512] > 0).any(axis=0) for j0 in range(0, X.shape[1], 512)])
     if zero.any():
         names = [str(B_m.columns[j]) for j in np.flatnonzero(zero)]
         warnings.warn(
@@ -978,11 +980,13 @@ def run(
     if update_reference is not None:
         type_counts = reference.counts.loc[genes].T.groupby(reference.state_type).sum().T[types]
         phi_types = _normalise(type_counts.to_numpy(dtype=np.float64))
-        Z = expected_counts_total(phi_states, theta_states, X)
+        Z = expected_counts_total(phi_states, theta_states, X, n_jobs=solver["n_jobs"])
         Z_types = np.zeros((len(genes), len(types)))
         np.add.at(Z_types.T, codes, Z.T)
         psi, shifts = update_profiles(phi_types, Z_types, mode=update_reference)
-        final = _fit(record, psi, X, alpha, solver)
+        # warm start from the first fit's type shares (floored: the update may revive a type)
+        start = np.nan_to_num(theta_types, nan=1.0 / len(types)) + 1e-6
+        final = _fit(record, psi, X, alpha, solver, theta0=start / start.sum(axis=0))
         theta_types = final.coefficients
         final_phi, final_codes = psi, np.arange(len(types))
 
@@ -992,30 +996,30 @@ def run(
         cells = w / w.sum(axis=0)
     if fractions == "auto":
         fractions = "rna" if reference.normalized else "cells"
+    from fastdeconv.solvers.mixture import summarise_mixture
+
+    stats = summarise_mixture(
+        np.ascontiguousarray(final_phi), X, final.coefficients,
+        alpha=np.full(final_phi.shape[1], alpha), groups=final_codes, contents=contents,
+        fisher=uncertainty, n_jobs=solver["n_jobs"],
+    )
     se = None
     if uncertainty:
-        se_rna, se_cells, disp = fisher_errors(
-            final_phi, final.coefficients, X, groups=final_codes, contents=contents
-        )
-        se = se_cells if fractions == "cells" else se_rna
-    else:
-        disp = _dispersion(X, final_phi @ np.nan_to_num(final.coefficients),
-                           (np.nan_to_num(final.coefficients) > 1e-9).sum(axis=0))
+        se = stats["se_cells"] if fractions == "cells" else stats["se"]
 
     samples = B_m.columns
     rna_df = pd.DataFrame(theta_types.T, index=samples, columns=types)
     cells_df = pd.DataFrame(cells.T, index=samples, columns=types)
     props = cells_df if fractions == "cells" else rna_df
-    mu = final_phi @ np.nan_to_num(final.coefficients)
     fit = pd.DataFrame({
         "loglik": final.extra["loglik"],
-        "pearson_r": _pearson_columns(X, mu),
-        "dispersion": disp,
+        "pearson_r": stats["pearson_r"],
+        "dispersion": stats["dispersion"],
         "converged": final.converged & first.converged,
         "n_eval": final.n_iter + (first.n_iter if final is not first else 0),
         "n_newton": final.extra["n_newton"]
         + (first.extra["n_newton"] if final is not first else 0),
-        "total": X.sum(axis=0),
+        "total": X.sum(axis=0, dtype=np.float64),
     }, index=samples)
     if shifts is not None:
         profiles = pd.DataFrame(final_phi, index=genes, columns=types)
@@ -1044,23 +1048,3 @@ def run(
         options=opts,
         _bulk=B_m,
     )
-
-
-
-def _dispersion(X, mu, n_free):
-    """Pearson dispersion of every sample: ``sum_g (x_g - N mu_g)^2 / (N mu_g) / (n - n_free)``."""
-    N = X.sum(axis=0)
-    expected = mu * N
-    with np.errstate(divide="ignore", invalid="ignore"):
-        chi2 = np.where(expected > 0, (X - expected) ** 2 / expected, 0.0).sum(axis=0)
-    out = chi2 / np.maximum(X.shape[0] - n_free, 1)
-    out[N <= 0] = np.nan
-    return out
-
-
-def _pearson_columns(X, mu):
-    """Pearson r of every column of ``X`` with the same column of ``mu``."""
-    Xc = X - X.mean(axis=0)
-    Mc = mu - mu.mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (Xc * Mc).sum(axis=0) / np.sqrt((Xc * Xc).sum(axis=0) * (Mc * Mc).sum(axis=0))

@@ -50,6 +50,9 @@ _BLOCK = 4096
 #: searches 50-200); a signature with at most this many genes per type is taken
 #: to be a curated signature matrix and used whole by ``genes="auto"``.
 CURATED_GENES_PER_TYPE = 200
+#: A "signature" with more columns than this, all whole numbers, is taken to be single-cell
+#: counts given without their labels (LM22 has 22 types; single cells come in hundreds).
+_MAX_SIGNATURE_TYPES = 100
 #: ``robust=`` values -> the loss the methods minimise.
 _LOSS_OF_ROBUST = {"huber": "huber", None: "squared"}
 
@@ -404,19 +407,16 @@ def _fit_table(fit, S_fit, B, level, zero, samples):
 
 
 def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights, background,
-                       n_jobs, max_iter, tol, bayes, reference_options, reading, exclude_genes,
-                       outliers, min_genes):
-    """A method fitted to single-cell counts (``record.reference == "counts"``): read, fit."""
+                       n_jobs, max_iter, tol, bayes, reference_options, reading,
+                       signature_reading, exclude_genes, outliers, min_genes):
+    """A method fitted to profiles by likelihood (``record.reference == "counts"``): read, fit.
+
+    The profiles are single cells' (with labels) or, without labels, a signature's columns.
+    """
     from fastdeconv import bayes as _bayes
     from fastdeconv.errors import Fix, InputProblem
     from fastdeconv.solvers.mixture import DEFAULT_MAX_ITER, DEFAULT_TOL
 
-    if not cells_given:
-        raise InputProblem(
-            "method {0} fits a single-cell reference: pass raw counts (genes x cells) as the "
-            "reference and the cell type of every cell as {1}",
-            Fix("method", record.name), Fix("labels", "LABELS"),
-        )
     if robust not in ("auto", None):
         raise ValueError(
             f"method {record.name!r} fits a likelihood, not least squares: drop robust= "
@@ -436,7 +436,22 @@ def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights,
         tol = DEFAULT_TOL
     max_iter, tol = validate_options(max_iter, tol)
     bulk_df = read_expression(bulk, name="bulk", **reading)
-    ref = _bayes.mixture_reference(reference, n_jobs=n_jobs, **reference_options)
+    if cells_given:
+        ref = _bayes.mixture_reference(reference, n_jobs=n_jobs, **reference_options)
+    else:  # a signature: its columns are the profiles, RNA per cell unknown
+        if reference_options.get("states") is not None:
+            raise ValueError("states= needs a single-cell reference with labels=: a "
+                             "signature's columns are its states")
+        S_df = read_expression(reference, **signature_reading)
+        _check_cell_types(S_df)
+        values = S_df.to_numpy()
+        if S_df.shape[1] > _MAX_SIGNATURE_TYPES and np.all(values == np.round(values)):
+            raise InputProblem(
+                f"the reference has {S_df.shape[1]} columns of whole numbers: it looks like "
+                "single-cell counts, not a signature; pass the cell type of every cell as {0}",
+                Fix("labels", "LABELS"),
+            )
+        ref = _bayes.MixtureReference.from_signature(S_df)
     return _bayes.run(
         record, bulk_df, ref, fractions=fractions, update_reference=update,
         uncertainty=uncertainty, alpha=alpha, exclude=exclude, exclude_genes=exclude_genes,
@@ -529,8 +544,9 @@ def deconvolve(
         one; the remainder ``1 - sum(p)`` is reported as an extra column
         ``"unexplained"`` (cells the signature does not describe, EPIC's
         "other cells").  ``"bayes"``: the multinomial mixture of BayesPrism
-        fitted by likelihood (:mod:`fastdeconv.bayes`); needs single-cell
-        counts and ``labels``, returns a :class:`fastdeconv.bayes.MixtureResult`.
+        fitted by likelihood (:mod:`fastdeconv.bayes`), to single-cell counts
+        with ``labels`` (or to a signature's columns), returns a
+        :class:`fastdeconv.bayes.MixtureResult`.
     weights : array_like or pandas.Series, optional
         Non-negative per-gene weights, minimising ``sum_g w_g (S p - b)_g^2``;
         a Series is matched by gene name (genes without a weight get 0), an
@@ -737,6 +753,12 @@ def deconvolve(
             reading=dict(genes=bulk_genes, layer=layer, scale=scale, transpose=transpose_bulk,
                          case_insensitive=case_insensitive, strip_version=strip_version,
                          duplicates=duplicates, missing=missing),
+            signature_reading=dict(
+                name="signature", genes=signature_genes, columns=cell_types,
+                scale=signature_scale, transpose=transpose_signature,
+                scale_option="signature_scale", case_insensitive=case_insensitive,
+                strip_version=strip_version, duplicates=duplicates, missing=missing,
+            ),
             exclude_genes=exclude_genes, outliers=outliers, min_genes=min_genes,
         )
     if robust == "auto":

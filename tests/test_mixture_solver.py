@@ -498,14 +498,25 @@ def test_excluded_genes():
 
 def test_outlier_genes():
     """A gene above 1% of reads in >10% of samples is an outlier; in exactly 10% it is not."""
-    index = [f"g{i}" for i in range(200)] + ["HUGE"]
-    values = np.ones((201, 10))
+    index = [f"g{i}" for i in range(20000)] + ["HUGE"]
+    values = np.ones((20001, 10))
     values[-1, :2] = 500.0  # 2 of 10 samples
     assert outlier_genes(pd.DataFrame(values, index=index)) == ["HUGE"]
     values[-1, 1] = 1.0  # 1 of 10 samples: not more than 10%
     assert outlier_genes(pd.DataFrame(values, index=index)) == []
     values[:, 3] = 0.0  # an all-zero sample flags nothing
     assert outlier_genes(pd.DataFrame(values, index=index)) == []
+
+
+def test_outlier_cut_follows_the_gene_set_size():
+    """On 200 genes the cut is 200 times the mean share (100%): no gene is an outlier."""
+    index = [f"g{i}" for i in range(199)] + ["BIG"]
+    values = np.ones((200, 10))
+    values[-1] = 5.0  # 2.5% of every sample: an outlier among 20,000 genes, not among 200
+    assert outlier_genes(pd.DataFrame(values, index=index)) == []
+    big = np.ones((20000, 10))
+    big[-1] = 500.0
+    assert outlier_genes(pd.DataFrame(big, index=[f"g{i}" for i in range(20000)])) == ["g19999"]
 
 
 def test_mixture_reference_sums_states():

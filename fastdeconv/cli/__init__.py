@@ -77,6 +77,22 @@ COMPILING = (
 )
 
 
+def _tasks(args):
+    """The kernel groups (:func:`fastdeconv._jit.needs_compilation` tasks) a run compiles.
+
+    ``deconvolve`` with single cells also sums them per type (the signature's
+    kernels), and a likelihood method fits with its own kernel instead of the
+    least-squares ones.
+    """
+    if args.command != "deconvolve":
+        return (args.command,)
+    from fastdeconv.methods import REGRESSION
+
+    method = getattr(args, "method", None) or "nnls"
+    fitting = "mixture" if REGRESSION.get(method).reference == "counts" else "deconvolve"
+    return (fitting, "signature") if getattr(args, "reference_counts", None) else (fitting,)
+
+
 def compilation_notice(args):
     """A context in which the first Numba compilation says so on stderr, once.
 
@@ -113,7 +129,7 @@ def compilation_notice(args):
         import fastdeconv._jit as jit
 
         needs_compilation = getattr(jit, "needs_compilation", None)
-        if needs_compilation is not None and not needs_compilation(args.command):
+        if needs_compilation is not None and not needs_compilation(*_tasks(args)):
             return contextlib.nullcontext()
         from numba.core import event
 

@@ -400,11 +400,8 @@ def check_reference_options(args):
     used = [o for o in _BAYES_OPTIONS if getattr(args, o) not in (None, False)]
     if used and not bayes:
         raise InputError(f"{_flag(used[0])} is an option of --method bayes")
-    if bayes and args.signature:
-        raise InputError(
-            "--method bayes fits single cells: give --reference-counts COUNTS --labels LABELS "
-            "instead of --signature"
-        )
+    if bayes and args.signature and args.states:
+        raise InputError("--states is for --reference-counts: a signature's columns are its states")
     if args.reference_counts:
         h5ad = str(args.reference_counts).lower().endswith(".h5ad")
         if args.labels is None and args.label_key is None:
@@ -520,7 +517,7 @@ def run(args):
     if args.robust is not None:
         kwargs["robust"] = None if args.robust == "none" else args.robust
     if args.method == "bayes":
-        for option in ("genes", "n_markers", "min_fold_change", "signature_scale"):
+        for option in ("genes", "n_markers", "min_fold_change"):
             kwargs.pop(option, None)
     content = None
     if args.rna_content:

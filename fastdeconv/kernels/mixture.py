@@ -460,3 +460,148 @@ def em_batch(phi, X, theta, a, tol, max_iter, n_eval, n_newton, status, objectiv
         n_newton[i] = nt
         status[i] = st
         objective[i] = f
+
+
+@jit_helper
+def _summarise(phi, x, theta, a, groups, contents, fisher, z, Zsum, se, se_cells, stats, H, psi, M):
+    """Per-sample statistics at the answer (see :func:`summary_batch`)."""
+    n, k = phi.shape
+    T = se.shape[0]
+    N = 0.0
+    for g in range(n):
+        N += x[g]
+    sx = 0.0
+    sm = 0.0
+    sxx = 0.0
+    smm = 0.0
+    sxm = 0.0
+    chi2 = 0.0
+    for g in range(n):
+        mu = 0.0
+        for j in range(k):
+            mu += phi[g, j] * theta[j]
+        xg = x[g]
+        sx += xg
+        sm += mu
+        sxx += xg * xg
+        smm += mu * mu
+        sxm += xg * mu
+        e = N * mu
+        if e > 0.0:
+            chi2 += (xg - e) * (xg - e) / e
+            if z and xg > 0.0:
+                w = xg / mu
+                for j in range(k):
+                    Zsum[g, j] += w * phi[g, j] * theta[j]
+    n_free = 0
+    for j in range(k):
+        if theta[j] > 1e-9:
+            n_free += 1
+    df = n - n_free
+    if df < 1:
+        df = 1
+    disp = chi2 / df
+    cx = sxx - sx * sx / n
+    cm = smm - sm * sm / n
+    stats[0] = (sxm - sx * sm / n) / np.sqrt(cx * cm) if cx > 0.0 and cm > 0.0 else np.nan
+    stats[1] = disp
+    if not fisher:
+        return
+    for t in range(T):
+        se[t] = np.nan
+        se_cells[t] = np.nan
+    _hessian(phi, x, theta, a, H, psi)
+    idx = np.empty(k, dtype=np.int64)
+    p = 0
+    for j in range(k):
+        if theta[j] > 1e-9:
+            idx[p] = j
+            p += 1
+    cov = np.zeros((k, k))
+    if p > 1:
+        Hf = M[:p, :p]
+        for i in range(p):
+            for j in range(p):
+                Hf[i, j] = H[idx[i], idx[j]]
+        L = np.zeros((p, p))
+        if not _cholesky(Hf, L):
+            return
+        C = _cholesky_solve(L, np.eye(p))
+        one = np.zeros(p)
+        s = 0.0
+        for i in range(p):
+            for j in range(p):
+                one[i] += C[i, j]
+            s += one[i]
+        if not s > 0.0:
+            return
+        for i in range(p):
+            for j in range(p):
+                cov[idx[i], idx[j]] = C[i, j] - one[i] * one[j] / s
+    covG = np.zeros((T, T))
+    shares = np.zeros(T)
+    for i in range(k):
+        shares[groups[i]] += theta[i]
+        for j in range(k):
+            covG[groups[i], groups[j]] += cov[i, j]
+    for t in range(T):
+        v = covG[t, t] * disp
+        se[t] = np.sqrt(v) if v > 0.0 else 0.0
+    if contents.shape[0] == T:
+        W = 0.0
+        w = np.empty(T)
+        for t in range(T):
+            w[t] = shares[t] / contents[t]
+            W += w[t]
+        J = np.empty((T, T))
+        for t in range(T):
+            for u in range(T):
+                J[t, u] = ((1.0 if t == u else 0.0) - w[t] / W) / contents[u] / W
+        for t in range(T):
+            v = 0.0
+            for u in range(T):
+                ju = J[t, u]
+                if ju != 0.0:
+                    for q in range(T):
+                        v += ju * covG[u, q] * J[t, q]
+            v *= disp
+            se_cells[t] = np.sqrt(v) if v > 0.0 else 0.0
+
+
+@jit(nogil=True)
+def summary_batch(phi, X, theta, a, groups, contents, fisher, z, Zsum, se, se_cells, stats):
+    """Statistics of every fitted sample (rows of ``X``), in one pass per sample.
+
+    Parameters
+    ----------
+    phi : ndarray, shape (n, k)
+        Profiles of the fit.
+    X : ndarray, shape (m, n)
+        Samples as rows.
+    theta : ndarray, shape (m, k)
+        The fitted shares (rows with NaN are skipped by the caller).
+    a : ndarray, shape (k,)
+        ``alpha - 1`` of the fit (the prior's curvature enters the information).
+    groups : ndarray of int64, shape (k,)
+        Group (cell type) of every column of ``phi``, in ``[0, T)``.
+    contents : ndarray, shape (T,) or (0,)
+        Reads per cell of every group, for the errors of the cell fractions
+        (empty: not computed).
+    fisher, z : bool
+        Compute the standard errors; accumulate the expected counts.
+    Zsum : ndarray, shape (n, k)
+        Added to: ``sum_s x_gs phi_gk theta_ks / mu_gs`` (with ``z``).
+    se, se_cells : ndarray, shape (m, T)
+        Written (with ``fisher``): standard errors of the group shares (the
+        inverse observed Fisher information on the simplex, times the Pearson
+        dispersion) and of the cell fractions (delta method).
+    stats : ndarray, shape (m, 2)
+        Written: Pearson r of ``x`` with ``mu``, and the Pearson dispersion.
+    """
+    n, k = phi.shape
+    H = np.empty((k, k))
+    M = np.empty((k, k))
+    psi = np.empty((n, k))
+    for i in range(X.shape[0]):
+        _summarise(phi, X[i], theta[i], a, groups, contents, fisher, z, Zsum, se[i],
+                   se_cells[i], stats[i], H, psi, M)

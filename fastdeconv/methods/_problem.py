@@ -179,6 +179,8 @@ class MixtureProblem:
         Cap on objective evaluations per sample.
     tol : float
         KKT tolerance.
+    theta0 : ndarray, shape (k, m), optional
+        Starting points (positive, columns summing to 1): a warm start.
 
     Examples
     --------
@@ -195,6 +197,7 @@ class MixtureProblem:
     n_jobs: int | None = None
     max_iter: int = 2000
     tol: float = 1e-8
+    theta0: np.ndarray | None = None
 
     @property
     def n(self):

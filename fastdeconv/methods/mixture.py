@@ -52,7 +52,7 @@ def _fit_mixture(problem):
 
     theta, info = fit_mixture(
         problem.phi, problem.X, alpha=problem.alpha, tol=problem.tol,
-        max_iter=problem.max_iter, n_jobs=problem.n_jobs,
+        max_iter=problem.max_iter, n_jobs=problem.n_jobs, theta0=problem.theta0,
     )
     warn_mixture(info.status, problem.max_iter, stacklevel=5)
     return MethodFit(

@@ -20,7 +20,10 @@ import numpy as np
 from fastdeconv._parallel import resolve_n_jobs, thread_map
 from fastdeconv.solvers._batch import chunk_size
 
-__all__ = ["MixtureInfo", "fit_mixture", "multinomial_map", "DEFAULT_TOL", "DEFAULT_MAX_ITER"]
+__all__ = [
+    "MixtureInfo", "fit_mixture", "summarise_mixture", "multinomial_map", "DEFAULT_TOL",
+    "DEFAULT_MAX_ITER",
+]
 
 #: KKT tolerance: ``max_k max(theta_k |R_k - 1|, R_k - 1)`` with ``R = grad / (N + sum(alpha - 1))``;
 #: the log-likelihood is then within ``N log(1 + tol)`` of its maximum (Cover 1984)
@@ -134,6 +137,77 @@ def fit_mixture(phi, X, *, alpha=None, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITE
 
     thread_map(run, bounds, n_jobs=resolve_n_jobs(n_jobs))
     return np.ascontiguousarray(theta.T), MixtureInfo(status, n_eval, n_newton, loglik)
+
+
+def summarise_mixture(phi, X, theta, *, alpha=None, groups=None, contents=None, fisher=True,
+                      z=False, n_jobs=None):
+    """Per-sample statistics of a fit, computed chunk by chunk in threads (no n x m temporaries).
+
+    Parameters
+    ----------
+    phi : ndarray, shape (n, k)
+        The fit's profiles (C-contiguous float64).
+    X : ndarray, shape (n, m)
+        The counts.
+    theta : ndarray, shape (k, m)
+        The fitted shares (NaN columns: all-zero samples, skipped).
+    alpha : ndarray, shape (k,), optional
+        The fit's Dirichlet parameters (default 1).
+    groups : ndarray of int, shape (k,), optional
+        Group (cell type) of every column (default: each its own).
+    contents : ndarray, shape (T,), optional
+        Reads per cell of every group: also the errors of the cell fractions.
+    fisher : bool, default True
+        Compute the standard errors (one Hessian per sample).
+    z : bool, default False
+        Also return the expected counts summed over samples (``n x k``).
+    n_jobs : int, optional
+
+    Returns
+    -------
+    dict
+        ``pearson_r`` and ``dispersion`` (m,), ``se`` and ``se_cells`` (T, m) or
+        None, ``z_total`` (n, k) or None.
+    """
+    from fastdeconv.kernels.mixture import summary_batch
+
+    n, k = phi.shape
+    m = X.shape[1]
+    a = np.zeros(k) if alpha is None else np.ascontiguousarray(alpha, dtype=np.float64) - 1.0
+    codes = np.arange(k) if groups is None else np.asarray(groups, dtype=np.int64)
+    T = int(codes.max()) + 1
+    cont = np.empty(0) if contents is None else np.ascontiguousarray(contents, dtype=np.float64)
+    se = np.full((m, T), np.nan)
+    se_c = np.full((m, T), np.nan)
+    stats = np.full((m, 2), np.nan)
+    width = chunk_size(n, m)
+    bounds = [(j0, min(j0 + width, m)) for j0 in range(0, m, width)]
+
+    def run(bound):
+        j0, j1 = bound
+        live = j0 + np.flatnonzero(np.isfinite(theta[:, j0:j1]).all(axis=0))
+        Zc = np.zeros((n, k)) if z else np.zeros((1, 1))
+        if live.size:
+            rows = np.ascontiguousarray(X[:, live].T, dtype=np.float64)
+            th = np.ascontiguousarray(theta[:, live].T)
+            out = (np.empty((live.size, T)), np.empty((live.size, T)), np.empty((live.size, 2)))
+            summary_batch(phi, rows, th, a, codes, cont, bool(fisher), bool(z), Zc, *out)
+            se[live], se_c[live], stats[live] = out
+        return Zc
+
+    parts = thread_map(run, bounds, n_jobs=resolve_n_jobs(n_jobs))
+    z_total = None
+    if z:
+        z_total = parts[0]
+        for part in parts[1:]:
+            z_total += part
+    return {
+        "pearson_r": stats[:, 0],
+        "dispersion": stats[:, 1],
+        "se": np.ascontiguousarray(se.T) if fisher else None,
+        "se_cells": np.ascontiguousarray(se_c.T) if fisher and contents is not None else None,
+        "z_total": z_total,
+    }
 
 
 def multinomial_map(profiles, counts, *, alpha=1.0, tol=None, max_iter=None, n_jobs=None,
