@@ -14,7 +14,11 @@ of BayesPrism's Gibbs sampler):
 
 accelerated by SQUAREM (Varadhan & Roland 2008, scheme S3 with the R
 package's adaptive step bound and a monotonicity safeguard): plain EM
-crawls when states are nearly collinear.
+crawls when states are nearly collinear.  Near the maximiser, Newton steps
+take over: the quadratic model (exact Hessian, refreshed only when the BFGS
+updates in between stop shrinking the KKT residual tenfold per step) is
+maximised exactly on the simplex by the active-set engine, with a
+backtracking line search.
 
 Stopping rule: the optimality (KKT) conditions on the simplex.  With
 ``d = grad f(theta)`` and ``lambda = N + sum(a)`` (the Lagrange multiplier
@@ -52,9 +56,12 @@ from fastdeconv.kernels._active_set import active_set, initial_factor, new_works
 CONVERGED, MAX_ITER, NONFINITE, STALLED = 0, 1, 2, 3
 
 #: SQUAREM runs until the KKT residual is below this, then Newton steps finish
-NEWTON_SWITCH = 1e-1
+NEWTON_SWITCH = 3e-1
 #: most objective evaluations of the SQUAREM phase
 SQUAREM_EVALS = 60
+#: a quasi-Newton step must shrink the KKT residual at least this much, else the exact
+#: Hessian is formed again
+QN_RATE = 0.1
 
 #: SQUAREM's step bounds (the R package's step.min0, step.max0 and mstep)
 _STEP_MIN, _STEP_MAX0, _MSTEP = 1.0, 1.0, 4.0
@@ -369,14 +376,25 @@ def em_sample(phi, x, theta, a, tol, max_iter, work, H, Qa, psi, ws):
             n_eval += 1
             if not np.isfinite(f0):
                 return n_eval, n_newton, NONFINITE, f0
-    # --- Newton phase
+    # --- Newton phase: exact Hessians, refreshed only when the quasi-Newton (BFGS) updates
+    # in between stop converging fast (the Hessian costs n k^2, a gradient n k)
+    have = False
+    force = False
+    kkt_prev = np.inf
+    full_step = True
     while True:
-        if _kkt(theta, grad, lam) <= tol:
+        kkt = _kkt(theta, grad, lam)
+        if kkt <= tol:
             return n_eval, n_newton, CONVERGED, f0
         if n_eval >= max_iter:
             return n_eval, n_newton, MAX_ITER, f0
-        _hessian(phi, x, theta, a, H, psi)
-        n_newton += 1
+        fresh = force or not have or not full_step or kkt > QN_RATE * kkt_prev
+        if fresh:
+            _hessian(phi, x, theta, a, H, psi)
+            n_newton += 1
+            have = True
+        force = False
+        kkt_prev = kkt
         _newton_direction(H, theta, grad, y, Qa, c, ws, 1e-13)
         same_support = True
         for j in range(k):
@@ -391,13 +409,16 @@ def em_sample(phi, x, theta, a, tol, max_iter, work, H, Qa, psi, ws):
         for j in range(k):
             slope += grad[j] * r[j]
         if not slope > 0.0:
+            if not fresh:  # the updated model misleads: try the exact Hessian
+                force = True
+                continue
             # no ascent direction left: theta is optimal up to rounding
-            return n_eval, n_newton, CONVERGED if _kkt(theta, grad, lam) <= 10.0 * tol else STALLED, f0
+            return n_eval, n_newton, CONVERGED if kkt <= 10.0 * tol else STALLED, f0
         t = 1.0
         moved = False
         # near the maximiser the increase is below the rounding of f itself and a
         # line search cannot see it: the quadratic model is exact there, take its step
-        tiny = slope <= 1e-11 * (abs(f0) + 1.0)
+        tiny = fresh and slope <= 1e-11 * (abs(f0) + 1.0)
         while t > 1e-10 and n_eval < max_iter:
             total = 0.0
             for j in range(k):
@@ -417,11 +438,40 @@ def em_sample(phi, x, theta, a, tol, max_iter, work, H, Qa, psi, ws):
                 break
             t *= 0.5
         if not moved:
-            return n_eval, n_newton, CONVERGED if _kkt(theta, grad, lam) <= 10.0 * tol else STALLED, f0
+            if not fresh:
+                force = True
+                continue
+            return n_eval, n_newton, CONVERGED if kkt <= 10.0 * tol else STALLED, f0
+        full_step = t == 1.0
+        _bfgs_update(H, theta, tn, grad, t1, v, c)
         for j in range(k):
             theta[j] = tn[j]
             grad[j] = t1[j]
         f0 = fn
+
+
+@jit_helper
+def _bfgs_update(H, old, new, g_old, g_new, s, Hs):
+    """BFGS update of ``H`` (minus the Hessian) with the step ``new - old`` (skipped if flat)."""
+    k = old.shape[0]
+    ys = 0.0
+    for j in range(k):
+        s[j] = new[j] - old[j]
+    for i in range(k):
+        v = 0.0
+        for j in range(k):
+            v += H[i, j] * s[j]
+        Hs[i] = v
+    sHs = 0.0
+    for j in range(k):
+        sHs += s[j] * Hs[j]
+        ys += (g_old[j] - g_new[j]) * s[j]
+    if not (sHs > 0.0 and ys > 1e-12 * sHs):
+        return
+    for i in range(k):
+        yi = g_old[i] - g_new[i]
+        for j in range(k):
+            H[i, j] += yi * (g_old[j] - g_new[j]) / ys - Hs[i] * Hs[j] / sHs
 
 
 @jit(nogil=True)

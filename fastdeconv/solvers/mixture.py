@@ -50,7 +50,8 @@ class MixtureInfo:
         Objective (and gradient) evaluations: the cost of SQUAREM's EM steps
         and of the Newton line searches.
     n_newton : ndarray of int64, shape (m,)
-        Newton steps (one Hessian each).
+        Exact Hessians formed (``n k^2`` each); the Newton steps between them
+        use quasi-Newton (BFGS) updates of the last one.
     loglik : ndarray, shape (m,)
         The objective at the answer: ``sum_g x_g log((phi theta)_g)`` plus
         ``sum_k (alpha_k - 1) log(theta_k)``.
