@@ -957,8 +957,9 @@ def run(
     out = set().union(*dropped.values()) if dropped else set()
     expressed = reference.counts.index[reference.counts.to_numpy().sum(axis=1) > 0]
     keep_ref = reference.counts.loc[[g for g in expressed if g not in out]]
-    keep_bulk = bulk.loc[[g for g in bulk.index if g not in out]]
-    B_m, R_m, gene_match = match_genes(keep_bulk, keep_ref, min_genes=min_genes)
+    # the genes left out are not in keep_ref, so the match drops them from the bulk too
+    # (one copy of the bulk's rows, not two)
+    B_m, R_m, gene_match = match_genes(bulk, keep_ref, min_genes=min_genes)
     genes = list(R_m.index)
     X = B_m.to_numpy()  # in its own dtype: the kernels convert chunk by chunk
     zero = np.concatenate([~(X[:, j0:j0 + 512] > 0).any(axis=0) for j0 in range(0, X.shape[1], 512)])
