@@ -469,7 +469,7 @@ def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights,
 def deconvolve(
     bulk,
     signature,
-    method="nnls",
+    method="auto",
     *,
     weights=None,
     genes="auto",
@@ -531,9 +531,11 @@ def deconvolve(
         methods then build the signature from it
         (:func:`fastdeconv.build_signature` with its defaults); ``"bayes"``
         uses the cells' summed profiles directly.
-    method : str, default "nnls"
+    method : str, default "auto"
         A regression method of :data:`fastdeconv.methods.REGRESSION` (the
-        table :func:`fastdeconv.show_methods` prints).
+        table :func:`fastdeconv.show_methods` prints).  ``"auto"``: ``"nnls"``
+        with a signature, ``"bayes"`` with single cells (``labels=``): the
+        defaults with the best worst case over the accuracy studies.
         ``"nnls"``: non-negative least squares; the raw coefficients are kept
         in ``.coefficients`` and the proportions are them divided by their
         sum (scale-free: bulk and signature may differ by a factor per
@@ -739,8 +741,10 @@ def deconvolve(
     True
     """
 
-    record = REGRESSION.get(method)
     cells_given = labels is not None or label_key is not None
+    if method == "auto":
+        method = REGRESSION.default_for("counts" if cells_given else "signature")
+    record = REGRESSION.get(method)
     if record.reference == "counts":
         return _deconvolve_counts(
             record, bulk, signature, cells_given=cells_given, robust=robust, weights=weights,

@@ -232,7 +232,8 @@ def test_regression_method_with_single_cells(synth):
     """deconvolve(bulk, counts, labels=...) with nnls returns cell fractions."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        res = fastdeconv.deconvolve(synth["bulk"], synth["counts"], labels=synth["labels"])
+        res = fastdeconv.deconvolve(synth["bulk"], synth["counts"], labels=synth["labels"],
+                                    method="nnls")
     assert res.method == "nnls" and res.options["fractions"] == "cells"
     assert sorted(res.proportions.columns) == sorted(TYPES)
     np.testing.assert_allclose(res.proportions.sum(axis=1), 1.0, atol=1e-10)
@@ -330,7 +331,8 @@ BAD_COMBINATIONS = {
                                          "--method", "bayes", "--states", "{states}"],
                                         "--states"),
     "states without bayes": (["--bulk", "{bulk}", "--reference-counts", "{counts}", "--labels",
-                              "{labels}", "--states", "{states}"], "--states"),
+                              "{labels}", "--states", "{states}", "--method", "nnls"],
+                             "--states"),
     "uncertainty with nnls": (["--bulk", "{bulk}", "--reference-counts", "{counts}", "--labels",
                                "{labels}", "--method", "nnls", "--uncertainty-output",
                                "{tmp}/se.tsv"], "--uncertainty-output"),
@@ -422,3 +424,13 @@ def test_bayes_refuses_single_cells_without_labels(synth):
     with pytest.raises(InputProblem, match="labels") as info:
         fastdeconv.deconvolve(synth["bulk"], synth["counts"], method="bayes")
     assert "labels" in info.value.keywords()
+
+
+def test_single_cells_default_to_the_likelihood_method(synth):
+    """method="auto" (the default) is bayes with single cells and nnls with a signature."""
+    res = fastdeconv.deconvolve(synth["bulk"], synth["counts"], labels=synth["labels"])
+    assert res.method == "bayes"
+    sig = synth["counts"].T.groupby(np.asarray(synth["labels"])).sum().T[TYPES]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert fastdeconv.deconvolve(synth["bulk"], sig).method == "nnls"

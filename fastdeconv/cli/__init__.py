@@ -88,9 +88,12 @@ def _tasks(args):
         return (args.command,)
     from fastdeconv.methods import REGRESSION
 
-    method = getattr(args, "method", None) or "nnls"
+    cells = bool(getattr(args, "reference_counts", None))
+    method = getattr(args, "method", None) or REGRESSION.default_for(
+        "counts" if cells else "signature"
+    )
     fitting = "mixture" if REGRESSION.get(method).reference == "counts" else "deconvolve"
-    return (fitting, "signature") if getattr(args, "reference_counts", None) else (fitting,)
+    return (fitting, "signature") if cells else (fitting,)
 
 
 def compilation_notice(args):

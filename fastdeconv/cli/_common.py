@@ -470,7 +470,7 @@ def library_default(module, function, keyword):
     --------
     >>> from fastdeconv.cli._common import library_default
     >>> library_default("fastdeconv.regression", "deconvolve", "method")
-    'nnls'
+    'auto'
     >>> library_default("fastdeconv.signature", "build_signature", "n_markers")
     25
     """

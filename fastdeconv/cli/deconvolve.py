@@ -211,9 +211,10 @@ def add_parser(subparsers):
             type=MethodName(regression_methods),
             default=None,
             metavar="METHOD",
-            help="a regression method (default: nnls)",
+            help="a regression method (default: auto)",
         ),
-        lambda: f"{method_help(regression_methods())} (default: nnls)",
+        lambda: f"{method_help(regression_methods())}; auto: nnls with --signature, bayes with "
+        "--reference-counts (default: auto)",
     )
     p.add_argument(
         "--genes",
@@ -348,13 +349,13 @@ def title(args):
     >>> from fastdeconv.cli.deconvolve import title
     >>> title(argparse.Namespace(bulk="data/mix.tsv", signature="lm22.tsv", method=None,
     ...                          rna_content=None))
-    'mix.tsv with signature lm22.tsv (method nnls)'
+    'mix.tsv with signature lm22.tsv (method auto)'
     """
     reference = (
         f"signature {os.path.basename(args.signature)}" if args.signature
         else f"single cells {os.path.basename(args.reference_counts)}"
     )
-    text = f"{os.path.basename(args.bulk)} with {reference} (method {args.method or 'nnls'})"
+    text = f"{os.path.basename(args.bulk)} with {reference} (method {args.method or 'auto'})"
     if args.rna_content:
         text += f", cell fractions with {os.path.basename(args.rna_content)}"
     return text
@@ -396,7 +397,7 @@ def check_reference_options(args):
             f"{_flag(given[0])} is for a single-cell reference (--reference-counts), not for "
             "--signature"
         )
-    bayes = args.method == "bayes"
+    bayes = _likelihood(args)
     used = [o for o in _BAYES_OPTIONS if getattr(args, o) not in (None, False)]
     if used and not bayes:
         raise InputError(f"{_flag(used[0])} is an option of --method bayes")
@@ -463,9 +464,19 @@ def _reference_keywords(args):
         )
     if args.keep_outliers:
         kwargs["outliers"] = False
-    if args.method == "bayes":
+    if _likelihood(args):
         kwargs["uncertainty"] = bool(args.uncertainty_output)
     return counts, kwargs
+
+
+def _likelihood(args):
+    """Whether the run fits a likelihood method (the method's record, or the default's)."""
+    method = args.method
+    if method is None:
+        method = regression_methods().default_for(
+            "counts" if args.reference_counts else "signature"
+        )
+    return regression_methods().get(method).reference == "counts"
 
 
 def run(args):
@@ -516,7 +527,7 @@ def run(args):
             kwargs[option] = True
     if args.robust is not None:
         kwargs["robust"] = None if args.robust == "none" else args.robust
-    if args.method == "bayes":
+    if _likelihood(args):
         for option in ("genes", "n_markers", "min_fold_change"):
             kwargs.pop(option, None)
     content = None

@@ -61,11 +61,11 @@ def add_parser(subparsers):
             "--method",
             type=MethodName(regression_methods),
             default=None,
-            help="deconvolution method (default: nnls)",
+            help="deconvolution method (default: auto)",
         ),
         lambda: "deconvolution method: "
         + ", ".join(m.name for m in regression_methods() if m.weights != "required")
-        + " (default: nnls)",
+        + "; auto: the library's default for a signature, nnls (default: auto)",
     )
     p.add_argument("--repeats", type=positive_int, default=3, help="timed runs (median reported)")
     output_file(
