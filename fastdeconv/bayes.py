@@ -744,7 +744,8 @@ class MixtureResult(ProportionsResult):
             f"Multinomial mixture fit of {m} sample(s), {T} cell types, "
             f"{self.state_fractions.shape[1]} states (method 'bayes', "
             f"{'reference updated: ' + self.options.get('update_reference') if self.reference_shift is not None else 'reference as given'})",
-            f"Genes: {self.gene_match}; {len(self.genes_used)} used"
+            f"Genes: {str(self.gene_match).replace('signature genes', 'reference genes')}; "
+            f"{len(self.genes_used)} used"
             + (f" (left out: {excluded})" if excluded else ""),
             f"Proportions are fractions of {'cells' if self.options.get('fractions') == 'cells' else 'RNA'}",
             "Fit (median over samples): Pearson r {:.4f}, dispersion {:.3g}; {} of {} converged".format(
