@@ -7,7 +7,10 @@ disk so only the first-ever call pays for compilation, and
 ``error_model="numpy"`` makes division by zero produce inf/NaN instead of
 raising inside the hot loop.  ``fastmath`` is deliberately off: the active-set
 solvers compare floating-point numbers to decide convergence, and fast-math
-reassociation or NaN assumptions would change those decisions.  No global
+reassociation or NaN assumptions would change those decisions.  (One helper
+overrides it: the likelihood evaluation of :mod:`fastdeconv.kernels.mixture`
+allows reassociation and contraction only, so that its dot products vectorise;
+its convergence test is the KKT residual, recomputed from those sums.)  No global
 ``numba.config`` is touched, and nothing is compiled at import: a kernel
 compiles (or loads from the cache) on its first call.
 

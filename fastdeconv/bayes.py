@@ -59,6 +59,8 @@ __all__ = [
 #: Ribosomal proteins and mitochondrially encoded genes differ between single-cell and
 #: bulk protocols far more than between cell types (BayesPrism drops them by default);
 #: sex-linked genes differ between donors; haemoglobin genes come from red cells.
+#: ("ribosomal" follows BayesPrism's lists: the RP[LS]/MRP[LS] families by name, which also
+#: takes in a few look-alikes such as the RPS6K kinases and antisense transcripts)
 GENE_GROUPS = {
     "ribosomal": r"^(M?RP[LS]\d+[A-Z]?\d*([-_.]?\w*)?|RPLP[0-2]|RPSA)$",
     "mitochondrial": r"^MT-",
@@ -214,6 +216,30 @@ class MixtureReference:
     n_cells: pd.Series
     normalized: bool = False
 
+    def renamed(self, *, case_insensitive=False, strip_version=False, duplicates="raise"):
+        """The same reference with gene names normalised as the bulk's are.
+
+        Parameters
+        ----------
+        case_insensitive, strip_version : bool
+            See :func:`fastdeconv.inputs.harmonize_genes`.
+        duplicates : {"raise", "sum"}
+            Names that become equal: refuse, or add their counts up.
+
+        Returns
+        -------
+        MixtureReference
+        """
+        if not (case_insensitive or strip_version):
+            return self
+        from fastdeconv.inputs import harmonize_genes
+
+        counts = harmonize_genes(
+            self.counts, name="reference", case_insensitive=case_insensitive,
+            strip_version=strip_version, duplicates=duplicates,
+        )
+        return MixtureReference(counts, self.state_type, self.n_cells, self.normalized)
+
     @classmethod
     def from_signature(cls, signature):
         """A reference whose states are the columns of a signature (RNA per cell unknown).
@@ -310,7 +336,8 @@ def _state_names(types, states):
 
 def mixture_reference(
     counts, labels=None, states=None, *, label_key=None, state_key=None, layer=None,
-    transpose=False, duplicates="raise", normalized=False, min_cells=1, n_jobs=None,
+    transpose=False, duplicates="raise", normalized=False, gene_names=None, min_cells=1,
+    n_jobs=None,
 ):
     """Sum a labelled single-cell reference per cell state.
 
@@ -336,6 +363,8 @@ def mixture_reference(
         Genes named twice.
     normalized : {False, True, "log1p", "log2p1"}, default False
         The values are not raw counts (see :func:`fastdeconv.inputs.counts.check_raw`).
+    gene_names : sequence of str, optional
+        Gene names of an array or sparse matrix.
     min_cells : int, default 1
         Fewest cells a state needs.
     n_jobs : int, optional
@@ -363,7 +392,8 @@ def mixture_reference(
     from fastdeconv.errors import Fix, InputProblem
     from fastdeconv.inputs.counts import as_counts, as_labels, check_raw
 
-    c = as_counts(counts, layer=layer, transpose=transpose, duplicates=duplicates)
+    c = as_counts(counts, layer=layer, transpose=transpose, duplicates=duplicates,
+                  gene_names=gene_names)
     c.check_values()
     types = as_labels(labels, c, label_key=label_key)
     if types is None:
@@ -378,7 +408,16 @@ def mixture_reference(
         )
     state_values = None
     if states is not None or state_key is not None:
-        state_values = as_labels(states, c, label_key=state_key)
+        try:
+            state_values = as_labels(states, c, label_key=state_key)
+        except InputProblem as exc:  # its remedies name the labels' keywords
+            names = {"label_key": "state_key", "labels": "states"}
+            raise InputProblem(
+                exc.template, *[Fix(names.get(f.keyword, f.keyword), f.value) for f in exc.fixes]
+            ) from None
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("label_key", "state_key").replace(
+                "labels", "states")) from None
     c = check_raw(
         c, normalized,
         needs="the cell fractions need each cell's library size, and the likelihood counts",
@@ -676,13 +715,17 @@ class MixtureResult(ProportionsResult):
         information with the quasi-likelihood dispersion (see
         :func:`fisher_errors`); None with ``uncertainty=False``.
     fit : pandas.DataFrame
-        Per sample: ``loglik`` (the final fit's log-likelihood, up to the
-        multinomial constant), ``pearson_r`` (bulk vs ``N mu`` on the genes
-        used), ``dispersion``, ``converged``, ``n_eval``, ``n_newton`` (of the
-        final fit), ``total`` (the sample's reads on the genes used).
+        Per sample: ``loglik`` (the final fit's objective: the log-likelihood
+        up to the multinomial constant, plus the Dirichlet prior's
+        ``sum((alpha - 1) log theta)`` when ``alpha > 1``), ``pearson_r`` (bulk
+        vs ``N mu`` on the genes used), ``dispersion``, ``converged``,
+        ``n_eval`` and ``n_newton`` (likelihood evaluations and exact Hessians,
+        both fits together), ``total`` (the sample's reads on the genes used).
     profiles : pandas.DataFrame
-        Genes used x cell types: the profiles of the final fit (after the
-        reference update, when made).
+        Genes used x cell types: the profiles of the final fit after the
+        reference update; without it, each type's pooled profile (its cells'
+        counts added up; a fit over several states per type mixes its states'
+        profiles by their fitted shares, which :meth:`expression` uses).
     reference_shift : pandas.DataFrame or None
         Genes used x cell types: the log-shifts of the reference update.
     genes_used : list of str
@@ -728,6 +771,7 @@ class MixtureResult(ProportionsResult):
     method: str = "bayes"
     options: dict = field(default_factory=dict)
     _bulk: pd.DataFrame | None = field(default=None, repr=False)
+    _fit: tuple | None = field(default=None, repr=False)  # (profiles, shares, type codes)
 
     def summary(self):
         """A readable report: model, genes, fit, mean proportions.
@@ -790,19 +834,26 @@ class MixtureResult(ProportionsResult):
                 f"{len(unknown)} gene(s) are not among the genes used (e.g. {list(unknown[:3])})"
             )
         idx = pd.Index(self.genes_used).get_indexer(rows)
-        psi = self.profiles.to_numpy()
-        theta = self.rna_fractions.to_numpy().T
+        if self._fit is not None:  # the fit's own columns (states), summed into the type
+            psi, theta, codes = self._fit
+        else:
+            psi, theta = self.profiles.to_numpy(), self.rna_fractions.to_numpy().T
+            codes = np.arange(psi.shape[1])
+        theta = np.nan_to_num(theta)
         X = self._bulk.to_numpy()[idx].astype(np.float64)
-        t = types.index(cell_type)
-        mu = psi[idx] @ np.nan_to_num(theta)
+        mine = np.flatnonzero(codes == types.index(cell_type))
+        mu = psi[idx] @ theta
+        part = psi[np.ix_(idx, mine)] @ theta[mine]
         with np.errstate(divide="ignore", invalid="ignore"):
-            Z = np.where(mu > 0, X * psi[idx, t][:, None] * theta[t][None, :] / mu, 0.0)
+            Z = np.where(mu > 0, X * part / mu, 0.0)
         return pd.DataFrame(Z, index=rows, columns=self._bulk.columns)
 
     def write_expression(self, folder):
         """Write :meth:`expression` of every cell type to ``folder/<type>.tsv.gz``.
 
-        One type at a time (memory: one genes x samples table).
+        One type at a time (memory: one genes x samples table).  Characters other
+        than letters, digits and ``.+-`` become ``_``; a name that then repeats
+        another gets its column number appended.
 
         Parameters
         ----------
@@ -821,8 +872,12 @@ class MixtureResult(ProportionsResult):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
-        for t in self.rna_fractions.columns:
+        used = set()
+        for i, t in enumerate(self.rna_fractions.columns):
             safe = re.sub(r"[^\w.+-]+", "_", str(t)).strip("_") or "type"
+            if safe.lower() in used:  # two names that differ only in punctuation or case
+                safe = f"{safe}_{i + 1}"
+            used.add(safe.lower())
             path = folder / f"{safe}.tsv.gz"
             write_table(self.expression(t), path, index_label="gene")
             written.append(path)
@@ -970,6 +1025,12 @@ def run(
             f"{len(names)} sample(s) are zero on all {len(genes)} genes used (first: "
             f"{names[:5]}); their proportions are NaN", UserWarning, stacklevel=4,
         )
+    state_type = reference.state_type.reindex(reference.counts.columns)
+    if state_type.isna().any():
+        raise ValueError("every column of the reference's counts needs a cell type in "
+                         "state_type")
+    reference = MixtureReference(reference.counts, state_type, reference.n_cells,
+                                 reference.normalized)
     types = reference.types
     phi_states = reference.profiles(genes).to_numpy()
     first = _fit(record, phi_states, X, alpha, solver)
@@ -1049,4 +1110,5 @@ def run(
         gene_match=gene_match,
         options=opts,
         _bulk=B_m,
+        _fit=(np.ascontiguousarray(final_phi), final.coefficients, np.asarray(final_codes)),
     )

@@ -406,9 +406,67 @@ def _fit_table(fit, S_fit, B, level, zero, samples):
     return table
 
 
+#: the likelihood method's options and their defaults (others may not change them)
+_LIKELIHOOD_DEFAULTS = {
+    "states": None, "state_key": None, "update_reference": "map", "uncertainty": True,
+    "alpha": 1.0, "exclude": ("ribosomal", "mitochondrial"), "exclude_genes": None,
+    "outliers": True,
+}
+#: the signature options that the likelihood method does not use, and their defaults
+_SIGNATURE_DEFAULTS = {"genes": "auto", "n_markers": 100, "min_fold_change": 2.0}
+
+
+def _changed(given, defaults):
+    out = []
+    for key, default in defaults.items():
+        value = given[key]
+        same = value is default if default is None or isinstance(default, bool) else (
+            isinstance(value, (tuple, list, str, float, int)) and not isinstance(value, bool)
+            and (tuple(value) if isinstance(value, (tuple, list)) else value) == default
+        )
+        if not same:
+            out.append(key)
+    return out
+
+
+def _refuse_likelihood_options(name, **given):
+    """Options of the likelihood method given to a least-squares method: refused, not ignored."""
+    changed = _changed(given, _LIKELIHOOD_DEFAULTS)
+    if changed:
+        raise ValueError(
+            f"{', '.join(f'{k}=' for k in changed)} {'is an option' if len(changed) == 1 else 'are options'} "
+            f"of the likelihood method (method='bayes'), not of method={name!r}; drop "
+            f"{'it' if len(changed) == 1 else 'them'} or use method='bayes'"
+        )
+
+
+class _reference_keywords:
+    """Turn the single-cell readers' remedies into :func:`deconvolve`'s keywords.
+
+    The readers speak of ``transpose=``, ``layer=``; in :func:`deconvolve` the
+    reference's are ``transpose_signature=`` and ``counts_layer=`` (and a states
+    column is ``state_key=``).
+    """
+
+    def __init__(self, **extra):
+        self.names = {"transpose": "transpose_signature", "layer": "counts_layer",
+                      "gene_names": "signature_genes", **extra}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        from fastdeconv.errors import Fix, InputProblem
+
+        if isinstance(exc, InputProblem) and any(f.keyword in self.names for f in exc.fixes):
+            fixes = [Fix(self.names.get(f.keyword, f.keyword), f.value) for f in exc.fixes]
+            raise InputProblem(exc.template, *fixes) from None
+        return False
+
+
 def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights, background,
                        n_jobs, max_iter, tol, bayes, reference_options, reading,
-                       signature_reading, exclude_genes, outliers, min_genes):
+                       signature_reading, signature_options, exclude_genes, outliers, min_genes):
     """A method fitted to profiles by likelihood (``record.reference == "counts"``): read, fit.
 
     The profiles are single cells' (with labels) or, without labels, a signature's columns.
@@ -426,6 +484,14 @@ def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights,
         raise ValueError(f"method={record.name!r} takes no per-gene weights; drop weights=")
     if background:
         raise ValueError(f"method={record.name!r} fits no background level; drop background=")
+    ignored = _changed(signature_options, _SIGNATURE_DEFAULTS)
+    if ignored:
+        raise ValueError(
+            f"{', '.join(f'{k}=' for k in ignored)}: method={record.name!r} fits every gene "
+            "of the reference by likelihood and selects no marker genes; drop "
+            f"{'it' if len(ignored) == 1 else 'them'} (exclude= and exclude_genes= leave "
+            "genes out)"
+        )
     options = _bayes.check_bayes_options(**bayes)
     fractions, update, uncertainty, alpha, exclude = options
     from fastdeconv.solvers._validate import validate_options
@@ -437,7 +503,12 @@ def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights,
     max_iter, tol = validate_options(max_iter, tol)
     bulk_df = read_expression(bulk, name="bulk", **reading)
     if cells_given:
-        ref = _bayes.mixture_reference(reference, n_jobs=n_jobs, **reference_options)
+        with _reference_keywords():
+            ref = _bayes.mixture_reference(reference, n_jobs=n_jobs, **reference_options)
+        ref = ref.renamed(
+            case_insensitive=reading["case_insensitive"], strip_version=reading["strip_version"],
+            duplicates=reading["duplicates"],
+        )
     else:  # a signature: its columns are the profiles, RNA per cell unknown
         if reference_options.get("states") is not None:
             raise ValueError("states= needs a single-cell reference with labels=: a "
@@ -753,7 +824,8 @@ def deconvolve(
                        uncertainty=uncertainty, alpha=alpha, exclude=exclude),
             reference_options=dict(labels=labels, states=states, label_key=label_key,
                            state_key=state_key, layer=counts_layer, normalized=normalized,
-                           duplicates=duplicates, transpose=transpose_signature),
+                           duplicates=duplicates, transpose=transpose_signature,
+                           gene_names=signature_genes),
             reading=dict(genes=bulk_genes, layer=layer, scale=scale, transpose=transpose_bulk,
                          case_insensitive=case_insensitive, strip_version=strip_version,
                          duplicates=duplicates, missing=missing),
@@ -763,6 +835,8 @@ def deconvolve(
                 scale_option="signature_scale", case_insensitive=case_insensitive,
                 strip_version=strip_version, duplicates=duplicates, missing=missing,
             ),
+            signature_options=dict(genes=genes, n_markers=n_markers,
+                                   min_fold_change=min_fold_change),
             exclude_genes=exclude_genes, outliers=outliers, min_genes=min_genes,
         )
     if robust == "auto":
@@ -772,29 +846,45 @@ def deconvolve(
     )
     record = opts.method
     rna_content = None
+    _refuse_likelihood_options(
+        record.name, states=states, state_key=state_key, update_reference=update_reference,
+        uncertainty=uncertainty, alpha=alpha, exclude=exclude, exclude_genes=exclude_genes,
+        outliers=outliers,
+    )
     if cells_given:
         from fastdeconv._checks import check_choice
         from fastdeconv.signature import build_signature
 
         fractions = check_choice(fractions, "fractions", ("auto", "cells", "rna"))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # notes are kept in the result
+        with _reference_keywords():
             built = build_signature(
                 signature, labels, label_key=label_key, layer=counts_layer,
                 normalized=normalized, transpose=transpose_signature, duplicates=duplicates,
-                n_jobs=n_jobs,
+                gene_names=signature_genes, n_jobs=n_jobs,
             )
         signature = built.signature
         transpose_signature = False
+        signature_genes = None
         if fractions == "auto":
-            fractions = "rna" if normalized else "cells"
+            # cells when the reads per cell are known (raw counts, or un-logged to raw counts)
+            # and every output column is a cell type (an "unexplained" share has no content)
+            known = built.rna_content_known and not record.extra_columns
+            fractions = "cells" if known else "rna"
         if fractions == "cells":
+            if record.extra_columns:
+                raise ValueError(
+                    f"method={record.name!r} reports {', '.join(record.extra_columns)} beside "
+                    "the cell types, a share of the RNA with no RNA per cell: use "
+                    "fractions='rna'"
+                )
             rna_content = built.rna_content
     options = dict(
         method=record.name, genes=genes if isinstance(genes, str) else f"{len(genes)} given",
         n_markers=n_markers, min_fold_change=min_fold_change, robust=robust,
         background=opts.background,
     )
+    if cells_given:
+        options["fractions"] = fractions
 
     naming = dict(case_insensitive=case_insensitive, strip_version=strip_version)
     reading = dict(naming, duplicates=duplicates, missing=missing)
@@ -832,7 +922,6 @@ def deconvolve(
         from fastdeconv.fractions import to_cell_fractions
 
         props = to_cell_fractions(props, rna_content)
-        options["fractions"] = "cells"
     for name in record.extra_columns:
         props[name] = fit.extra[name]
     return DeconvolutionResult(

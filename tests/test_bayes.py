@@ -434,3 +434,118 @@ def test_single_cells_default_to_the_likelihood_method(synth):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         assert fastdeconv.deconvolve(synth["bulk"], sig).method == "nnls"
+
+
+def test_exclude_groups_match_the_library():
+    """The CLI's --exclude groups are the library's gene groups."""
+    from fastdeconv.bayes import GENE_GROUPS
+    from fastdeconv.cli.deconvolve import EXCLUDE_GROUPS
+
+    assert tuple(GENE_GROUPS) == EXCLUDE_GROUPS
+
+
+# --- the review's findings, each a regression test ------------------------------------------
+
+
+def test_gene_name_options_reach_the_reference(synth):
+    """case_insensitive= matches a reference whose names differ in case from the bulk's."""
+    counts = synth["counts"].rename(index=str.upper)  # G0, G1, ... vs g0, g1 in the bulk
+    with pytest.raises(ValueError):
+        fastdeconv.deconvolve(synth["bulk"], counts, labels=synth["labels"], method="bayes")
+    res = fastdeconv.deconvolve(synth["bulk"], counts, labels=synth["labels"], method="bayes",
+                                case_insensitive=True, fractions="rna", update_reference=False)
+    np.testing.assert_allclose(res.proportions[TYPES].to_numpy(),
+                               synth["rna"][TYPES].to_numpy(), atol=0.01)
+
+
+def test_expression_adds_up_with_states(synth):
+    """With several states per type and no update, Z still adds up to the bulk."""
+    states = [("a" if i % 2 else "b") if t == "T" else t for i, t in enumerate(synth["labels"])]
+    res = _fit(synth, states=states, update_reference=False)
+    total = sum(res.expression(t) for t in TYPES)
+    np.testing.assert_allclose(total.to_numpy(), synth["bulk"].loc[res.genes_used].to_numpy(),
+                               rtol=1e-8)
+
+
+def test_unexplained_column_keeps_rna_fractions(synth):
+    """simplex_le with single cells reports RNA fractions (its remainder has no RNA per cell)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        res = fastdeconv.deconvolve(synth["bulk"], synth["counts"], labels=synth["labels"],
+                                    method="simplex_le")
+        assert res.options["fractions"] == "rna"
+        np.testing.assert_allclose(res.proportions.sum(axis=1), 1.0, atol=1e-8)
+        with pytest.raises(ValueError, match="fractions='rna'"):
+            fastdeconv.deconvolve(synth["bulk"], synth["counts"], labels=synth["labels"],
+                                  method="simplex_le", fractions="cells")
+
+
+def test_likelihood_options_refused_by_least_squares(synth):
+    """Options of bayes given to nnls, and marker options given to bayes, are refused."""
+    args = (synth["bulk"], synth["counts"])
+    with pytest.raises(ValueError, match="update_reference="):
+        fastdeconv.deconvolve(*args, labels=synth["labels"], method="nnls", update_reference="mle")
+    with pytest.raises(ValueError, match="states="):
+        fastdeconv.deconvolve(*args, labels=synth["labels"], method="nnls", states=synth["labels"])
+    with pytest.raises(ValueError, match="n_markers="):
+        fastdeconv.deconvolve(*args, labels=synth["labels"], method="bayes", n_markers=50)
+
+
+def test_transposed_reference_advice_names_the_keyword(synth):
+    """A cells x genes reference is refused naming transpose_signature (not the reader's name)."""
+    with pytest.raises(InputProblem) as info:
+        fastdeconv.deconvolve(synth["bulk"], synth["counts"].T, labels=synth["labels"],
+                              method="bayes")
+    assert "transpose_signature" in info.value.keywords()
+
+
+def test_state_type_order_is_by_name(synth):
+    """A MixtureReference whose state_type lists the states in another order is read by name."""
+    from fastdeconv.bayes import mixture_reference, run
+    from fastdeconv.methods import REGRESSION
+
+    ref = mixture_reference(synth["counts"], synth["labels"])
+    shuffled = type(ref)(ref.counts, ref.state_type.iloc[::-1], ref.n_cells, ref.normalized)
+    a = run(REGRESSION.get("bayes"), synth["bulk"], ref, fractions="rna", update_reference=None)
+    b = run(REGRESSION.get("bayes"), synth["bulk"], shuffled, fractions="rna",
+            update_reference=None)
+    np.testing.assert_allclose(a.proportions[TYPES].to_numpy(), b.proportions[TYPES].to_numpy(),
+                               atol=1e-10)
+
+
+def test_write_expression_never_overwrites_a_type(synth, tmp_path):
+    """Type names that sanitise to one file name get distinct files."""
+    res = _fit(synth, update_reference=False)
+    res.rna_fractions.columns = ["T cells", "T/cells", "Mono"]
+    paths = res.write_expression(tmp_path)
+    assert len({p.name for p in paths}) == 3
+
+
+@pytest.mark.parametrize("extra, flag", [
+    (["--robust", "huber"], "--robust"),
+    (["--n-markers", "20"], "--n-markers"),
+    (["--exclude", "bogus"], "--exclude"),
+])
+def test_cli_refuses_least_squares_options_for_bayes(files, tmp_path, capsys, extra, flag):
+    """Least-squares options and unknown --exclude groups are refused with the flag's name."""
+    argv = ["deconvolve", "--bulk", str(files["bulk"]), "--reference-counts",
+            str(files["counts"]), "--labels", str(files["labels"]), "--method", "bayes",
+            "--output", str(tmp_path / "p.tsv"), "-q", *extra]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0]
+    assert not (tmp_path / "p.tsv").exists()
+
+
+def test_cli_normalized_takes_a_log_scale(files, synth, tmp_path):
+    """--normalized log1p un-logs a log1p reference: whole numbers again, so cell fractions."""
+    logged = np.log1p(synth["counts"])
+    path = tmp_path / "log.tsv"
+    logged.to_csv(path, sep="\t", index_label="gene")
+    out = tmp_path / "p.tsv"
+    argv = ["deconvolve", "--bulk", str(files["bulk"]), "--reference-counts", str(path),
+            "--labels", str(files["labels"]), "--normalized", "log1p", "--output", str(out), "-q"]
+    assert main(argv) == 0
+    expected = _fit(synth)
+    np.testing.assert_allclose(_read(out)[TYPES].to_numpy(),
+                               expected.proportions[TYPES].to_numpy(), atol=1e-6)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from fastdeconv.cli._cells import normalized_value
 from fastdeconv.cli._common import (
     InputError,
     MethodName,
@@ -180,9 +181,14 @@ def add_parser(subparsers):
                "each cell type (default: one state per type)")
     p.add_argument("--counts-layer", metavar="NAME",
                    help=".h5ad --reference-counts: the layer holding the raw counts (default: .X)")
-    p.add_argument("--normalized", action="store_true",
-                   help="--reference-counts holds normalised values, not raw counts (cell "
-                   "fractions then equal RNA fractions)")
+    p.add_argument(
+        "--normalized", nargs="?", const=True, default=False, type=normalized_value,
+        metavar="LOG",
+        help="--reference-counts holds normalised values, not raw counts: CPM/TPM or similar "
+        "(the bare flag; cell fractions then equal RNA fractions), or 'log1p' / 'log2p1' for "
+        "ln(x + 1) / log2(x + 1) values, un-logged first (whole numbers after un-logging are "
+        "raw counts again)",
+    )
     p.add_argument(
         "--fractions", choices=["cells", "rna"], default=None,
         help="with --reference-counts: write fractions of cells (RNA fractions divided by each "
@@ -401,6 +407,16 @@ def check_reference_options(args):
     used = [o for o in _BAYES_OPTIONS if getattr(args, o) not in (None, False)]
     if used and not bayes:
         raise InputError(f"{_flag(used[0])} is an option of --method bayes")
+    if bayes:
+        fitted = [o for o in ("robust", "weights", "genes", "n_markers", "min_fold_change")
+                  if getattr(args, o) not in (None, "auto")]
+        if fitted:
+            raise InputError(
+                f"{_flag(fitted[0])} is for the least-squares methods: --method bayes fits every "
+                "gene of the reference by likelihood (leave genes out with --exclude)"
+            )
+        if args.exclude is not None:
+            _exclude_groups(args.exclude)
     if bayes and args.signature and args.states:
         raise InputError("--states is for --reference-counts: a signature's columns are its states")
     if args.reference_counts:
@@ -434,12 +450,39 @@ def check_reference_options(args):
         )
 
 
+#: the gene groups ``--exclude`` takes (:data:`fastdeconv.bayes.GENE_GROUPS`, written out so
+#: that building the parser imports nothing heavy; a test compares them)
+EXCLUDE_GROUPS = ("ribosomal", "mitochondrial", "sex", "hemoglobin")
+
+
+def _exclude_groups(text):
+    """``--exclude``'s comma-separated groups, checked (``none``: no group).
+
+    Examples
+    --------
+    >>> from fastdeconv.cli.deconvolve import _exclude_groups
+    >>> _exclude_groups("ribosomal, sex"), _exclude_groups("none")
+    (('ribosomal', 'sex'), ())
+    """
+    text = text.strip()
+    if text == "none":
+        return ()
+    groups = tuple(g.strip() for g in text.split(",") if g.strip())
+    unknown = [g for g in groups if g not in EXCLUDE_GROUPS]
+    if unknown or not groups:
+        raise InputError(
+            f"--exclude: unknown gene group {unknown[0] if unknown else text!r}; give a "
+            f"comma-separated list among {', '.join(EXCLUDE_GROUPS)}, or 'none'"
+        )
+    return groups
+
+
 def _reference_keywords(args):
     """The keywords of :func:`fastdeconv.deconvolve` for a single-cell reference."""
     from fastdeconv.cli._common import read_counts, read_labels
 
     counts = read_counts(args.reference_counts, "--reference-counts")
-    kwargs = {"normalized": bool(args.normalized)}
+    kwargs = {"normalized": args.normalized}
     if args.labels is not None:
         kwargs["labels"] = read_labels(args.labels)
     else:
@@ -458,10 +501,7 @@ def _reference_keywords(args):
             False if args.update_reference == "none" else args.update_reference
         )
     if args.exclude is not None:
-        text = args.exclude.strip()
-        kwargs["exclude"] = () if text == "none" else tuple(
-            g.strip() for g in text.split(",") if g.strip()
-        )
+        kwargs["exclude"] = _exclude_groups(args.exclude)
     if args.keep_outliers:
         kwargs["outliers"] = False
     if _likelihood(args):

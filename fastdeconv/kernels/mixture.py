@@ -493,8 +493,8 @@ def em_batch(phi, X, theta, a, tol, max_iter, n_eval, n_newton, status, objectiv
     max_iter : int
         Cap on EM-map evaluations per sample.
     n_eval, n_newton, status : ndarray of int64, int64, int8, shape (m,)
-        Written: objective evaluations and Newton steps used, status (0 converged,
-        1 cap, 2 non-finite).
+        Written: objective evaluations and exact Hessians used, status (0 converged,
+        1 cap, 2 zero likelihood or non-finite, 3 stalled at rounding level).
     objective : ndarray, shape (m,)
         Written: ``f`` at the answer.
     """
