@@ -977,20 +977,44 @@ def check_bayes_options(fractions, update_reference, uncertainty, alpha, exclude
     return fractions, update_reference, bool(uncertainty), a, tuple(exclude or ())
 
 
-def _fit(record, phi, X, alpha, solver, theta0=None):
-    from fastdeconv.methods._problem import MixtureProblem
+#: Samples per call of the method (a progress bar advances between calls).
+_BLOCK = 4096
 
-    problem = MixtureProblem(
-        np.ascontiguousarray(phi), X, np.full(phi.shape[1], alpha), n_jobs=solver["n_jobs"],
-        max_iter=solver["max_iter"], tol=solver["tol"], theta0=theta0,
+
+def _fit(record, phi, X, alpha, solver, theta0=None, progress=None, desc="bayes fit"):
+    """The method's fit of every sample, in blocks of samples (with a progress bar)."""
+    from fastdeconv._progress import progress_bar
+    from fastdeconv.methods._problem import MethodFit, MixtureProblem
+
+    phi = np.ascontiguousarray(phi)
+    a = np.full(phi.shape[1], alpha)
+    m = X.shape[1]
+    fits = []
+    with progress_bar(m, progress, desc=desc) as bar:
+        for j0 in range(0, m, _BLOCK):
+            j1 = min(m, j0 + _BLOCK)
+            problem = MixtureProblem(
+                phi, X[:, j0:j1], a, n_jobs=solver["n_jobs"], max_iter=solver["max_iter"],
+                tol=solver["tol"], theta0=None if theta0 is None else theta0[:, j0:j1],
+            )
+            fits.append(record.fit(problem))
+            bar.update(j1 - j0)
+    if len(fits) == 1:
+        return fits[0]
+    return MethodFit(
+        np.hstack([f.coefficients for f in fits]),
+        np.concatenate([f.converged for f in fits]),
+        np.concatenate([f.n_iter for f in fits]),
+        np.concatenate([f.n_reweight for f in fits]),
+        None,
+        {key: np.concatenate([f.extra[key] for f in fits]) for key in fits[0].extra},
     )
-    return record.fit(problem)
 
 
 def run(
     record, bulk, reference, *, fractions="auto", update_reference="map", uncertainty=True,
     alpha=1.0, exclude=DEFAULT_EXCLUDE, exclude_genes=None, outliers=True, min_genes=None,
-    solver=None, options=None,
+    solver=None, options=None, progress=None,
 ):
     """The likelihood pipeline on a read bulk and a :class:`MixtureReference`.
 
@@ -1033,7 +1057,7 @@ def run(
                                  reference.normalized)
     types = reference.types
     phi_states = reference.profiles(genes).to_numpy()
-    first = _fit(record, phi_states, X, alpha, solver)
+    first = _fit(record, phi_states, X, alpha, solver, progress=progress)
     theta_states = first.coefficients
     theta_types = _sum_by_type(theta_states, reference.state_type, types)
     codes = pd.Index(types).get_indexer(reference.state_type.to_numpy())
@@ -1049,7 +1073,8 @@ def run(
         psi, shifts = update_profiles(phi_types, Z_types, mode=update_reference)
         # warm start from the first fit's type shares (floored: the update may revive a type)
         start = np.nan_to_num(theta_types, nan=1.0 / len(types)) + 1e-6
-        final = _fit(record, psi, X, alpha, solver, theta0=start / start.sum(axis=0))
+        final = _fit(record, psi, X, alpha, solver, theta0=start / start.sum(axis=0),
+                     progress=progress, desc="bayes refit")
         theta_types = final.coefficients
         final_phi, final_codes = psi, np.arange(len(types))
 

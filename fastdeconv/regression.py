@@ -466,7 +466,8 @@ class _reference_keywords:
 
 def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights, background,
                        n_jobs, max_iter, tol, bayes, reference_options, reading,
-                       signature_reading, signature_options, exclude_genes, outliers, min_genes):
+                       signature_reading, signature_options, exclude_genes, outliers, min_genes,
+                       progress):
     """A method fitted to profiles by likelihood (``record.reference == "counts"``): read, fit.
 
     The profiles are single cells' (with labels) or, without labels, a signature's columns.
@@ -528,7 +529,7 @@ def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights,
         uncertainty=uncertainty, alpha=alpha, exclude=exclude, exclude_genes=exclude_genes,
         outliers=outliers, min_genes=min_genes,
         solver={"n_jobs": resolve_n_jobs(n_jobs), "max_iter": max_iter, "tol": tol},
-        options={"method": record.name},
+        options={"method": record.name}, progress=progress,
     )
 
 
@@ -838,6 +839,7 @@ def deconvolve(
             signature_options=dict(genes=genes, n_markers=n_markers,
                                    min_fold_change=min_fold_change),
             exclude_genes=exclude_genes, outliers=outliers, min_genes=min_genes,
+            progress=progress,
         )
     if robust == "auto":
         robust = "huber" if "huber" in record.losses else None

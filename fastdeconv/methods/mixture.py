@@ -54,7 +54,7 @@ def _fit_mixture(problem):
         problem.phi, problem.X, alpha=problem.alpha, tol=problem.tol,
         max_iter=problem.max_iter, n_jobs=problem.n_jobs, theta0=problem.theta0,
     )
-    warn_mixture(info.status, problem.max_iter, stacklevel=5)
+    warn_mixture(info.status, problem.max_iter, stacklevel=7)  # at the caller of deconvolve
     return MethodFit(
         theta, info.converged, info.n_eval, np.zeros_like(info.n_newton), None,
         {LOGLIK: info.loglik, "n_newton": info.n_newton},
