@@ -15,10 +15,13 @@ of BayesPrism's Gibbs sampler):
 accelerated by SQUAREM (Varadhan & Roland 2008, scheme S3 with the R
 package's adaptive step bound and a monotonicity safeguard): plain EM
 crawls when states are nearly collinear.  Near the maximiser, Newton steps
-take over: the quadratic model (exact Hessian, refreshed only when the BFGS
-updates in between stop shrinking the KKT residual tenfold per step) is
-maximised exactly on the simplex by the active-set engine, with a
-backtracking line search.
+take over: the quadratic model is maximised exactly on the simplex by the
+active-set engine, with a backtracking line search.  The model starts from
+the expected information of the sample's reads at the even mixture of the
+profiles (one ``n k^2`` product per chunk of samples, from the profiles alone,
+so no sample's answer depends on the others), is refined by BFGS updates,
+and is replaced by the exact Hessian (``n k^2`` per sample) only when a step
+shrinks the KKT residual less than twofold.
 
 Stopping rule: the optimality (KKT) conditions on the simplex.  With
 ``d = grad f(theta)`` and ``lambda = N + sum(a)`` (the Lagrange multiplier
@@ -60,8 +63,8 @@ NEWTON_SWITCH = 3e-1
 #: most objective evaluations of the SQUAREM phase
 SQUAREM_EVALS = 60
 #: a quasi-Newton step must shrink the KKT residual at least this much, else the exact
-#: Hessian is formed again
-QN_RATE = 0.1
+#: Hessian is formed (the first model is the shared expected information, refined by BFGS)
+QN_RATE = 0.5
 
 #: SQUAREM's step bounds (the R package's step.min0, step.max0 and mstep)
 _STEP_MIN, _STEP_MAX0, _MSTEP = 1.0, 1.0, 4.0
@@ -264,7 +267,7 @@ def _cholesky_solve(L, B):
 
 
 @jit_helper
-def em_sample(phi, x, theta, a, tol, max_iter, work, H, Qa, psi, ws):
+def em_sample(phi, x, theta, a, tol, max_iter, work, H, Qa, psi, ws, H0):
     """Fit one sample in place: ``theta`` (start in, maximiser out).
 
     SQUAREM cycles bring ``theta`` near the maximiser (until the KKT residual is below
@@ -293,6 +296,11 @@ def em_sample(phi, x, theta, a, tol, max_iter, work, H, Qa, psi, ws):
         Scratch.
     ws : tuple
         The active-set engine's workspace (:func:`new_workspace`).
+    H0 : ndarray, shape (k, k)
+        The expected information per read at the samples' mean profile (see
+        :func:`expected_information`): ``N H0`` is the first Newton model, which
+        BFGS refines; an exact Hessian is formed only when that converges
+        slowly.  Zeros: start from an exact Hessian.
 
     Returns
     -------
@@ -379,6 +387,13 @@ def em_sample(phi, x, theta, a, tol, max_iter, work, H, Qa, psi, ws):
     # --- Newton phase: exact Hessians, refreshed only when the quasi-Newton (BFGS) updates
     # in between stop converging fast (the Hessian costs n k^2, a gradient n k)
     have = False
+    if H0[0, 0] > 0.0:  # the shared model, scaled to this sample's reads
+        for i in range(k):
+            for j in range(k):
+                H[i, j] = N * H0[i, j]
+            if a[i] > 0.0:
+                H[i, i] += a[i] / (theta[i] * theta[i])
+        have = True
     force = False
     kkt_prev = np.inf
     full_step = True
@@ -388,7 +403,7 @@ def em_sample(phi, x, theta, a, tol, max_iter, work, H, Qa, psi, ws):
             return n_eval, n_newton, CONVERGED, f0
         if n_eval >= max_iter:
             return n_eval, n_newton, MAX_ITER, f0
-        fresh = force or not have or not full_step or kkt > QN_RATE * kkt_prev
+        fresh = force or not have or kkt > QN_RATE * kkt_prev
         if fresh:
             _hessian(phi, x, theta, a, H, psi)
             n_newton += 1
@@ -474,6 +489,32 @@ def _bfgs_update(H, old, new, g_old, g_new, s, Hs):
             H[i, j] += yi * (g_old[j] - g_new[j]) / ys - Hs[i] * Hs[j] / sHs
 
 
+@jit_helper
+def expected_information(phi, H0, psi):
+    """``H0 = phi' diag(1 / m) phi`` at the even mixture ``m = phi 1 / k`` of the profiles.
+
+    The expected information of one read when the mixture's profile is ``m``;
+    for a sample of ``N`` reads the Newton model starts from ``N H0`` and BFGS
+    updates move it toward the sample's own Hessian.  It depends on the
+    profiles alone, so every sample's answer is the same whatever other
+    samples it is fitted with.
+    """
+    n, k = phi.shape
+    p = 0
+    for g in range(n):
+        mg = 0.0
+        for j in range(k):
+            mg += phi[g, j]
+        mg /= k
+        if mg > 0.0:
+            s = 1.0 / np.sqrt(mg)
+            for j in range(k):
+                psi[p, j] = s * phi[g, j]
+            p += 1
+    P = psi[:p]
+    H0[:, :] = np.dot(P.T, P)
+
+
 @jit(nogil=True)
 def em_batch(phi, X, theta, a, tol, max_iter, n_eval, n_newton, status, objective):
     """Fit every row of ``X`` (one sample per row) in place.
@@ -504,8 +545,11 @@ def em_batch(phi, X, theta, a, tol, max_iter, n_eval, n_newton, status, objectiv
     Qa = np.empty((k, k))
     psi = np.empty((n, k))
     ws = new_workspace(k)
+    H0 = np.empty((k, k))
+    expected_information(phi, H0, psi)
     for i in range(X.shape[0]):
-        it, nt, st, f = em_sample(phi, X[i], theta[i], a, tol, max_iter, work, H, Qa, psi, ws)
+        it, nt, st, f = em_sample(phi, X[i], theta[i], a, tol, max_iter, work, H, Qa, psi, ws,
+                                  H0)
         n_eval[i] = it
         n_newton[i] = nt
         status[i] = st
