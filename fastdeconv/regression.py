@@ -502,7 +502,7 @@ def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights,
     if tol is None:
         tol = DEFAULT_TOL
     max_iter, tol = validate_options(max_iter, tol)
-    bulk_df = read_expression(bulk, name="bulk", **reading)
+    bulk_df = read_expression(bulk, name="bulk", keep_float32=True, **reading)
     if cells_given:
         with _reference_keywords():
             ref = _bayes.mixture_reference(reference, n_jobs=n_jobs, **reference_options)

@@ -60,7 +60,8 @@ def _fixes_text(n, words):
 
 
 def as_expression_frame(
-    obj, *, name, genes=None, columns=None, layer=None, orient="genes_by_columns"
+    obj, *, name, genes=None, columns=None, layer=None, orient="genes_by_columns",
+    keep_float32=False,
 ):
     """Turn a DataFrame, array, AnnData object or file path into a genes x columns table.
 
@@ -87,11 +88,14 @@ def as_expression_frame(
         For AnnData input: use ``obj.layers[layer]`` instead of ``obj.X``.
     orient : {"genes_by_columns", "columns_by_genes"}, default "genes_by_columns"
         Orientation of DataFrame, array and table-file input.
+    keep_float32 : bool, default False
+        Keep float32 values as they are (default: everything becomes float64).
 
     Returns
     -------
     pandas.DataFrame
-        ``float64`` values, gene names (as strings) in the index.
+        ``float64`` values (float32 ones with ``keep_float32``), gene names (as
+        strings) in the index.
 
     Raises
     ------
@@ -127,7 +131,8 @@ def as_expression_frame(
                 adata = read_h5ad(path)
             except FileNotFoundError as exc:
                 raise FileNotFoundError(f"{name}: {exc}") from None
-            return as_expression_frame(adata, name=name, genes=genes, columns=columns, layer=layer)
+            return as_expression_frame(adata, name=name, genes=genes, columns=columns, layer=layer,
+                                       keep_float32=keep_float32)
         from fastdeconv.io import read_table
 
         obj = read_table(path)
@@ -192,7 +197,7 @@ def as_expression_frame(
             f"{name}: non-numeric columns {list(map(str, bad[:5]))}; pass genes as the index "
             "(e.g. df.set_index('gene')) and only numeric columns"
         )
-    if (df.dtypes == np.float64).all():
+    if (df.dtypes == np.float64).all() or (keep_float32 and (df.dtypes == np.float32).all()):
         # no copy of a float64 table: a shallow copy, so the caller's frame keeps its index
         df = df.copy(deep=False)
     else:
@@ -254,6 +259,8 @@ def looks_log_scale(values, *, top=None):
     >>> looks_log_scale(profile), looks_log_scale(100 * profile)
     (False, False)
     """
+    if top is not None and not (1.0 < top < LOG_MAX_THRESHOLD):
+        return False  # decided by the range alone: no float64 copy of a float32 table
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return False
@@ -337,7 +344,9 @@ def check_expression(
     """
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise ValueError(f"{name} is empty ({df.shape[0]} genes x {df.shape[1]} columns)")
-    values = df.to_numpy(dtype=np.float64)
+    values = df.to_numpy()
+    if values.dtype not in (np.float64, np.float32):
+        values = values.astype(np.float64)
     # one pass for the range; the masks that locate a problem only when there is one
     lo, hi = float(values.min()), float(values.max())
     if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -934,6 +943,7 @@ def read_expression(
     transpose=False,
     missing="raise",
     scale_option="scale",
+    keep_float32=False,
 ):
     """The front door for an expression table: read, un-log, check, harmonise gene names.
 
@@ -968,11 +978,15 @@ def read_expression(
         The caller's keyword that sets ``scale``, named in the messages'
         remedies (``"signature_scale"`` for a signature in
         :func:`fastdeconv.deconvolve`).
+    keep_float32 : bool, default False
+        Keep a float32 table in float32 (no float64 copy) for pipelines whose
+        kernels convert chunk by chunk.
 
     Returns
     -------
     pandas.DataFrame
-        Genes x columns, float64, linear scale, unique gene names.
+        Genes x columns, float64 (or float32 with ``keep_float32``), linear
+        scale, unique gene names.
 
     Raises
     ------
@@ -1005,7 +1019,7 @@ def read_expression(
         )
     orient = "columns_by_genes" if transpose else "genes_by_columns"
     df = as_expression_frame(obj, name=name, genes=genes, columns=columns, layer=layer,
-                             orient=orient)
+                             orient=orient, keep_float32=keep_float32)
     if missing == "drop" and df.shape[1] > 0:
         has_nan = np.isnan(df.to_numpy(dtype=np.float64)).any(axis=1)
         if has_nan.any():

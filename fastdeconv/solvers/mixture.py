@@ -13,6 +13,7 @@ to one thread.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,8 +185,15 @@ def summarise_mixture(phi, X, theta, *, alpha=None, groups=None, contents=None, 
     width = chunk_size(n, m)
     bounds = [(j0, min(j0 + width, m)) for j0 in range(0, m, width)]
 
-    def run(bound):
-        j0, j1 = bound
+    z_total = np.zeros((n, k)) if z else None
+    # the chunks' Z are added in chunk order as they arrive (the same sum whatever the
+    # threads), holding only those that arrived early: not one n x k table per chunk
+    pending = {}
+    added = [0]
+    lock = threading.Lock()
+
+    def run(item):
+        index, (j0, j1) = item
         live = j0 + np.flatnonzero(np.isfinite(theta[:, j0:j1]).all(axis=0))
         Zc = np.zeros((n, k)) if z else np.zeros((1, 1))
         if live.size:
@@ -194,14 +202,14 @@ def summarise_mixture(phi, X, theta, *, alpha=None, groups=None, contents=None, 
             out = (np.empty((live.size, T)), np.empty((live.size, T)), np.empty((live.size, 2)))
             summary_batch(phi, rows, th, a, codes, cont, bool(fisher), bool(z), Zc, *out)
             se[live], se_c[live], stats[live] = out
-        return Zc
+        if z:
+            with lock:
+                pending[index] = Zc
+                while added[0] in pending:
+                    z_total[...] += pending.pop(added[0])
+                    added[0] += 1
 
-    parts = thread_map(run, bounds, n_jobs=resolve_n_jobs(n_jobs))
-    z_total = None
-    if z:
-        z_total = parts[0]
-        for part in parts[1:]:
-            z_total += part
+    thread_map(run, list(enumerate(bounds)), n_jobs=resolve_n_jobs(n_jobs))
     return {
         "pearson_r": stats[:, 0],
         "dispersion": stats[:, 1],
