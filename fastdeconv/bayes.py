@@ -36,7 +36,6 @@ BayesPrism. Bioinformatics 40(7):btae440. doi:10.1093/bioinformatics/btae440
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -411,10 +410,7 @@ def mixture_reference(
         try:
             state_values = as_labels(states, c, label_key=state_key)
         except InputProblem as exc:  # its remedies name the labels' keywords
-            names = {"label_key": "state_key", "labels": "states"}
-            raise InputProblem(
-                exc.template, *[Fix(names.get(f.keyword, f.keyword), f.value) for f in exc.fixes]
-            ) from None
+            raise exc.renamed({"label_key": "state_key", "labels": "states"}) from None
         except ValueError as exc:
             raise ValueError(str(exc).replace("label_key", "state_key").replace(
                 "labels", "states")) from None
@@ -683,10 +679,9 @@ def fisher_errors(phi, theta, X, *, groups=None, contents=None, alpha=None, n_jo
     return out["se"], out["se_cells"], out["dispersion"]
 
 
-def _sum_by_type(values, state_type, types):
-    """Rows (states) of ``values`` (k x m) summed into types (T x m)."""
-    codes = pd.Index(types).get_indexer(state_type.to_numpy())
-    out = np.zeros((len(types), values.shape[1]))
+def _sum_by_type(values, codes, n_types):
+    """Rows (states) of ``values`` (k x m) summed into their types' rows (T x m)."""
+    out = np.zeros((n_types, values.shape[1]))
     np.add.at(out, codes, values)
     return out
 
@@ -1025,9 +1020,12 @@ def run(
     -------
     MixtureResult
     """
+    from fastdeconv.fractions import to_cell_fractions
     from fastdeconv.inputs import match_genes
+    from fastdeconv.inputs.tables import warn_if_zero_samples
+    from fastdeconv.solvers.mixture import DEFAULT_MAX_ITER, DEFAULT_TOL
 
-    solver = solver or {"n_jobs": None, "max_iter": 2000, "tol": 1e-8}
+    solver = solver or {"n_jobs": None, "max_iter": DEFAULT_MAX_ITER, "tol": DEFAULT_TOL}
     dropped = excluded_genes(reference.counts.index, exclude)
     if exclude_genes is not None:
         extra = [str(g) for g in exclude_genes]
@@ -1042,13 +1040,6 @@ def run(
     B_m, R_m, gene_match = match_genes(bulk, keep_ref, min_genes=min_genes)
     genes = list(R_m.index)
     X = B_m.to_numpy()  # in its own dtype: the kernels convert chunk by chunk
-    zero = np.concatenate([~(X[:, j0:j0 + 512] > 0).any(axis=0) for j0 in range(0, X.shape[1], 512)])
-    if zero.any():
-        names = [str(B_m.columns[j]) for j in np.flatnonzero(zero)]
-        warnings.warn(
-            f"{len(names)} sample(s) are zero on all {len(genes)} genes used (first: "
-            f"{names[:5]}); their proportions are NaN", UserWarning, stacklevel=4,
-        )
     state_type = reference.state_type.reindex(reference.counts.columns)
     if state_type.isna().any():
         raise ValueError("every column of the reference's counts needs a cell type in "
@@ -1056,20 +1047,22 @@ def run(
     reference = MixtureReference(reference.counts, state_type, reference.n_cells,
                                  reference.normalized)
     types = reference.types
+    codes = pd.Index(types).get_indexer(reference.state_type.to_numpy())
     phi_states = reference.profiles(genes).to_numpy()
+    # each type's pooled profile: its cells' counts added up
+    type_counts = reference.counts.loc[genes].T.groupby(reference.state_type).sum().T[types]
+    phi_types = _normalise(type_counts.to_numpy(dtype=np.float64))
     first = _fit(record, phi_states, X, alpha, solver, progress=progress)
     theta_states = first.coefficients
-    theta_types = _sum_by_type(theta_states, reference.state_type, types)
-    codes = pd.Index(types).get_indexer(reference.state_type.to_numpy())
+    zero = ~np.isfinite(theta_states).all(axis=0)  # the fit leaves all-zero samples NaN
+    warn_if_zero_samples(B_m.columns, zero, len(genes), stacklevel=5)
+    theta_types = _sum_by_type(theta_states, codes, len(types))
 
     shifts = None
     final, final_phi, final_codes = first, phi_states, codes
     if update_reference is not None:
-        type_counts = reference.counts.loc[genes].T.groupby(reference.state_type).sum().T[types]
-        phi_types = _normalise(type_counts.to_numpy(dtype=np.float64))
         Z = expected_counts_total(phi_states, theta_states, X, n_jobs=solver["n_jobs"])
-        Z_types = np.zeros((len(genes), len(types)))
-        np.add.at(Z_types.T, codes, Z.T)
+        Z_types = _sum_by_type(Z.T, codes, len(types)).T
         psi, shifts = update_profiles(phi_types, Z_types, mode=update_reference)
         # warm start from the first fit's type shares (floored: the update may revive a type)
         start = np.nan_to_num(theta_types, nan=1.0 / len(types)) + 1e-6
@@ -1078,10 +1071,8 @@ def run(
         theta_types = final.coefficients
         final_phi, final_codes = psi, np.arange(len(types))
 
-    contents = reference.rna_per_cell(genes).to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        w = theta_types / contents[:, None]
-        cells = w / w.sum(axis=0)
+    rna_per_cell = reference.rna_per_cell(genes)
+    contents = rna_per_cell.to_numpy()
     if fractions == "auto":
         fractions = "rna" if reference.normalized else "cells"
     from fastdeconv.solvers.mixture import summarise_mixture
@@ -1097,7 +1088,7 @@ def run(
 
     samples = B_m.columns
     rna_df = pd.DataFrame(theta_types.T, index=samples, columns=types)
-    cells_df = pd.DataFrame(cells.T, index=samples, columns=types)
+    cells_df = to_cell_fractions(rna_df, rna_per_cell)
     props = cells_df if fractions == "cells" else rna_df
     fit = pd.DataFrame({
         "loglik": final.extra["loglik"],
@@ -1109,12 +1100,8 @@ def run(
         + (first.extra["n_newton"] if final is not first else 0),
         "total": X.sum(axis=0, dtype=np.float64),
     }, index=samples)
-    if shifts is not None:
-        profiles = pd.DataFrame(final_phi, index=genes, columns=types)
-    else:
-        type_counts = reference.counts.loc[genes].T.groupby(reference.state_type).sum().T[types]
-        profiles = pd.DataFrame(_normalise(type_counts.to_numpy(dtype=np.float64)),
-                                index=genes, columns=types)
+    profiles = pd.DataFrame(final_phi if shifts is not None else phi_types, index=genes,
+                            columns=types)
     opts = dict(options or {})
     opts.update(fractions=fractions, update_reference=update_reference,
                 uncertainty=uncertainty, alpha=alpha, exclude=list(exclude))
@@ -1130,8 +1117,8 @@ def run(
         reference_shift=None if shifts is None else pd.DataFrame(shifts, index=genes,
                                                                  columns=types),
         genes_used=genes,
-        genes_excluded={k: v for k, v in dropped.items()},
-        rna_per_cell=pd.Series(contents, index=types, name="rna_per_cell"),
+        genes_excluded=dropped,
+        rna_per_cell=rna_per_cell.rename("rna_per_cell"),
         gene_match=gene_match,
         options=opts,
         _bulk=B_m,

@@ -142,6 +142,32 @@ class InputProblem(ValueError):
         self.fixes = tuple(fixes)
         super().__init__(template.format(*(f.python() for f in self.fixes)))
 
+    def renamed(self, names):
+        """The same problem with remedies spelled in another function's keywords.
+
+        A reader called by a pipeline advises its own keywords; the pipeline
+        names them as its users know them (``transpose`` -> ``transpose_signature``).
+
+        Parameters
+        ----------
+        names : dict of str to str
+            Reader's keyword -> the caller's.
+
+        Returns
+        -------
+        InputProblem
+
+        Examples
+        --------
+        >>> from fastdeconv.errors import Fix, InputProblem
+        >>> exc = InputProblem("read it with {0}", Fix("transpose", True))
+        >>> str(exc.renamed({"transpose": "transpose_signature"}))
+        'read it with transpose_signature=True'
+        """
+        return InputProblem(
+            self.template, *[Fix(names.get(f.keyword, f.keyword), f.value) for f in self.fixes]
+        )
+
     def keywords(self):
         """The keywords of the remedies.
 

@@ -30,6 +30,7 @@ import pandas as pd
 from fastdeconv._checks import check_choice
 from fastdeconv._deprecated import moved_names
 from fastdeconv._parallel import resolve_n_jobs
+from fastdeconv.bayes import DEFAULT_EXCLUDE, FRACTIONS
 from fastdeconv._progress import progress_bar
 from fastdeconv.inputs import (
     check_orientation,
@@ -38,6 +39,7 @@ from fastdeconv.inputs import (
     read_expression,
     warn_if_collinear,
 )
+from fastdeconv.inputs.tables import warn_if_zero_samples
 from fastdeconv.methods import REGRESSION
 from fastdeconv.methods._problem import MethodFit, RegressionProblem
 from fastdeconv.results import ProportionsResult
@@ -216,8 +218,7 @@ def _check_options(
         raise ValueError(
             f"method={record.name!r} needs per-gene weights: pass weights= (one per gene)"
         )
-    if record.weights == "unsupported" and weights is not None:
-        raise ValueError(f"method={record.name!r} takes no per-gene weights; drop weights=")
+    _refuse_weights(record, weights)
     if background is None:
         background = record.background
     elif background and not record.background:
@@ -235,6 +236,12 @@ def _check_options(
         max_iter=max_iter, tol=tol,
     )
     return _Options(record, bool(background), solver)
+
+
+def _refuse_weights(record, weights):
+    """Refuse per-gene weights for a method whose record says it takes none."""
+    if record.weights == "unsupported" and weights is not None:
+        raise ValueError(f"method={record.name!r} takes no per-gene weights; drop weights=")
 
 
 def _check_cell_types(signature):
@@ -409,24 +416,27 @@ def _fit_table(fit, S_fit, B, level, zero, samples):
 #: the likelihood method's options and their defaults (others may not change them)
 _LIKELIHOOD_DEFAULTS = {
     "states": None, "state_key": None, "update_reference": "map", "uncertainty": True,
-    "alpha": 1.0, "exclude": ("ribosomal", "mitochondrial"), "exclude_genes": None,
+    "alpha": 1.0, "exclude": DEFAULT_EXCLUDE, "exclude_genes": None,
     "outliers": True,
 }
 #: the signature options that the likelihood method does not use, and their defaults
 _SIGNATURE_DEFAULTS = {"genes": "auto", "n_markers": 100, "min_fold_change": 2.0}
 
 
+def _is_default(value, default):
+    """Whether an option still has its default (None/True/False by identity, sequences as tuples)."""
+    if default is None or isinstance(default, bool):
+        return value is default
+    if isinstance(value, list):
+        value = tuple(value)
+    return isinstance(value, (tuple, str, float, int)) and not isinstance(value, bool) and (
+        value == default
+    )
+
+
 def _changed(given, defaults):
-    out = []
-    for key, default in defaults.items():
-        value = given[key]
-        same = value is default if default is None or isinstance(default, bool) else (
-            isinstance(value, (tuple, list, str, float, int)) and not isinstance(value, bool)
-            and (tuple(value) if isinstance(value, (tuple, list)) else value) == default
-        )
-        if not same:
-            out.append(key)
-    return out
+    """The keys of ``given`` whose value is not the one in ``defaults``."""
+    return [key for key, default in defaults.items() if not _is_default(given[key], default)]
 
 
 def _refuse_likelihood_options(name, **given):
@@ -456,11 +466,10 @@ class _reference_keywords:
         return self
 
     def __exit__(self, kind, exc, tb):
-        from fastdeconv.errors import Fix, InputProblem
+        from fastdeconv.errors import InputProblem
 
         if isinstance(exc, InputProblem) and any(f.keyword in self.names for f in exc.fixes):
-            fixes = [Fix(self.names.get(f.keyword, f.keyword), f.value) for f in exc.fixes]
-            raise InputProblem(exc.template, *fixes) from None
+            raise exc.renamed(self.names) from None
         return False
 
 
@@ -481,8 +490,7 @@ def _deconvolve_counts(record, bulk, reference, *, cells_given, robust, weights,
             f"method {record.name!r} fits a likelihood, not least squares: drop robust= "
             f"(got {robust!r})"
         )
-    if weights is not None:
-        raise ValueError(f"method={record.name!r} takes no per-gene weights; drop weights=")
+    _refuse_weights(record, weights)
     if background:
         raise ValueError(f"method={record.name!r} fits no background level; drop background=")
     ignored = _changed(signature_options, _SIGNATURE_DEFAULTS)
@@ -578,7 +586,7 @@ def deconvolve(
     update_reference="map",
     uncertainty=True,
     alpha=1.0,
-    exclude=("ribosomal", "mitochondrial"),
+    exclude=DEFAULT_EXCLUDE,
     exclude_genes=None,
     outliers=True,
 ):
@@ -857,7 +865,7 @@ def deconvolve(
         from fastdeconv._checks import check_choice
         from fastdeconv.signature import build_signature
 
-        fractions = check_choice(fractions, "fractions", ("auto", "cells", "rna"))
+        fractions = check_choice(fractions, "fractions", FRACTIONS)
         with _reference_keywords():
             built = build_signature(
                 signature, labels, label_key=label_key, layer=counts_layer,
@@ -909,14 +917,7 @@ def deconvolve(
     B = np.ascontiguousarray(B_u.to_numpy(dtype=np.float64))
     S_fit, level = _with_background(S, opts.background)
     fit, zero = _fit_samples(record, S_fit, B, w0, opts.solver, progress)
-    if zero.any():
-        names = [str(B_u.columns[j]) for j in np.flatnonzero(zero)]
-        warnings.warn(
-            f"{len(names)} sample(s) are zero on all {len(used)} genes used (first: "
-            f"{names[:5]}); their proportions are NaN",
-            UserWarning,
-            stacklevel=2,
-        )
+    warn_if_zero_samples(B_u.columns, zero, len(used), stacklevel=3)
 
     coef = pd.DataFrame(fit.coefficients[: S.shape[1]].T, index=B_u.columns, columns=S_u.columns)
     props = _proportions(record, coef, S, B, zero)

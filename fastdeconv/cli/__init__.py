@@ -86,14 +86,8 @@ def _tasks(args):
     """
     if args.command != "deconvolve":
         return (args.command,)
-    from fastdeconv.methods import REGRESSION
-
-    cells = bool(getattr(args, "reference_counts", None))
-    method = getattr(args, "method", None) or REGRESSION.default_for(
-        "counts" if cells else "signature"
-    )
-    fitting = "mixture" if REGRESSION.get(method).reference == "counts" else "deconvolve"
-    return (fitting, "signature") if cells else (fitting,)
+    fitting = "mixture" if deconvolve.likelihood(args) else "deconvolve"
+    return (fitting, "signature") if getattr(args, "reference_counts", None) else (fitting,)
 
 
 def compilation_notice(args):

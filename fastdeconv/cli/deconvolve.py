@@ -16,6 +16,7 @@ import os
 
 from fastdeconv.cli._cells import normalized_value
 from fastdeconv.cli._common import (
+    _option,
     InputError,
     MethodName,
     add_command,
@@ -373,10 +374,6 @@ _BAYES_OPTIONS = ("states", "update_reference", "exclude", "keep_outliers",
                   "uncertainty_output", "expression_output")
 
 
-def _flag(option):
-    return "--" + option.replace("_", "-")
-
-
 def check_reference_options(args):
     """Refuse, before reading anything, reference options that do not fit together.
 
@@ -400,19 +397,19 @@ def check_reference_options(args):
     given = [o for o in _CELL_OPTIONS if getattr(args, o) not in (None, False)]
     if args.signature and given:
         raise InputError(
-            f"{_flag(given[0])} is for a single-cell reference (--reference-counts), not for "
+            f"{_option(given[0])} is for a single-cell reference (--reference-counts), not for "
             "--signature"
         )
-    bayes = _likelihood(args)
+    bayes = likelihood(args)
     used = [o for o in _BAYES_OPTIONS if getattr(args, o) not in (None, False)]
     if used and not bayes:
-        raise InputError(f"{_flag(used[0])} is an option of --method bayes")
+        raise InputError(f"{_option(used[0])} is an option of --method bayes")
     if bayes:
         fitted = [o for o in ("robust", "weights", "genes", "n_markers", "min_fold_change")
                   if getattr(args, o) not in (None, "auto")]
         if fitted:
             raise InputError(
-                f"{_flag(fitted[0])} is for the least-squares methods: --method bayes fits every "
+                f"{_option(fitted[0])} is for the least-squares methods: --method bayes fits every "
                 "gene of the reference by likelihood (leave genes out with --exclude)"
             )
         if args.exclude is not None:
@@ -433,7 +430,7 @@ def check_reference_options(args):
             for option in ("label_key", "counts_layer"):
                 if getattr(args, option) is not None:
                     raise InputError(
-                        f"{_flag(option)} is for .h5ad --reference-counts only "
+                        f"{_option(option)} is for .h5ad --reference-counts only "
                         f"({args.reference_counts!r} is a table)"
                     )
         if args.rna_content:
@@ -504,18 +501,37 @@ def _reference_keywords(args):
         kwargs["exclude"] = _exclude_groups(args.exclude)
     if args.keep_outliers:
         kwargs["outliers"] = False
-    if _likelihood(args):
+    if likelihood(args):
         kwargs["uncertainty"] = bool(args.uncertainty_output)
     return counts, kwargs
 
 
-def _likelihood(args):
-    """Whether the run fits a likelihood method (the method's record, or the default's)."""
-    method = args.method
-    if method is None:
-        method = regression_methods().default_for(
-            "counts" if args.reference_counts else "signature"
-        )
+def likelihood(args):
+    """Whether the run fits a likelihood method (the method's record, or the default's).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``deconvolve`` command line.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from fastdeconv.cli import build_parser
+    >>> from fastdeconv.cli.deconvolve import likelihood
+    >>> parse = build_parser().parse_args
+    >>> likelihood(parse(["deconvolve", "--bulk", "b", "--reference-counts", "c", "--output", "o"]))
+    True
+    >>> likelihood(parse(["deconvolve", "--bulk", "b", "--signature", "s", "--output", "o"]))
+    False
+    """
+    cells = bool(getattr(args, "reference_counts", None))
+    method = getattr(args, "method", None) or regression_methods().default_for(
+        "counts" if cells else "signature"
+    )
     return regression_methods().get(method).reference == "counts"
 
 
@@ -567,7 +583,7 @@ def run(args):
             kwargs[option] = True
     if args.robust is not None:
         kwargs["robust"] = None if args.robust == "none" else args.robust
-    if _likelihood(args):
+    if likelihood(args):
         for option in ("genes", "n_markers", "min_fold_change"):
             kwargs.pop(option, None)
     content = None

@@ -848,6 +848,44 @@ def collinear_types(signature, *, cond_threshold=1e3):
     return cond, found
 
 
+def warn_if_zero_samples(columns, zero, n_genes, *, stacklevel=3):
+    """Warn that samples are zero on every gene used (their proportions are NaN).
+
+    Parameters
+    ----------
+    columns : sequence
+        The sample names.
+    zero : ndarray of bool
+        Which samples are all zero.
+    n_genes : int
+        Genes used, for the message.
+    stacklevel : int, optional
+        Passed to :func:`warnings.warn`.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from fastdeconv.inputs.tables import warn_if_zero_samples
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_zero_samples(["s1", "s2"], np.array([False, True]), 100)
+    >>> str(caught[0].message)
+    "1 sample(s) are zero on all 100 genes used (first: ['s2']); their proportions are NaN"
+    """
+    if not np.any(zero):
+        return
+    import warnings
+
+    names = [str(columns[j]) for j in np.flatnonzero(zero)]
+    warnings.warn(
+        f"{len(names)} sample(s) are zero on all {n_genes} genes used (first: {names[:5]}); "
+        "their proportions are NaN",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+
+
 def warn_if_collinear(signature, *, stacklevel=3, **kwargs):
     """Warn (UserWarning) when :func:`collinear_types` finds nearly collinear cell types.
 

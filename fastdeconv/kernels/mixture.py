@@ -396,7 +396,6 @@ def em_sample(phi, x, theta, a, tol, max_iter, work, H, Qa, psi, ws, H0):
         have = True
     force = False
     kkt_prev = np.inf
-    full_step = True
     while True:
         kkt = _kkt(theta, grad, lam)
         if kkt <= tol:
@@ -457,7 +456,6 @@ def em_sample(phi, x, theta, a, tol, max_iter, work, H, Qa, psi, ws, H0):
                 force = True
                 continue
             return n_eval, n_newton, CONVERGED if kkt <= 10.0 * tol else STALLED, f0
-        full_step = t == 1.0
         _bfgs_update(H, theta, tn, grad, t1, v, c)
         for j in range(k):
             theta[j] = tn[j]

@@ -68,6 +68,19 @@ def chunk_size(n_rows, m):
     return int(width)
 
 
+def chunk_bounds(n_rows, m):
+    """``(j0, j1)`` of every chunk of samples, of :func:`chunk_size` samples each.
+
+    Examples
+    --------
+    >>> from fastdeconv.solvers._batch import chunk_bounds
+    >>> chunk_bounds(5000, 40)
+    [(0, 16), (16, 32), (32, 40)]
+    """
+    width = chunk_size(n_rows, m)
+    return [(j0, min(j0 + width, m)) for j0 in range(0, m, width)]
+
+
 class BatchProblem:
     """One batched solve: the Gram matrix and how to project a chunk of samples.
 
@@ -204,8 +217,7 @@ def solve_batch(problem, kind, *, slack=False, n_jobs=None, max_iter=-1, tol=1e-
         if resid is not None:
             resid[j0:j1] = problem.residual(j0, j1, X[j0:j1, :k])
 
-    width = chunk_size(problem.n_rows, m)
-    bounds = [(j0, min(j0 + width, m)) for j0 in range(0, m, width)]
+    bounds = chunk_bounds(problem.n_rows, m)
     # BLAS runs single-threaded inside the driver: the workers are the
     # parallelism, and results must not depend on the BLAS thread count (it
     # changes the rounding of A'B).  Tiny problems run in the caller's thread and

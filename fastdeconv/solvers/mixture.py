@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastdeconv._parallel import resolve_n_jobs, thread_map
-from fastdeconv.solvers._batch import chunk_size
+from fastdeconv.solvers._batch import chunk_bounds
 
 __all__ = [
     "MixtureInfo", "fit_mixture", "summarise_mixture", "multinomial_map", "DEFAULT_TOL",
@@ -113,8 +113,7 @@ def fit_mixture(phi, X, *, alpha=None, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITE
     n_newton = np.zeros(m, dtype=np.int64)
     status = np.zeros(m, dtype=np.int8)
     loglik = np.full(m, np.nan)
-    width = chunk_size(n, m)
-    bounds = [(j0, min(j0 + width, m)) for j0 in range(0, m, width)]
+    bounds = chunk_bounds(n, m)
 
     def run(bound):
         j0, j1 = bound
@@ -182,8 +181,7 @@ def summarise_mixture(phi, X, theta, *, alpha=None, groups=None, contents=None, 
     se = np.full((m, T), np.nan)
     se_c = np.full((m, T), np.nan)
     stats = np.full((m, 2), np.nan)
-    width = chunk_size(n, m)
-    bounds = [(j0, min(j0 + width, m)) for j0 in range(0, m, width)]
+    bounds = chunk_bounds(n, m)
 
     z_total = np.zeros((n, k)) if z else None
     # the chunks' Z are added in chunk order as they arrive (the same sum whatever the
