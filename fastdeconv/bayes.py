@@ -407,13 +407,8 @@ def mixture_reference(
         )
     state_values = None
     if states is not None or state_key is not None:
-        try:
-            state_values = as_labels(states, c, label_key=state_key)
-        except InputProblem as exc:  # its remedies name the labels' keywords
-            raise exc.renamed({"label_key": "state_key", "labels": "states"}) from None
-        except ValueError as exc:
-            raise ValueError(str(exc).replace("label_key", "state_key").replace(
-                "labels", "states")) from None
+        state_values = as_labels(states, c, label_key=state_key,
+                                 keywords=("states", "state_key"))
     c = check_raw(
         c, normalized,
         needs="the cell fractions need each cell's library size, and the likelihood counts",

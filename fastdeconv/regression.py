@@ -238,6 +238,53 @@ def _check_options(
     return _Options(record, bool(background), solver)
 
 
+def _check_needs(record, cells_given, subjects_given):
+    """A method that needs single cells (or subjects) is refused without them, and vice versa."""
+    from fastdeconv.errors import Fix, InputProblem
+
+    if "cells" in record.needs and not cells_given:
+        raise InputProblem(
+            f"method={record.name!r} needs a single-cell reference: pass raw counts "
+            "(genes x cells) as the signature with the cell type of every cell as {0}",
+            Fix("labels", "LABELS"),
+        )
+    if "subjects" in record.needs and not subjects_given:
+        raise InputProblem(
+            f"method={record.name!r} uses the variation between donors: pass the donor (or "
+            "batch) of every cell as {0}",
+            Fix("subjects", "SUBJECTS"),
+        )
+    if subjects_given and "subjects" not in record.needs:
+        users = ", ".join(repr(m.name) for m in REGRESSION if "subjects" in m.needs) or "none"
+        raise ValueError(
+            f"subjects= is used only by the methods that need donors ({users}), not by "
+            f"method={record.name!r}: drop it or choose one of those"
+        )
+
+
+def _cell_context(counts, built, labels, label_key, subjects, subject_key, normalized, n_jobs,
+                  *, case_insensitive, strip_version):
+    """The single-cell context of a method that needs cells, and its gene names (harmonised)."""
+    from fastdeconv.inputs.counts import as_labels, check_raw
+    from fastdeconv.methods._problem import CellContext
+
+    counts = check_raw(counts, normalized, needs="the method reads the cells' counts",
+                       if_normalized="the RNA per cell is then unknown")
+    types = as_labels(labels, counts, label_key=label_key)
+    donors = None
+    if subjects is not None or subject_key is not None:
+        donors = as_labels(subjects, counts, label_key=subject_key,
+                           keywords=("subjects", "subject_key"))
+    context = CellContext.from_counts(counts, types, list(built.signature.columns),
+                                      subjects=donors, n_jobs=n_jobs)
+    genes = harmonize_genes(
+        pd.DataFrame(index=counts.genes, columns=[]), name="reference",
+        case_insensitive=case_insensitive, strip_version=strip_version, duplicates="raise",
+        duplicates_option=None,
+    ).index
+    return context, genes
+
+
 def _refuse_weights(record, weights):
     """Refuse per-gene weights for a method whose record says it takes none."""
     if record.weights == "unsupported" and weights is not None:
@@ -308,6 +355,9 @@ def _with_background(S, background):
 def _fit_samples(record, S, B, w0, solver, progress):
     """Fit every sample that is not zero on all genes, in blocks of samples.
 
+    ``solver`` holds the other fields of the :class:`RegressionProblem`; a
+    method whose record is ``batch_dependent`` gets all samples in one block.
+
     Returns one :class:`MethodFit` for all samples (NaN coefficients, extra
     columns and gene weights, not converged, for the all-zero samples) and the
     mask of those samples.
@@ -322,10 +372,11 @@ def _fit_samples(record, S, B, w0, solver, progress):
     extra = {name: np.full(m, np.nan) for name in record.extra_columns}
     fixed = 1.0 if w0 is None else w0[:, None]
     live = np.flatnonzero(~zero)
+    block = max(live.size, 1) if record.batch_dependent else _BLOCK
     with progress_bar(m, progress, desc="deconvolve") as bar:
         bar.update(int(zero.sum()))
-        for start in range(0, live.size, _BLOCK):
-            cols = live[start:start + _BLOCK]
+        for start in range(0, live.size, block):
+            cols = live[start:start + block]
             fit = record.fit(RegressionProblem(S, B[:, cols], w0, **solver))
             X[:, cols] = fit.coefficients
             converged[cols] = fit.converged
@@ -589,6 +640,9 @@ def deconvolve(
     exclude=DEFAULT_EXCLUDE,
     exclude_genes=None,
     outliers=True,
+    method_options=None,
+    subjects=None,
+    subject_key=None,
 ):
     """Estimate cell-type proportions of bulk samples from a signature or single cells.
 
@@ -749,6 +803,14 @@ def deconvolve(
     outliers : bool, default True
         ``"bayes"``: leave out genes holding more than 1% of a sample's reads
         in more than 10% of samples (:func:`fastdeconv.bayes.outlier_genes`).
+    method_options : dict, optional
+        The method's own options (e.g. ``{"nu": 0.5}`` for ``"nusvr"``); the
+        table of :func:`fastdeconv.show_methods` lists each method's options
+        and defaults.  Unknown keys are refused.
+    subjects, subject_key : optional
+        With a single-cell reference: the donor (or batch) of every cell, like
+        ``labels``/``label_key``; needed by the methods that use the
+        variation between subjects (``show_methods()`` column ``needs``).
 
     Returns
     -------
@@ -825,6 +887,9 @@ def deconvolve(
     if method == "auto":
         method = REGRESSION.default_for("counts" if cells_given else "signature")
     record = REGRESSION.get(method)
+    method_options = record.resolve_options(method_options)
+    subjects_given = subjects is not None or subject_key is not None
+    _check_needs(record, cells_given, subjects_given)
     if record.reference == "counts":
         return _deconvolve_counts(
             record, bulk, signature, cells_given=cells_given, robust=robust, weights=weights,
@@ -861,17 +926,23 @@ def deconvolve(
         uncertainty=uncertainty, alpha=alpha, exclude=exclude, exclude_genes=exclude_genes,
         outliers=outliers,
     )
+    context = None
     if cells_given:
         from fastdeconv._checks import check_choice
+        from fastdeconv.inputs.counts import as_counts
         from fastdeconv.signature import build_signature
 
         fractions = check_choice(fractions, "fractions", FRACTIONS)
         with _reference_keywords():
+            counts = as_counts(signature, layer=counts_layer, transpose=transpose_signature,
+                               duplicates=duplicates, gene_names=signature_genes)
             built = build_signature(
-                signature, labels, label_key=label_key, layer=counts_layer,
-                normalized=normalized, transpose=transpose_signature, duplicates=duplicates,
-                gene_names=signature_genes, n_jobs=n_jobs,
+                counts, labels, label_key=label_key, normalized=normalized, n_jobs=n_jobs,
             )
+        if "cells" in record.needs:
+            context = _cell_context(counts, built, labels, label_key, subjects, subject_key,
+                                    normalized, n_jobs, case_insensitive=case_insensitive,
+                                    strip_version=strip_version)
         signature = built.signature
         transpose_signature = False
         signature_genes = None
@@ -916,7 +987,10 @@ def deconvolve(
     S = np.ascontiguousarray(S_u.to_numpy(dtype=np.float64))
     B = np.ascontiguousarray(B_u.to_numpy(dtype=np.float64))
     S_fit, level = _with_background(S, opts.background)
-    fit, zero = _fit_samples(record, S_fit, B, w0, opts.solver, progress)
+    problem = dict(opts.solver, options=method_options, cell_types=tuple(map(str, S_u.columns)))
+    if context is not None:
+        problem["cells"] = context[0].take(context[1].get_indexer(used))
+    fit, zero = _fit_samples(record, S_fit, B, w0, problem, progress)
     warn_if_zero_samples(B_u.columns, zero, len(used), stacklevel=3)
 
     coef = pd.DataFrame(fit.coefficients[: S.shape[1]].T, index=B_u.columns, columns=S_u.columns)

@@ -624,7 +624,7 @@ def test_deconvolve_weights_and_wls(files, tmp_path, small, capsys):
 
 # --------------------------------------------------------------------------- structure
 
-COMMANDS = ("deconvolve", "evaluate", "demo", "signature", "simulate", "linseed")
+COMMANDS = ("deconvolve", "evaluate", "demo", "signature", "simulate", "linseed", "methods")
 DOCS_CLI = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
 

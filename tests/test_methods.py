@@ -286,3 +286,119 @@ def test_the_problem_a_method_receives(toy_method):
     assert problem.B.shape == (len(sig), 6)  # the all-zero sample is not handed over
     assert problem.weights is None and problem.loss == "squared" and problem.n_jobs == 2
     assert res.proportions.loc["zero"].isna().all()
+
+
+# --- the method's own options, single cells and donors ------------------------------
+
+
+@pytest.fixture
+def options_method():
+    """A method with its own options that needs single cells and donors, and sees all samples."""
+    REGRESSION.names()
+    seen = []
+
+    def fit(problem):
+        seen.append(problem)
+        X = _fit_toy(problem).coefficients * problem.options["scale"]
+        return MethodFit.exact(X)
+
+    record = REGRESSION.register(Method(
+        "toy_cells", "needs cells (a test method)", fit=fit, normalise=True,
+        options={"scale": 1.0, "grid": (0.25, 0.5)},
+        option_docs={"scale": "multiplies the coefficients", "grid": "unused"},
+        needs=("cells", "subjects"), batch_dependent=True,
+    ))
+    try:
+        yield record, seen
+    finally:
+        REGRESSION._methods.pop("toy_cells", None)
+
+
+def test_method_options_reach_the_method_and_unknown_keys_are_refused(options_method):
+    record, seen = options_method
+    assert record.resolve_options() == {"scale": 1.0, "grid": (0.25, 0.5)}
+    assert record.resolve_options({"scale": "2", "grid": "0.1, 0.2"}) == {
+        "scale": 2.0, "grid": (0.1, 0.2)}
+    with pytest.raises(ValueError, match=r"no option 'sclae' in method_options= \(its options: "
+                       r"'scale', 'grid'\)"):
+        record.resolve_options({"sclae": 2})
+    with pytest.raises(TypeError, match="method_options must be a dict"):
+        record.resolve_options([("scale", 2)])
+    bulk, sig, _ = planted()
+    with pytest.raises(ValueError, match="method='nnls' has no option 'nu'"):
+        fastdeconv.deconvolve(bulk, sig, method="nnls", method_options={"nu": 0.5})
+    assert show_methods().set_index("method").loc["toy_cells", "options"] == (
+        "scale=1.0, grid=(0.25, 0.5)")
+
+
+def test_a_method_that_needs_cells_gets_them_per_donor(options_method):
+    from fastdeconv.errors import InputProblem
+
+    record, seen = options_method
+    bulk, cells, labels, props = planted_cells(cells_per_type=40)
+    donors = np.tile(["d1", "d2"], cells.shape[1] // 2)
+    bulk = pd.concat([bulk] * 1, axis=1)
+    with pytest.raises(InputProblem, match="needs a single-cell reference.*labels="):
+        fastdeconv.deconvolve(bulk, planted()[1], method="toy_cells")
+    with pytest.raises(InputProblem, match="donor.*subjects="):
+        fastdeconv.deconvolve(bulk, cells, method="toy_cells", labels=labels)
+    with pytest.raises(ValueError, match="subjects= is used only by .*'toy_cells'.* not by "
+                       "method='nnls'"):
+        fastdeconv.deconvolve(bulk, cells, method="nnls", labels=labels, subjects=donors)
+    with pytest.raises(ValueError, match="subjects"):
+        fastdeconv.deconvolve(bulk, cells, method="toy_cells", labels=labels,
+                              subjects=donors[:10])
+    res = fastdeconv.deconvolve(bulk, cells, method="toy_cells", labels=labels, subjects=donors,
+                                method_options={"scale": 3.0}, fractions="rna")
+    (problem,) = seen
+    assert problem.options == {"scale": 3.0, "grid": (0.25, 0.5)}
+    ctx = problem.cells
+    assert ctx.subjects == ("d1", "d2") and problem.cell_types == tuple(sorted(TYPES))
+    assert ctx.subject_profiles.shape == (problem.n, 3, 2) and ctx.pseudobulk.shape == (problem.n, 2)
+    # the context is on the problem's genes: the mean over donors is the signature / 1e6 (CPM)
+    np.testing.assert_allclose(ctx.subject_profiles.mean(axis=2) * 1e6, problem.S, rtol=1e-9)
+    # the donors' cells: 20 of each type in each
+    assert ctx.subject_cells.tolist() == [[20, 20]] * 3
+    np.testing.assert_allclose(ctx.rna_content,
+                               cells.sum().groupby(labels).mean()[list(problem.cell_types)])
+    # a naive pseudo-bulk of donor d1 on the problem's genes
+    genes = res.genes_used
+    d1 = cells.loc[:, donors == "d1"]
+    np.testing.assert_allclose(ctx.pseudobulk[:, 0], d1.loc[genes].sum(axis=1) / d1.to_numpy().sum())
+    np.testing.assert_allclose(res.proportions[TYPES].to_numpy(), props.to_numpy(), atol=0.02)
+
+
+def test_a_batch_dependent_method_gets_every_sample_at_once(options_method, monkeypatch):
+    import fastdeconv.regression as regression
+
+    record, seen = options_method
+    monkeypatch.setattr(regression, "_BLOCK", 2)  # blocks of two samples for the others
+    bulk, cells, labels, _ = planted_cells(cells_per_type=20)
+    donors = np.tile(["d1", "d2"], cells.shape[1] // 2)
+    fastdeconv.deconvolve(bulk, cells, method="toy_cells", labels=labels, subjects=donors)
+    assert [p.m for p in seen] == [bulk.shape[1]]
+
+
+def test_cli_method_options_and_subjects(options_method, tmp_path, capsys):
+    from fastdeconv.cli import main
+
+    bulk, cells, labels, _ = planted_cells(cells_per_type=20)
+    paths = {name: tmp_path / f"{name}.tsv" for name in ("bulk", "cells", "labels", "donors")}
+    bulk.to_csv(paths["bulk"], sep="\t")
+    cells.to_csv(paths["cells"], sep="\t")
+    pd.Series(labels, index=cells.columns, name="type").to_csv(paths["labels"], sep="\t")
+    donors = pd.Series(np.tile(["d1", "d2"], cells.shape[1] // 2), index=cells.columns,
+                       name="donor")
+    donors.to_csv(paths["donors"], sep="\t")
+    base = ["deconvolve", "--bulk", str(paths["bulk"]), "--reference-counts",
+            str(paths["cells"]), "--labels", str(paths["labels"]), "--output",
+            str(tmp_path / "out.tsv"), "--method", "toy_cells", "-q"]
+    assert main([*base, "--method-option", "sclae=2", "--subjects", str(paths["donors"])]) == 1
+    err = capsys.readouterr().err
+    assert "--method-option sclae: --method toy_cells has no such option" in err
+    assert main([*base]) == 1
+    assert "--subjects" in capsys.readouterr().err
+    assert main([*base, "--method-option", "scale=2", "--subjects", str(paths["donors"]),
+                 "--fractions", "rna"]) == 0
+    _, seen = options_method
+    assert seen[-1].options["scale"] == 2.0 and seen[-1].cells.subjects == ("d1", "d2")

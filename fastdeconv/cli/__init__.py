@@ -1,7 +1,7 @@
 """The ``fastdeconv`` command line.
 
 One module per command (``deconvolve``, ``evaluate``, ``demo``, ``signature``,
-``simulate``, ``linseed``), each holding ``add_parser(subparsers)``, which
+``simulate``, ``linseed``, ``methods``), each holding ``add_parser(subparsers)``, which
 builds the command's options, next to ``run(args)``, which reads the inputs,
 calls the pipeline's own module and writes the results; ``_common`` holds
 what they share.  Heavy modules are imported inside ``run``, so
@@ -25,14 +25,14 @@ import os
 import sys
 import warnings
 
-from fastdeconv.cli import deconvolve, demo, evaluate, linseed, signature, simulate
+from fastdeconv.cli import deconvolve, demo, evaluate, linseed, methods, signature, simulate
 from fastdeconv.cli._common import PROG, check_paths, one_line, show_warning
 from fastdeconv.errors import InputProblem
 
 __all__ = ["main", "build_parser", "compilation_notice"]
 
 #: The command modules, in the order ``fastdeconv --help`` lists them.
-COMMANDS = (deconvolve, evaluate, demo, signature, simulate, linseed)
+COMMANDS = (deconvolve, evaluate, demo, signature, simulate, linseed, methods)
 
 
 def build_parser():

@@ -173,14 +173,17 @@ def read_counts(path, option="--counts"):
     return read(path, option)
 
 
-def read_labels(path):
-    """``--labels``: two-column table with a header (cell id, cell type) -> Series by cell id."""
-    labels = read_series(path, "--labels", "cell id, cell type", index_col=0, numeric=False)
-    for missing, what in ((labels.index.isna(), "no cell id"), (labels.isna(), "no cell type")):
+def read_labels(path, option="--labels", what="cell type"):
+    """``--labels`` (or ``--subjects``): two-column table with a header (cell id, value) -> Series.
+
+    ``what`` names the second column in messages.
+    """
+    labels = read_series(path, option, f"cell id, {what}", index_col=0, numeric=False)
+    for missing, what in ((labels.index.isna(), "no cell id"), (labels.isna(), f"no {what}")):
         if missing.any():  # would become a cell or a type named 'nan'
             rows = [i + 2 for i in [k for k, m in enumerate(missing) if m][:3]]  # 1-based
             raise InputError(
-                f"--labels: {path!r} has {int(missing.sum())} row(s) with {what} (line(s) "
+                f"{option}: {path!r} has {int(missing.sum())} row(s) with {what} (line(s) "
                 f"{', '.join(map(str, rows))}); fill them in or remove those rows"
             )
     labels.index = labels.index.astype(str)

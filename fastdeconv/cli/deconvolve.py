@@ -120,6 +120,9 @@ FLAGS = {
     "n_jobs": "--n-jobs",
     "labels": "--labels",
     "label_key": "--label-key",
+    "subjects": "--subjects",
+    "subject_key": "--subject-key",
+    "method_options": "--method-option",
     "states": "--states",
     "counts_layer": "--counts-layer",
     "normalized": "--normalized",
@@ -177,6 +180,11 @@ def add_parser(subparsers):
                help="two-column table (cell id, cell type) of the --reference-counts cells")
     p.add_argument("--label-key", metavar="KEY",
                    help=".h5ad --reference-counts: the .obs column holding the cell types")
+    input_file(p, "--subjects", metavar="FILE",
+               help="two-column table (cell id, donor or batch) of the --reference-counts cells: "
+               "for the methods that use the variation between donors (music, bisque)")
+    p.add_argument("--subject-key", metavar="KEY",
+                   help=".h5ad --reference-counts: the .obs column holding the donors")
     input_file(p, "--states", metavar="FILE",
                help="--method bayes: two-column table (cell id, cell state) of sub-types within "
                "each cell type (default: one state per type)")
@@ -222,6 +230,12 @@ def add_parser(subparsers):
         ),
         lambda: f"{method_help(regression_methods())}; auto: nnls with --signature, bayes with "
         "--reference-counts (default: auto)",
+    )
+    p.add_argument(
+        "--method-option", action="append", default=None, metavar="KEY=VALUE",
+        help="an option of the chosen method (repeat for several; a comma-separated VALUE is a "
+        "list, e.g. --method-option nu=0.25,0.5); `fastdeconv methods` lists each method's "
+        "options and defaults",
     )
     p.add_argument(
         "--genes",
@@ -369,7 +383,8 @@ def title(args):
 
 
 #: options that only a single-cell reference takes, and those of ``--method bayes`` alone
-_CELL_OPTIONS = ("labels", "label_key", "states", "counts_layer", "normalized", "fractions")
+_CELL_OPTIONS = ("labels", "label_key", "states", "counts_layer", "normalized", "fractions",
+                 "subjects", "subject_key")
 _BAYES_OPTIONS = ("states", "update_reference", "exclude", "keep_outliers",
                   "uncertainty_output", "expression_output")
 
@@ -426,8 +441,10 @@ def check_reference_options(args):
             )
         if args.labels is not None and args.label_key is not None:
             raise InputError("give --labels or --label-key, not both")
+        if args.subjects is not None and args.subject_key is not None:
+            raise InputError("give --subjects or --subject-key, not both")
         if not h5ad:
-            for option in ("label_key", "counts_layer"):
+            for option in ("label_key", "counts_layer", "subject_key"):
                 if getattr(args, option) is not None:
                     raise InputError(
                         f"{_option(option)} is for .h5ad --reference-counts only "
@@ -484,6 +501,10 @@ def _reference_keywords(args):
         kwargs["labels"] = read_labels(args.labels)
     else:
         kwargs["label_key"] = args.label_key
+    if args.subjects is not None:
+        kwargs["subjects"] = read_labels(args.subjects, "--subjects", "donor")
+    elif args.subject_key is not None:
+        kwargs["subject_key"] = args.subject_key
     if args.states is not None:
         states = read_series(args.states, "--states", "cell id, cell state", index_col=0,
                              numeric=False)
@@ -504,6 +525,53 @@ def _reference_keywords(args):
     if likelihood(args):
         kwargs["uncertainty"] = bool(args.uncertainty_output)
     return counts, kwargs
+
+
+def check_method_options(args):
+    """``--method-option KEY=VALUE`` flags as a dict, checked against the method's options.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``deconvolve`` command line.
+
+    Returns
+    -------
+    dict
+        Option name -> value as text (the method's record converts it).
+
+    Examples
+    --------
+    >>> from fastdeconv.cli import build_parser
+    >>> from fastdeconv.cli.deconvolve import check_method_options
+    >>> parse = build_parser().parse_args
+    >>> check_method_options(parse(["deconvolve", "--bulk", "b", "--signature", "s",
+    ...                             "--output", "o", "--method", "nnls"]))
+    {}
+    >>> check_method_options(parse(["deconvolve", "--bulk", "b", "--signature", "s",
+    ...                             "--output", "o", "--method-option", "nu"]))
+    Traceback (most recent call last):
+    ...
+    fastdeconv.cli._common.InputError: --method-option takes KEY=VALUE, got 'nu'
+    """
+    given = {}
+    for item in args.method_option or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--method-option takes KEY=VALUE, got {item!r}")
+        given[key.strip()] = value.strip()
+    if not given:
+        return given
+    record = chosen_method(args)
+    name = record.name
+    unknown = [key for key in given if key not in record.options]
+    if unknown:
+        have = ", ".join(f"{k}={v!r}" for k, v in record.options.items())
+        raise InputError(
+            f"--method-option {unknown[0]}: --method {name} has no such option "
+            f"({'its options: ' + have if have else 'it has no options'})"
+        )
+    return given
 
 
 def likelihood(args):
@@ -528,11 +596,16 @@ def likelihood(args):
     >>> likelihood(parse(["deconvolve", "--bulk", "b", "--signature", "s", "--output", "o"]))
     False
     """
+    return chosen_method(args).reference == "counts"
+
+
+def chosen_method(args):
+    """The record of the method the run uses: ``--method``, or the default for its reference."""
     cells = bool(getattr(args, "reference_counts", None))
     method = getattr(args, "method", None) or regression_methods().default_for(
         "counts" if cells else "signature"
     )
-    return regression_methods().get(method).reference == "counts"
+    return regression_methods().get(method)
 
 
 def run(args):
@@ -561,6 +634,7 @@ def run(args):
     check_table_path(args.uncertainty_output, "--uncertainty-output")
     check_plot_path(args.plot)
     check_plot_path(args.plot_fit, "--plot-fit")
+    method_options = check_method_options(args)
     if args.method is not None and not args.weights:
         if regression_methods().get(args.method).weights == "required":
             raise InputError(
@@ -583,6 +657,8 @@ def run(args):
             kwargs[option] = True
     if args.robust is not None:
         kwargs["robust"] = None if args.robust == "none" else args.robust
+    if method_options:
+        kwargs["method_options"] = method_options
     if likelihood(args):
         for option in ("genes", "n_markers", "min_fold_change"):
             kwargs.pop(option, None)

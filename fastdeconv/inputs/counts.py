@@ -508,8 +508,9 @@ def as_counts(counts, *, layer=None, gene_names=None, transpose=False, duplicate
 
     Parameters
     ----------
-    counts : array_like, scipy.sparse matrix, pandas.DataFrame or AnnData
-        Arrays, sparse matrices and DataFrames are genes x cells (a DataFrame
+    counts : array_like, scipy.sparse matrix, pandas.DataFrame, AnnData or Counts
+        A :class:`Counts` read before is returned as it is.  Arrays, sparse
+        matrices and DataFrames are genes x cells (a DataFrame
         has genes as index and cell ids as columns; all-sparse columns stay
         sparse).  CSR and CSC matrices are used in place; other sparse formats
         become CSR.  An AnnData object is cells x genes, as usual; its ``.X``
@@ -556,6 +557,8 @@ def as_counts(counts, *, layer=None, gene_names=None, transpose=False, duplicate
     """
     import scipy.sparse as sp
 
+    if isinstance(counts, Counts):  # read already (a pipeline reading once for several uses)
+        return counts
     if duplicates not in ("raise", "sum"):
         raise ValueError(f"duplicates must be 'raise' or 'sum', got {duplicates!r}")
     if not isinstance(transpose, (bool, np.bool_)):
@@ -700,7 +703,7 @@ def _numeric_matrix(x):
     return x
 
 
-def as_labels(labels, counts, *, label_key=None):
+def as_labels(labels, counts, *, label_key=None, keywords=None):
     """One cell-type label per cell, aligned to the cells of ``counts``.
 
     Parameters
@@ -715,6 +718,9 @@ def as_labels(labels, counts, *, label_key=None):
     label_key : str, optional
         AnnData only: the ``.obs`` column holding the labels (the same as
         passing its name as ``labels``).
+    keywords : tuple of str, optional
+        The caller's names for ``labels`` and ``label_key`` (e.g.
+        ``("states", "state_key")``), used in the error messages instead.
 
     Returns
     -------
@@ -740,6 +746,14 @@ def as_labels(labels, counts, *, label_key=None):
     >>> as_labels(pd.Series({"c3": "B", "c1": "T", "c2": "T"}), c).tolist()
     ['T', 'T', 'B']
     """
+    if keywords is not None:
+        try:
+            return as_labels(labels, counts, label_key=label_key)
+        except InputProblem as exc:
+            raise exc.renamed({"labels": keywords[0], "label_key": keywords[1]}) from None
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("label_key", keywords[1]).replace(
+                "labels", keywords[0])) from None
     keyword = "labels"
     if label_key is not None:
         if counts.obs is None:

@@ -24,13 +24,18 @@ from __future__ import annotations
 
 import importlib
 import threading
+
+import numpy as np
 from dataclasses import dataclass, field
 from typing import Callable
 
-from fastdeconv.methods._problem import MethodFit, MixtureProblem, RegressionProblem
+from fastdeconv.methods._problem import (
+    CellContext, MethodFit, MixtureProblem, RegressionProblem,
+)
 
 __all__ = [
     "Method", "Registry", "REGRESSION", "RegressionProblem", "MixtureProblem", "MethodFit",
+    "CellContext",
     "show_methods",
 ]
 
@@ -67,6 +72,22 @@ class Method:
         What the method fits to: a signature (``fit(RegressionProblem)``), or
         the profiles of a labelled single-cell reference by likelihood
         (``fit(MixtureProblem)``; the pipeline of :mod:`fastdeconv.bayes`).
+    options : dict
+        The method's own options and their defaults (``method_options=`` of
+        :func:`fastdeconv.deconvolve`, ``--method-option KEY=VALUE`` on the
+        command line); the pipeline refuses unknown keys, converts values to
+        the default's type and passes the merged dict as
+        ``RegressionProblem.options``.
+    option_docs : dict
+        One line per option, for ``--help`` and the documentation.
+    needs : tuple of str
+        What the method needs beyond a signature: ``"cells"`` (a single-cell
+        reference with ``labels=``: ``RegressionProblem.cells`` is set) and
+        ``"subjects"`` (and ``subjects=``, several donors or batches).
+    batch_dependent : bool
+        True when a sample's answer depends on the other samples (e.g. a
+        gene-wise transform of the bulk across samples): the pipeline then
+        passes every sample in one call instead of blocks.
 
     Examples
     --------
@@ -86,14 +107,104 @@ class Method:
     extra_columns: tuple = ()
     references: tuple = field(default_factory=tuple)
     reference: str = "signature"
+    options: dict = field(default_factory=dict)
+    option_docs: dict = field(default_factory=dict)
+    needs: tuple = ()
+    batch_dependent: bool = False
+
+    def resolve_options(self, given=None):
+        """The method's options: its defaults updated with the user's, unknown keys refused.
+
+        Parameters
+        ----------
+        given : dict, optional
+            ``method_options=`` of :func:`fastdeconv.deconvolve`.  Values given
+            as text (the command line's ``--method-option KEY=VALUE``) are
+            read as numbers, booleans, ``none`` or comma-separated tuples.
+
+        Returns
+        -------
+        dict
+
+        Raises
+        ------
+        ValueError
+            For a key the method does not have (naming the ones it has).
+
+        Examples
+        --------
+        >>> from fastdeconv.methods import Method
+        >>> m = Method("demo", "a demonstration", fit=print, normalise=True,
+        ...            options={"nu": (0.25, 0.5), "C": 1.0}, option_docs={"nu": "", "C": ""})
+        >>> m.resolve_options({"C": "100"})
+        {'nu': (0.25, 0.5), 'C': 100.0}
+        >>> m.resolve_options({"nu": "0.5,0.75"})["nu"]
+        (0.5, 0.75)
+        """
+        if given is None:
+            return dict(self.options)
+        if not isinstance(given, dict):
+            raise TypeError(
+                f"method_options must be a dict of option names to values, got "
+                f"{type(given).__name__}"
+            )
+        unknown = [key for key in given if key not in self.options]
+        if unknown:
+            have = ", ".join(repr(key) for key in self.options) or "none"
+            raise ValueError(
+                f"method={self.name!r} has no option {unknown[0]!r} in method_options= "
+                f"(its options: {have})"
+            )
+        merged = dict(self.options)
+        merged.update({
+            key: _as_default_type(_option_value(value), self.options[key])
+            for key, value in given.items()
+        })
+        return merged
 
     def __post_init__(self):
+        if set(self.needs) - {"cells", "subjects"}:
+            raise ValueError(f"Method.needs may hold 'cells' and 'subjects', got {self.needs!r}")
+        if set(self.option_docs) != set(self.options):
+            raise ValueError("Method.option_docs must document every option, and only those")
         if self.reference not in ("signature", "counts"):
             raise ValueError(f"Method.reference must be signature/counts, got {self.reference!r}")
         if self.weights not in ("optional", "required", "unsupported"):
             raise ValueError(
                 f"Method.weights must be optional/required/unsupported, got {self.weights!r}"
             )
+
+
+def _option_value(value):
+    """A method option as given in Python, or read from text (the command line)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if "," in text:
+        return tuple(_option_value(part) for part in text.split(",") if part.strip())
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _as_default_type(value, default):
+    """Numbers take the type of the option's default (an int 100 for a float option is 100.0)."""
+    number = (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or isinstance(default, bool) or not isinstance(value, number):
+        return value
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, int) and float(value).is_integer():
+        return int(value)
+    return value
 
 
 class Registry:
@@ -240,7 +351,9 @@ def show_methods():
     -------
     pandas.DataFrame
         One row per method: pipeline, name, summary, weights, background,
-        losses, whether its coefficients are normalised to proportions.
+        losses, whether its coefficients are normalised to proportions, what
+        it fits to, what it needs beyond a signature, and its own options
+        (``method_options=``) with their defaults.
 
     Examples
     --------
@@ -261,6 +374,8 @@ def show_methods():
             "losses": ", ".join(m.losses),
             "normalised": m.normalise,
             "reference": m.reference,
+            "needs": ", ".join(m.needs),
+            "options": ", ".join(f"{key}={value!r}" for key, value in m.options.items()),
         }
         for registry in (REGRESSION,)
         for m in registry

@@ -26,7 +26,153 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RegressionProblem", "MixtureProblem", "MethodFit"]
+__all__ = ["RegressionProblem", "MixtureProblem", "MethodFit", "CellContext"]
+
+
+@dataclass(frozen=True)
+class CellContext:
+    """What a labelled single-cell reference tells a method beyond its signature.
+
+    Every array is on the genes of the problem (the rows of
+    ``RegressionProblem.S``, in that order) and the cell types of its columns
+    (without the background column).  Expression is relative (a cell's
+    counts divided by its total over all genes of the reference: CPM / 1e6),
+    the scale of :func:`fastdeconv.build_signature` divided by 1e6.
+
+    Attributes
+    ----------
+    rna_content : ndarray, shape (k,)
+        Mean total counts per cell of each type (its RNA per cell).
+    n_cells : ndarray, shape (k,)
+        Cells per type.
+    subjects : tuple of str
+        Names of the donors / batches (``("all",)`` without ``subjects=``).
+    subject_profiles : ndarray, shape (n, k, s)
+        Mean relative expression of each type in each subject; NaN where a
+        subject has no cell of the type.
+    subject_cells : ndarray, shape (k, s)
+        Cells of each type in each subject.
+    pseudobulk : ndarray, shape (n, s)
+        Each subject's pseudo-bulk: the sum of its cells' counts divided by
+        their total over all genes (what a bulk of that subject's cells would
+        measure).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.methods._problem import CellContext
+    >>> ctx = CellContext(np.array([2e3, 5e3]), np.array([10, 4]), ("d1",),
+    ...                   np.full((3, 2, 1), 0.1), np.array([[10], [4]]), np.full((3, 1), 0.1))
+    >>> ctx.n_subjects
+    1
+    """
+
+    rna_content: np.ndarray
+    n_cells: np.ndarray
+    subjects: tuple
+    subject_profiles: np.ndarray
+    subject_cells: np.ndarray
+    pseudobulk: np.ndarray
+
+    @property
+    def n_subjects(self):
+        """Number of subjects (donors or batches)."""
+        return len(self.subjects)
+
+    def take(self, rows):
+        """The context on a subset of the genes (rows in the order given).
+
+        Parameters
+        ----------
+        rows : array_like of int
+            Gene positions.
+
+        Returns
+        -------
+        CellContext
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastdeconv.methods._problem import CellContext
+        >>> ctx = CellContext(np.ones(2), np.ones(2), ("d1",), np.zeros((3, 2, 1)),
+        ...                   np.ones((2, 1)), np.arange(3.0).reshape(3, 1))
+        >>> ctx.take([2, 0]).pseudobulk.ravel().tolist()
+        [2.0, 0.0]
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        return CellContext(
+            self.rna_content, self.n_cells, self.subjects,
+            np.ascontiguousarray(self.subject_profiles[rows]), self.subject_cells,
+            np.ascontiguousarray(self.pseudobulk[rows]),
+        )
+
+    @classmethod
+    def from_counts(cls, counts, labels, cell_types, subjects=None, n_jobs=None):
+        """Sum a labelled single-cell reference by cell type and subject, in one pass.
+
+        Parameters
+        ----------
+        counts : Counts
+            Raw counts, genes x cells (:func:`fastdeconv.inputs.counts.as_counts`).
+        labels : array_like of str, shape (n_cells,)
+            The cell type of every cell.
+        cell_types : sequence of str
+            The types, in the order of the signature's columns; cells of other
+            types count in the pseudo-bulks only.
+        subjects : array_like of str, shape (n_cells,), optional
+            The donor or batch of every cell; None: one subject, ``"all"``.
+        n_jobs : int, optional
+            Threads for the sums.
+
+        Returns
+        -------
+        CellContext
+            On every gene of ``counts``, in its order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastdeconv.inputs.counts import as_counts
+        >>> from fastdeconv.methods._problem import CellContext
+        >>> c = as_counts(np.array([[3, 1, 0, 2], [1, 3, 4, 2]]))
+        >>> ctx = CellContext.from_counts(c, ["A", "A", "B", "B"], ["A", "B"],
+        ...                               subjects=["d1", "d2", "d1", "d2"])
+        >>> ctx.subjects, ctx.rna_content.tolist()
+        (('d1', 'd2'), [4.0, 4.0])
+        >>> ctx.subject_profiles[:, 0, :].tolist()  # type A in d1 and d2
+        [[0.75, 0.25], [0.25, 0.75]]
+        >>> ctx.pseudobulk.tolist()  # (3 + 0) / 8 and (1 + 2) / 8 ...
+        [[0.375, 0.375], [0.625, 0.625]]
+        """
+        import pandas as pd
+
+        labels = np.asarray(labels).astype(str)
+        subj = (np.full(labels.size, "all") if subjects is None
+                else np.asarray(subjects).astype(str))
+        names, s_codes = np.unique(subj, return_inverse=True)
+        k, n_s = len(cell_types), len(names)
+        t_codes = pd.Index([str(t) for t in cell_types]).get_indexer(labels)
+        typed = t_codes >= 0
+        lib = counts.library_sizes()
+        scale = np.where(lib > 0, 1.0 / np.where(lib > 0, lib, 1.0), 0.0)
+        # groups: (type, subject) for typed cells, then one group per subject for the others
+        groups = np.where(typed, t_codes * n_s + s_codes, k * n_s + s_codes).astype(np.int64)
+        sums = counts.group_sums(groups, (k + 1) * n_s, scale, n_jobs)
+        n = counts.n_genes
+        rel = sums["norm_sum"][:, : k * n_s].reshape(n, k, n_s)
+        cells = np.bincount(groups, minlength=(k + 1) * n_s)
+        typed_cells = cells[: k * n_s].reshape(k, n_s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            profiles = np.where(typed_cells > 0, rel / typed_cells, np.nan)
+        raw = sums["count_sum"].reshape(n, k + 1, n_s).sum(axis=1)
+        totals = np.bincount(s_codes, weights=lib, minlength=n_s)
+        pseudobulk = raw / np.where(totals > 0, totals, 1.0)
+        n_cells = typed_cells.sum(axis=1)
+        content = np.bincount(t_codes[typed], weights=lib[typed], minlength=k)
+        rna = content / np.maximum(n_cells, 1)
+        return cls(rna, n_cells, tuple(str(x) for x in names), np.ascontiguousarray(profiles),
+                   typed_cells, np.ascontiguousarray(pseudobulk))
 
 
 @dataclass(frozen=True)
@@ -57,6 +203,17 @@ class RegressionProblem:
         Cap on active-set changes per sample; -1 is the solvers' default.
     tol : float, default 1e-11
         Relative tolerance on the optimality conditions.
+    options : dict
+        The method's own options (its record's ``options`` updated with the
+        user's ``method_options=``), already of the defaults' types.
+    cells : CellContext, optional
+        What the single-cell reference says beyond the signature, on the
+        same genes (rows of ``S``): set when the user gave single cells
+        (``labels=``), None otherwise.  Methods whose record ``needs`` cells
+        are only called with it set.
+    cell_types : tuple of str
+        Names of the cell-type columns of ``S`` (not of a background column);
+        empty when the caller has no names.
 
     Examples
     --------
@@ -74,6 +231,9 @@ class RegressionProblem:
     n_jobs: int | None = None
     max_iter: int = -1
     tol: float = 1e-11
+    options: dict = field(default_factory=dict)
+    cells: CellContext | None = None
+    cell_types: tuple = ()
 
     @property
     def loss(self):
