@@ -643,6 +643,7 @@ def deconvolve(
     method_options=None,
     subjects=None,
     subject_key=None,
+    hierarchy=None,
 ):
     """Estimate cell-type proportions of bulk samples from a signature or single cells.
 
@@ -811,6 +812,15 @@ def deconvolve(
         With a single-cell reference: the donor (or batch) of every cell, like
         ``labels``/``label_key``; needed by the methods that use the
         variation between subjects (``show_methods()`` column ``needs``).
+    hierarchy : {None, "auto"}, dict or pandas.Series, optional
+        Deconvolve in two levels (:func:`fastdeconv.hierarchical.fit_hierarchical`):
+        lineages first, on genes that separate the lineages, then each
+        lineage's share split among its cell types on genes that separate
+        them (for cell types that share markers: subtypes of one lineage).
+        ``"auto"`` groups the signature's types by the similarity of their
+        profiles (:func:`fastdeconv.hierarchical.lineages`); a dict (type ->
+        lineage, or lineage -> list of types) or Series gives the lineages.
+        Costs one fit more per lineage of several types.
 
     Returns
     -------
@@ -890,6 +900,12 @@ def deconvolve(
     method_options = record.resolve_options(method_options)
     subjects_given = subjects is not None or subject_key is not None
     _check_needs(record, cells_given, subjects_given)
+    if hierarchy is not None and record.reference == "counts":
+        raise ValueError(
+            f"hierarchy= is for the regression methods; method={record.name!r} fits every type "
+            "at once by likelihood (states= gives it sub-types within each type): drop "
+            "hierarchy= or choose a regression method"
+        )
     if record.reference == "counts":
         return _deconvolve_counts(
             record, bulk, signature, cells_given=cells_given, robust=robust, weights=weights,
@@ -978,38 +994,86 @@ def deconvolve(
     check_orientation(B_df, S_df, **naming)
     _check_cell_types(S_df)
     B_m, S_m, gene_match = match_genes(B_df, S_df, min_genes=min_genes)
-    used = _choose_genes(S_m, genes, n_markers, min_fold_change)
-    w0 = _gene_weights(weights, S_df.index, used, case_insensitive=case_insensitive,
-                       strip_version=strip_version)
-    S_u, B_u = S_m.loc[used], B_m.loc[used]
-    warn_if_collinear(S_u)
 
+    def fit_genes(sig, bulk_m, used):
+        """Fit the columns of ``sig`` on the genes ``used``: one level of the pipeline."""
+        w0 = _gene_weights(weights, S_df.index, used, case_insensitive=case_insensitive,
+                           strip_version=strip_version)
+        cells = None if context is None else context[0].take(context[1].get_indexer(used))
+        return _fit_level(record, opts, sig.loc[used], bulk_m.loc[used], w0, cells,
+                          method_options, progress)
+
+    lineage_map = None
+    if hierarchy is None:
+        first = fit_genes(S_m, B_m, _choose_genes(S_m, genes, n_markers, min_fold_change))
+        props = first.proportions
+    else:
+        from fastdeconv.hierarchical import check_hierarchy, fit_hierarchical, lineages
+
+        lineage_map = (lineages(S_m) if _is_default(hierarchy, "auto")
+                       else check_hierarchy(hierarchy, S_m.columns))
+        levels = []
+
+        def level_fit(sig, bulk_m, markers, rule):
+            levels.append(fit_genes(sig, bulk_m, _choose_genes(markers, rule, n_markers,
+                                                               min_fold_change)))
+            return levels[-1].proportions
+
+        props = fit_hierarchical(S_m, B_m, lineage_map, level_fit, genes=genes).proportions
+        first = levels[0]
+        options["hierarchy"] = "auto" if isinstance(hierarchy, str) else "given"
+    warn_if_zero_samples(B_m.columns, first.zero, len(first.genes), stacklevel=3)
+    if rna_content is not None:
+        from fastdeconv.fractions import to_cell_fractions
+
+        types = list(S_m.columns)
+        props = pd.concat([to_cell_fractions(props[types], rna_content),
+                           props.drop(columns=types)], axis=1)
+    return DeconvolutionResult(
+        proportions=props,
+        coefficients=first.coefficients,
+        fit=first.table,
+        genes_used=list(first.genes),
+        gene_match=gene_match,
+        gene_weights=first.gene_weights,
+        method=record.name,
+        options=options,
+        lineages=lineage_map,
+    )
+
+
+@dataclass(frozen=True)
+class _Level:
+    """One fit of the pipeline on a set of genes: proportions (with extra columns) and diagnostics."""
+
+    proportions: pd.DataFrame
+    coefficients: pd.DataFrame
+    table: pd.DataFrame
+    gene_weights: pd.DataFrame
+    genes: list
+    zero: np.ndarray
+
+
+def _fit_level(record, opts, S_u, B_u, w0, cells, method_options, progress):
+    """Fit every sample with the method on the genes of ``S_u``/``B_u`` (one pipeline level)."""
+    warn_if_collinear(S_u)
     S = np.ascontiguousarray(S_u.to_numpy(dtype=np.float64))
     B = np.ascontiguousarray(B_u.to_numpy(dtype=np.float64))
     S_fit, level = _with_background(S, opts.background)
     problem = dict(opts.solver, options=method_options, cell_types=tuple(map(str, S_u.columns)))
-    if context is not None:
-        problem["cells"] = context[0].take(context[1].get_indexer(used))
+    if cells is not None:
+        problem["cells"] = cells
     fit, zero = _fit_samples(record, S_fit, B, w0, problem, progress)
-    warn_if_zero_samples(B_u.columns, zero, len(used), stacklevel=3)
-
     coef = pd.DataFrame(fit.coefficients[: S.shape[1]].T, index=B_u.columns, columns=S_u.columns)
     props = _proportions(record, coef, S, B, zero)
-    if rna_content is not None:
-        from fastdeconv.fractions import to_cell_fractions
-
-        props = to_cell_fractions(props, rna_content)
     for name in record.extra_columns:
         props[name] = fit.extra[name]
-    return DeconvolutionResult(
-        proportions=props,
-        coefficients=coef,
-        fit=_fit_table(fit, S_fit, B, level, zero, B_u.columns),
-        genes_used=list(used),
-        gene_match=gene_match,
+    used = list(S_u.index)
+    return _Level(
+        proportions=props, coefficients=coef,
+        table=_fit_table(fit, S_fit, B, level, zero, B_u.columns),
         gene_weights=pd.DataFrame(fit.gene_weights, index=used, columns=B_u.columns),
-        method=record.name,
-        options=options,
+        genes=used, zero=zero,
     )
 
 
@@ -1056,6 +1120,10 @@ class DeconvolutionResult(ProportionsResult):
         The method used.
     options : dict
         The gene-selection and robustness options used.
+    lineages : pandas.Series or None
+        With ``hierarchy=``: the lineage of every cell type; ``coefficients``,
+        ``fit`` and ``gene_weights`` are then those of the first level (all
+        types, on the genes that separate the lineages).
 
     Examples
     --------
@@ -1091,6 +1159,7 @@ class DeconvolutionResult(ProportionsResult):
     gene_weights: pd.DataFrame
     method: str
     options: dict = field(default_factory=dict)
+    lineages: pd.Series | None = None
 
     def summary(self):
         """Return a readable summary of the result.

@@ -123,6 +123,7 @@ FLAGS = {
     "subjects": "--subjects",
     "subject_key": "--subject-key",
     "method_options": "--method-option",
+    "hierarchy": "--hierarchy",
     "states": "--states",
     "counts_layer": "--counts-layer",
     "normalized": "--normalized",
@@ -236,6 +237,12 @@ def add_parser(subparsers):
         help="an option of the chosen method (repeat for several; a comma-separated VALUE is a "
         "list, e.g. --method-option nu=0.25,0.5); `fastdeconv methods` lists each method's "
         "options and defaults",
+    )
+    p.add_argument(
+        "--hierarchy", metavar="auto|FILE", default=None,
+        help="deconvolve in two levels, lineages first, then the cell types within each "
+        "lineage's share (for types that share markers): 'auto' groups the signature's types "
+        "by the similarity of their profiles, FILE is a two-column table (cell type, lineage)",
     )
     p.add_argument(
         "--genes",
@@ -527,6 +534,21 @@ def _reference_keywords(args):
     return counts, kwargs
 
 
+def _hierarchy(value):
+    """``--hierarchy``: ``auto``, or a two-column table (cell type, lineage)."""
+    if value == "auto":
+        return value
+    from fastdeconv.hierarchical import read_hierarchy
+
+    if not os.path.isfile(value):
+        raise InputError(f"--hierarchy: give 'auto' or a table file (cell type, lineage); "
+                         f"{value!r} is neither")
+    try:
+        return read_hierarchy(value)
+    except ValueError as exc:
+        raise InputError(f"--hierarchy: {one_line(exc)}") from None
+
+
 def check_method_options(args):
     """``--method-option KEY=VALUE`` flags as a dict, checked against the method's options.
 
@@ -635,6 +657,11 @@ def run(args):
     check_plot_path(args.plot)
     check_plot_path(args.plot_fit, "--plot-fit")
     method_options = check_method_options(args)
+    if args.hierarchy is not None and likelihood(args):
+        raise InputError(
+            "--hierarchy is for the regression methods: --method bayes fits every type at once "
+            "(--states gives it sub-types within each type)"
+        )
     if args.method is not None and not args.weights:
         if regression_methods().get(args.method).weights == "required":
             raise InputError(
@@ -659,6 +686,16 @@ def run(args):
         kwargs["robust"] = None if args.robust == "none" else args.robust
     if method_options:
         kwargs["method_options"] = method_options
+    if args.hierarchy is not None:
+        kwargs["hierarchy"] = _hierarchy(args.hierarchy)
+        if args.signature and not isinstance(kwargs["hierarchy"], str):
+            from fastdeconv.hierarchical import check_hierarchy
+
+            try:  # checked here to name the flag; a built signature is checked by deconvolve
+                check_hierarchy(kwargs["hierarchy"], [str(c) for c in reference.columns],
+                                option="--hierarchy")
+            except ValueError as exc:
+                raise InputError(one_line(exc)) from None
     if likelihood(args):
         for option in ("genes", "n_markers", "min_fold_change"):
             kwargs.pop(option, None)
