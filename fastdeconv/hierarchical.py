@@ -39,14 +39,14 @@ builds that callable from its own gene selection and methods.
 
 References
 ----------
-.. [1] Eder B., Rigato I., Dietrich A., Merotto L., Sturm G., Treis T., List M.,
-   Theis F. J., Finotello F. (2026) Rectangle: robust and scalable multiscale
-   deconvolution informed by single-cell RNA sequencing data. bioRxiv.
-   doi:10.64898/2026.07.07.736950 (rectanglepy: hierarchical clustering of the
-   signature, clustered signature fitted first)
-.. [2] Rousseeuw P. J. (1987) Silhouettes: a graphical aid to the interpretation
-   and validation of cluster analysis. J Comput Appl Math 20:53-65.
-   doi:10.1016/0377-0427(87)90125-7
+- Eder B., Rigato I., Dietrich A., Merotto L., Sturm G., Treis T., List M.,
+  Theis F. J., Finotello F. (2026) Rectangle: robust and scalable multiscale
+  deconvolution informed by single-cell RNA sequencing data. bioRxiv.
+  doi:10.64898/2026.07.07.736950 (rectanglepy: hierarchical clustering of the
+  signature, clustered signature fitted first)
+- Rousseeuw P. J. (1987) Silhouettes: a graphical aid to the interpretation
+  and validation of cluster analysis. J Comput Appl Math 20:53-65.
+  doi:10.1016/0377-0427(87)90125-7
 """
 
 from __future__ import annotations

@@ -254,8 +254,8 @@ def _check_needs(record, cells_given, subjects_given):
             "batch) of every cell as {0}",
             Fix("subjects", "SUBJECTS"),
         )
-    if subjects_given and "subjects" not in record.needs:
-        users = ", ".join(repr(m.name) for m in REGRESSION if "subjects" in m.needs) or "none"
+    if subjects_given and not record.uses("subjects"):
+        users = ", ".join(repr(m.name) for m in REGRESSION if m.uses("subjects")) or "none"
         raise ValueError(
             f"subjects= is used only by the methods that need donors ({users}), not by "
             f"method={record.name!r}: drop it or choose one of those"
@@ -377,7 +377,9 @@ def _fit_samples(record, S, B, w0, solver, progress):
         bar.update(int(zero.sum()))
         for start in range(0, live.size, block):
             cols = live[start:start + block]
-            fit = record.fit(RegressionProblem(S, B[:, cols], w0, **solver))
+            per_sample = {} if solver.get("bulk_totals") is None else {
+                "bulk_totals": solver["bulk_totals"][cols]}
+            fit = record.fit(RegressionProblem(S, B[:, cols], w0, **{**solver, **per_sample}))
             X[:, cols] = fit.coefficients
             converged[cols] = fit.converged
             n_iter[cols] = fit.n_iter
@@ -955,19 +957,28 @@ def deconvolve(
             built = build_signature(
                 counts, labels, label_key=label_key, normalized=normalized, n_jobs=n_jobs,
             )
-        if "cells" in record.needs:
+        if record.uses("cells"):
             context = _cell_context(counts, built, labels, label_key, subjects, subject_key,
                                     normalized, n_jobs, case_insensitive=case_insensitive,
                                     strip_version=strip_version)
         signature = built.signature
         transpose_signature = False
         signature_genes = None
-        if fractions == "auto":
+        if record.cell_fractions:  # the method corrects for the RNA per cell itself
+            if fractions == "rna":
+                raise ValueError(
+                    f"method={record.name!r} reports fractions of cells (it corrects for the "
+                    "RNA per cell itself): drop fractions='rna'"
+                    + (" (its method_options may offer RNA fractions: fastdeconv.show_methods())"
+                       if record.options else "")
+                )
+            fractions = "cells"
+        elif fractions == "auto":
             # cells when the reads per cell are known (raw counts, or un-logged to raw counts)
             # and every output column is a cell type (an "unexplained" share has no content)
             known = built.rna_content_known and not record.extra_columns
             fractions = "cells" if known else "rna"
-        if fractions == "cells":
+        if fractions == "cells" and not record.cell_fractions:
             if record.extra_columns:
                 raise ValueError(
                     f"method={record.name!r} reports {', '.join(record.extra_columns)} beside "
@@ -995,13 +1006,21 @@ def deconvolve(
     _check_cell_types(S_df)
     B_m, S_m, gene_match = match_genes(B_df, S_df, min_genes=min_genes)
 
+    # each sample's and each type's scale over every common gene, before any selection
+    # (a signature built from cells is CPM over all the cells' genes)
+    totals = dict(
+        bulk_totals=B_m.sum(axis=0).to_numpy(dtype=np.float64),
+        signature_totals=(np.full(S_m.shape[1], 1e6) if cells_given
+                          else S_m.sum(axis=0).to_numpy(dtype=np.float64)),
+    )
+
     def fit_genes(sig, bulk_m, used):
         """Fit the columns of ``sig`` on the genes ``used``: one level of the pipeline."""
         w0 = _gene_weights(weights, S_df.index, used, case_insensitive=case_insensitive,
                            strip_version=strip_version)
         cells = None if context is None else context[0].take(context[1].get_indexer(used))
         return _fit_level(record, opts, sig.loc[used], bulk_m.loc[used], w0, cells,
-                          method_options, progress)
+                          method_options, progress, totals)
 
     lineage_map = None
     if hierarchy is None:
@@ -1054,13 +1073,14 @@ class _Level:
     zero: np.ndarray
 
 
-def _fit_level(record, opts, S_u, B_u, w0, cells, method_options, progress):
+def _fit_level(record, opts, S_u, B_u, w0, cells, method_options, progress, totals):
     """Fit every sample with the method on the genes of ``S_u``/``B_u`` (one pipeline level)."""
     warn_if_collinear(S_u)
     S = np.ascontiguousarray(S_u.to_numpy(dtype=np.float64))
     B = np.ascontiguousarray(B_u.to_numpy(dtype=np.float64))
     S_fit, level = _with_background(S, opts.background)
-    problem = dict(opts.solver, options=method_options, cell_types=tuple(map(str, S_u.columns)))
+    problem = dict(opts.solver, options=method_options, cell_types=tuple(map(str, S_u.columns)),
+                   **totals)
     if cells is not None:
         problem["cells"] = cells
     fit, zero = _fit_samples(record, S_fit, B, w0, problem, progress)

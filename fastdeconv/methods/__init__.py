@@ -88,6 +88,13 @@ class Method:
         True when a sample's answer depends on the other samples (e.g. a
         gene-wise transform of the bulk across samples): the pipeline then
         passes every sample in one call instead of blocks.
+    accepts : tuple of str
+        What the method uses when given but does not need (same values as
+        ``needs``): e.g. the cells' RNA per cell for an mRNA correction.
+    cell_fractions : bool
+        True when the method's proportions are already fractions of cells
+        (it corrects for the RNA per cell itself): the pipeline then does not
+        convert them again.
 
     Examples
     --------
@@ -111,6 +118,19 @@ class Method:
     option_docs: dict = field(default_factory=dict)
     needs: tuple = ()
     batch_dependent: bool = False
+    accepts: tuple = ()
+    cell_fractions: bool = False
+
+    def uses(self, what):
+        """Whether the method needs or accepts ``what`` (``"cells"`` or ``"subjects"``).
+
+        Examples
+        --------
+        >>> from fastdeconv.methods import Method
+        >>> Method("a", "", fit=print, normalise=True, accepts=("cells",)).uses("cells")
+        True
+        """
+        return what in self.needs or what in self.accepts
 
     def resolve_options(self, given=None):
         """The method's options: its defaults updated with the user's, unknown keys refused.
@@ -163,8 +183,11 @@ class Method:
         return merged
 
     def __post_init__(self):
-        if set(self.needs) - {"cells", "subjects"}:
-            raise ValueError(f"Method.needs may hold 'cells' and 'subjects', got {self.needs!r}")
+        for name in ("needs", "accepts"):
+            if set(getattr(self, name)) - {"cells", "subjects"}:
+                raise ValueError(
+                    f"Method.{name} may hold 'cells' and 'subjects', got {getattr(self, name)!r}"
+                )
         if set(self.option_docs) != set(self.options):
             raise ValueError("Method.option_docs must document every option, and only those")
         if self.reference not in ("signature", "counts"):
@@ -309,19 +332,25 @@ class Registry:
         """
         return self._defaults[reference]
 
+    def _ordered(self):
+        """The records in the order of the registry's module list (whatever the import order)."""
+        self._load()
+        rank = {module: i for i, module in enumerate(self._modules)}
+        records = list(self._methods.values())
+        return sorted(records, key=lambda m: rank.get(getattr(m.fit, "__module__", ""),
+                                                     len(rank)))
+
     def names(self):
-        """The registered names, in registration order.
+        """The registered names, in the order of the registry's modules.
 
         Returns
         -------
         tuple of str
         """
-        self._load()
-        return tuple(self._methods)
+        return tuple(m.name for m in self._ordered())
 
     def __iter__(self):
-        self._load()
-        return iter(tuple(self._methods.values()))
+        return iter(self._ordered())
 
     def __len__(self):
         self._load()
@@ -339,7 +368,10 @@ class Registry:
 #: held-out pseudo-bulk, where the signature built from the same cells and NNLS score
 #: 0.09 and 0.92: the cross-platform case decides).
 REGRESSION = Registry(
-    "regression", modules=("fastdeconv.methods.least_squares", "fastdeconv.methods.mixture"),
+    "regression", modules=(
+        "fastdeconv.methods.least_squares", "fastdeconv.methods.mixture",
+        "fastdeconv.methods.music", "fastdeconv.methods.epic", "fastdeconv.methods.bisque",
+    ),
     defaults={"signature": "nnls", "counts": "bayes"},
 )
 

@@ -214,6 +214,12 @@ class RegressionProblem:
     cell_types : tuple of str
         Names of the cell-type columns of ``S`` (not of a background column);
         empty when the caller has no names.
+    bulk_totals : ndarray, shape (m,), optional
+        Each sample's total over every gene bulk and signature share (before
+        any gene selection): the scale of the sample.
+    signature_totals : ndarray, shape (k,), optional
+        The same for each cell type's profile (1e6 for a signature built from
+        single cells: CPM over all the cells' genes).
 
     Examples
     --------
@@ -234,6 +240,8 @@ class RegressionProblem:
     options: dict = field(default_factory=dict)
     cells: CellContext | None = None
     cell_types: tuple = ()
+    bulk_totals: np.ndarray | None = None
+    signature_totals: np.ndarray | None = None
 
     @property
     def loss(self):
