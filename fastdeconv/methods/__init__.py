@@ -371,6 +371,7 @@ REGRESSION = Registry(
     "regression", modules=(
         "fastdeconv.methods.least_squares", "fastdeconv.methods.mixture",
         "fastdeconv.methods.music", "fastdeconv.methods.epic", "fastdeconv.methods.bisque",
+        "fastdeconv.methods.dwls", "fastdeconv.methods.fardeep",
     ),
     defaults={"signature": "nnls", "counts": "bayes"},
 )
