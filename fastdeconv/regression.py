@@ -646,6 +646,8 @@ def deconvolve(
     subjects=None,
     subject_key=None,
     hierarchy=None,
+    unexplained=False,
+    residual_report=False,
 ):
     """Estimate cell-type proportions of bulk samples from a signature or single cells.
 
@@ -823,6 +825,21 @@ def deconvolve(
         profiles (:func:`fastdeconv.hierarchical.lineages`); a dict (type ->
         lineage, or lineage -> list of types) or Series gives the lineages.
         Costs one fit more per lineage of several types.
+    unexplained : bool, default False
+        Estimate, per sample, the share of the RNA that the reference's cell
+        types do not explain (cells missing from the reference), calibrated
+        on every common gene: bulk and signature scaled to the same total,
+        and one profile of the missing cells shared by the samples fitted
+        beside the types (:func:`fastdeconv.missing.fit_unexplained`; needs
+        at least 3 samples whose missing share varies, else EPIC's
+        per-sample ``1 - sum(p)``).  Adds a column ``"unexplained"``; the
+        cell types' proportions are scaled to ``1 - unexplained``.
+    residual_report : bool or dict, default False
+        Rank the genes the fit under-explains consistently across samples
+        and test them against marker lists to suggest the missing cell type
+        (:func:`fastdeconv.missing.residual_report`); stored as
+        ``result.residual_report``.  A dict gives its options (``top``,
+        ``markers``, ``canonical``, ``alpha``).
 
     Returns
     -------
@@ -1042,6 +1059,12 @@ def deconvolve(
         first = levels[0]
         options["hierarchy"] = "auto" if isinstance(hierarchy, str) else "given"
     warn_if_zero_samples(B_m.columns, first.zero, len(first.genes), stacklevel=3)
+    report = None
+    if residual_report is not False:
+        report = _residual_report(residual_report, S_m, B_m, first)
+    if unexplained:
+        props, options["unexplained"] = _with_unexplained(record, props, S_m, B_m, first.genes,
+                                                          n_jobs)
     if rna_content is not None:
         from fastdeconv.fractions import to_cell_fractions
 
@@ -1058,7 +1081,48 @@ def deconvolve(
         method=record.name,
         options=options,
         lineages=lineage_map,
+        residual_report=report,
     )
+
+
+def _residual_report(given, S_m, B_m, first):
+    """The residual report of the first level's fit (``residual_report=True`` or its options)."""
+    from fastdeconv.missing import _check_markers, report_from_arrays
+
+    options = {} if given is True else given
+    if not isinstance(options, dict):
+        raise TypeError(f"residual_report must be True, False or a dict of options, got {given!r}")
+    unknown = set(options) - {"top", "markers", "canonical", "alpha"}
+    if unknown:
+        raise ValueError(f"residual_report= has no option {sorted(unknown)[0]!r} (its options: "
+                         "top, markers, canonical, alpha)")
+    options = dict(options)
+    lists = _check_markers(options.pop("markers", None))
+    X = np.nan_to_num(first.coefficients.to_numpy().T)
+    rows = S_m.index.get_indexer(first.genes)
+    return report_from_arrays(S_m, B_m, X, rows, lists=lists, **options)
+
+
+def _with_unexplained(record, props, S_m, B_m, used, n_jobs):
+    """Proportions scaled to ``1 - unexplained`` beside an ``"unexplained"`` column."""
+    from fastdeconv.missing import fit_unexplained
+
+    if record.extra_columns:
+        raise ValueError(
+            f"method={record.name!r} reports {', '.join(record.extra_columns)} already: drop "
+            "unexplained= (or use a method without it, such as 'nnls')"
+        )
+    fit = fit_unexplained(S_m.to_numpy(dtype=np.float64), B_m.to_numpy(dtype=np.float64),
+                          fit_rows=S_m.index.get_indexer(used), n_jobs=n_jobs)
+    if not fit.converged:
+        warnings.warn(
+            f"the unexplained fraction did not settle in {fit.n_iter} alternations; it is the "
+            "last estimate", UserWarning, stacklevel=3,
+        )
+    share = pd.Series(fit.fraction, index=props.index)
+    scaled = props.mul(1.0 - share, axis=0)
+    scaled["unexplained"] = share
+    return scaled, fit.model
 
 
 @dataclass(frozen=True)
@@ -1144,6 +1208,9 @@ class DeconvolutionResult(ProportionsResult):
         With ``hierarchy=``: the lineage of every cell type; ``coefficients``,
         ``fit`` and ``gene_weights`` are then those of the first level (all
         types, on the genes that separate the lineages).
+    residual_report : fastdeconv.missing.ResidualReport or None
+        With ``residual_report=``: the genes the fit under-explains and the
+        suggested missing cell type.
 
     Examples
     --------
@@ -1180,6 +1247,7 @@ class DeconvolutionResult(ProportionsResult):
     method: str
     options: dict = field(default_factory=dict)
     lineages: pd.Series | None = None
+    residual_report: object = None
 
     def summary(self):
         """Return a readable summary of the result.

@@ -37,6 +37,7 @@ DOCUMENTED_MODULES = (
     "fastdeconv.methods.epic",
     "fastdeconv.methods.bisque",
     "fastdeconv.hierarchical",
+    "fastdeconv.missing",
     "fastdeconv.fractions",
     "fastdeconv.results",
     "fastdeconv.errors",

@@ -124,6 +124,8 @@ FLAGS = {
     "subject_key": "--subject-key",
     "method_options": "--method-option",
     "hierarchy": "--hierarchy",
+    "unexplained": "--unexplained",
+    "residual_report": "--residual-report",
     "states": "--states",
     "counts_layer": "--counts-layer",
     "normalized": "--normalized",
@@ -330,6 +332,19 @@ def add_parser(subparsers):
         "and half of the signature's genes)",
     )
     output_file(p, "--fit-output", metavar="FILE", help="per-sample fit diagnostics table")
+    p.add_argument(
+        "--unexplained", action="store_true",
+        help="add a column 'unexplained': each sample's share of RNA that the reference's cell "
+        "types do not explain (cells missing from the reference), fitted on every common gene "
+        "with one profile of the missing cells shared by the samples; the types are scaled to "
+        "the rest",
+    )
+    output_file(
+        p, "--residual-report", metavar="FILE",
+        help="genes the fit under-explains consistently across samples, ranked, with the "
+        "suggested missing cell type printed (marker lists tested: FILE's candidates in "
+        "FILE.candidates.tsv)",
+    )
     help_when_shown(
         input_file(
             p,
@@ -365,7 +380,8 @@ _PASSED = (
     "missing", "min_genes",
 )
 #: Switches passed when set.
-_SWITCHES = ("case_insensitive", "strip_version", "transpose_bulk", "transpose_signature")
+_SWITCHES = ("case_insensitive", "strip_version", "transpose_bulk", "transpose_signature",
+             "unexplained")
 
 
 def title(args):
@@ -534,6 +550,22 @@ def _reference_keywords(args):
     return counts, kwargs
 
 
+def _candidates_path(path):
+    """Where ``--residual-report FILE`` writes its candidate cell types: FILE.candidates.tsv.
+
+    Examples
+    --------
+    >>> from fastdeconv.cli.deconvolve import _candidates_path
+    >>> _candidates_path("out/report.tsv.gz")
+    'out/report.candidates.tsv.gz'
+    """
+    path = str(path)
+    for ext in (".tsv.gz", ".csv.gz", ".txt.gz", ".tsv", ".csv", ".txt"):
+        if path.endswith(ext):
+            return path[: -len(ext)] + ".candidates" + ext
+    return path + ".candidates.tsv"
+
+
 def _hierarchy(value):
     """``--hierarchy``: ``auto``, or a two-column table (cell type, lineage)."""
     if value == "auto":
@@ -653,6 +685,14 @@ def run(args):
     check_reference_options(args)
     check_table_path(args.output, "--output")
     check_table_path(args.fit_output, "--fit-output")
+    check_table_path(args.residual_report, "--residual-report")
+    if args.residual_report:
+        check_table_path(_candidates_path(args.residual_report), "--residual-report")
+    if likelihood(args) and (args.unexplained or args.residual_report):
+        raise InputError(
+            f"{'--unexplained' if args.unexplained else '--residual-report'} is for the "
+            "regression methods, not --method bayes"
+        )
     check_table_path(args.uncertainty_output, "--uncertainty-output")
     check_plot_path(args.plot)
     check_plot_path(args.plot_fit, "--plot-fit")
@@ -686,6 +726,8 @@ def run(args):
         kwargs["robust"] = None if args.robust == "none" else args.robust
     if method_options:
         kwargs["method_options"] = method_options
+    if args.residual_report:
+        kwargs["residual_report"] = True
     if args.hierarchy is not None:
         kwargs["hierarchy"] = _hierarchy(args.hierarchy)
         if args.signature and not isinstance(kwargs["hierarchy"], str):
@@ -722,6 +764,13 @@ def run(args):
     write(proportions_frame(proportions), args.output, "--output", "sample")
     if args.fit_output:
         write(result.fit, args.fit_output, "--fit-output", "sample")
+    if args.residual_report:
+        report = result.residual_report
+        write(report.genes, args.residual_report, "--residual-report", "gene")
+        write(report.candidates, _candidates_path(args.residual_report), "--residual-report",
+              "cell_type")
+        if not args.quiet:
+            print(report.summary())
     if args.uncertainty_output:
         write(result.uncertainty, args.uncertainty_output, "--uncertainty-output", "sample")
     if args.expression_output:
