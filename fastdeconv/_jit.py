@@ -123,6 +123,7 @@ _TASKS = {
     "robust": ((("robust", "huber_batch"),),),
     "least_squares": ((("_active_set", "gram_batch"),),),
     "mixture": ((("mixture", "em_batch"),),),
+    "uncertainty": ((("bootstrap", "bootstrap_block"),),),
     "linseed": (
         (("linearity", "accumulate_block"),),
         (("linearity", "pair_weights"),),

@@ -468,7 +468,7 @@ def _fit_table(fit, S_fit, B, level, zero, samples):
 
 #: the likelihood method's options and their defaults (others may not change them)
 _LIKELIHOOD_DEFAULTS = {
-    "states": None, "state_key": None, "update_reference": "map", "uncertainty": True,
+    "states": None, "state_key": None, "update_reference": "map",
     "alpha": 1.0, "exclude": DEFAULT_EXCLUDE, "exclude_genes": None,
     "outliers": True,
 }
@@ -637,7 +637,7 @@ def deconvolve(
     normalized=False,
     fractions="auto",
     update_reference="map",
-    uncertainty=True,
+    uncertainty=None,
     alpha=1.0,
     exclude=DEFAULT_EXCLUDE,
     exclude_genes=None,
@@ -794,9 +794,17 @@ def deconvolve(
         gene of every type toward the bulk under a log-normal prior,
         ``"mle"`` one shift per gene shared by all types (spatial data);
         False fits the reference as given.
-    uncertainty : bool, default True
-        ``"bayes"``: standard errors of the proportions
-        (:func:`fastdeconv.bayes.fisher_errors`).
+    uncertainty : bool or dict, optional
+        Uncertainty of the proportions.  ``"bayes"``: standard errors from the
+        Fisher information (:func:`fastdeconv.bayes.fisher_errors`; default
+        on).  Regression methods (default off): per-sample confidence
+        intervals by bootstrap over genes
+        (:func:`fastdeconv.uncertainty.bootstrap_proportions`: percentile
+        intervals, 200 replicates, level 0.9) and CIBERSORT's permutation
+        p-value of the fit (:func:`fastdeconv.uncertainty.permutation_pvalue`,
+        100 random bulks), in ``result.uncertainty``; a dict sets
+        ``n_boot``, ``level``, ``n_perm``, ``seed``.  The intervals cover the
+        noise on the genes, not an error of the reference itself.
     alpha : float, default 1.0
         ``"bayes"``: Dirichlet prior on the state fractions (1: maximum
         likelihood; at least 1).
@@ -930,7 +938,8 @@ def deconvolve(
             record, bulk, signature, cells_given=cells_given, robust=robust, weights=weights,
             background=background, n_jobs=n_jobs, max_iter=max_iter, tol=tol,
             bayes=dict(fractions=fractions, update_reference=update_reference,
-                       uncertainty=uncertainty, alpha=alpha, exclude=exclude),
+                       uncertainty=True if uncertainty is None else uncertainty, alpha=alpha,
+                       exclude=exclude),
             reference_options=dict(labels=labels, states=states, label_key=label_key,
                            state_key=state_key, layer=counts_layer, normalized=normalized,
                            duplicates=duplicates, transpose=transpose_signature,
@@ -958,7 +967,7 @@ def deconvolve(
     rna_content = None
     _refuse_likelihood_options(
         record.name, states=states, state_key=state_key, update_reference=update_reference,
-        uncertainty=uncertainty, alpha=alpha, exclude=exclude, exclude_genes=exclude_genes,
+        alpha=alpha, exclude=exclude, exclude_genes=exclude_genes,
         outliers=outliers,
     )
     context = None
@@ -1062,6 +1071,20 @@ def deconvolve(
     report = None
     if residual_report is not False:
         report = _residual_report(residual_report, S_m, B_m, first)
+    intervals = None
+    if uncertainty:
+        if hierarchy is not None or unexplained:
+            raise ValueError(
+                "uncertainty= is computed for a flat fit: drop "
+                f"{'hierarchy=' if hierarchy is not None else 'unexplained='} or uncertainty="
+            )
+        w0 = _gene_weights(weights, S_df.index, first.genes, case_insensitive=case_insensitive,
+                           strip_version=strip_version)
+        intervals = _uncertainty(uncertainty, record, opts, S_m.loc[first.genes],
+                                 B_m.loc[first.genes], w0, first, method_options, rna_content,
+                                 None if context is None else
+                                 context[0].take(context[1].get_indexer(first.genes)))
+        options["uncertainty"] = "bootstrap"
     if unexplained:
         props, options["unexplained"] = _with_unexplained(record, props, S_m, B_m, first.genes,
                                                           n_jobs)
@@ -1082,7 +1105,46 @@ def deconvolve(
         options=options,
         lineages=lineage_map,
         residual_report=report,
+        uncertainty=intervals,
     )
+
+
+#: the bootstrap's and the permutation test's defaults (``uncertainty=True``)
+UNCERTAINTY_DEFAULTS = {"n_boot": 200, "level": 0.9, "n_perm": 100, "seed": 0}
+
+
+def _uncertainty(given, record, opts, S_u, B_u, w0, first, method_options, rna_content, cells):
+    """Bootstrap intervals and the permutation p-value of a regression fit, in one table."""
+    from fastdeconv.uncertainty import bootstrap_proportions, permutation_pvalue
+
+    settings = dict(UNCERTAINTY_DEFAULTS)
+    if isinstance(given, dict):
+        unknown = set(given) - set(settings)
+        if unknown:
+            raise ValueError(f"uncertainty= has no option {sorted(unknown)[0]!r} (its options: "
+                             f"{', '.join(settings)})")
+        settings.update(given)
+    elif given is not True:
+        raise TypeError(f"uncertainty must be True, False or a dict of options, got {given!r}")
+    common = dict(method=record, weights=w0, robust=opts.solver["huber"],
+                  background=opts.background, n_jobs=opts.solver["n_jobs"],
+                  options=method_options, cells=cells, seed=settings["seed"])
+    ci = bootstrap_proportions(
+        S_u, B_u, gene_weights=first.gene_weights.to_numpy(), n_boot=settings["n_boot"],
+        level=settings["level"],
+        rna_content=None if rna_content is None else _content_vector(rna_content, S_u.columns),
+        **common)
+    perm = permutation_pvalue(S_u, B_u, n_perm=settings["n_perm"], **common)
+    table = ci.to_frame()
+    table["p_value"] = np.asarray(perm.pvalue, dtype=np.float64)
+    return table
+
+
+def _content_vector(rna_content, types):
+    """The RNA per cell of every type, in the signature's order."""
+    from fastdeconv.fractions import _rna_content_series
+
+    return _rna_content_series(rna_content, list(types)).to_numpy(dtype=np.float64)
 
 
 def _residual_report(given, S_m, B_m, first):
@@ -1211,6 +1273,10 @@ class DeconvolutionResult(ProportionsResult):
     residual_report : fastdeconv.missing.ResidualReport or None
         With ``residual_report=``: the genes the fit under-explains and the
         suggested missing cell type.
+    uncertainty : pandas.DataFrame or None
+        With ``uncertainty=True``: samples x ``<type>_lower``, ``<type>_upper``,
+        ``<type>_se`` (bootstrap over genes) and ``p_value`` (permutation
+        test of the fit).
 
     Examples
     --------
@@ -1248,6 +1314,7 @@ class DeconvolutionResult(ProportionsResult):
     options: dict = field(default_factory=dict)
     lineages: pd.Series | None = None
     residual_report: object = None
+    uncertainty: pd.DataFrame | None = None
 
     def summary(self):
         """Return a readable summary of the result.

@@ -92,7 +92,7 @@ def kernel_exponent(S, b, MT):
 def test_is_registered_with_its_options():
     record = REGRESSION.get("dwls")
     assert record.normalise and record.weights == "unsupported" and not record.background
-    assert record.losses == ("squared",)
+    assert record.losses == ("squared", "huber")  # robust=None: the published DWLS
     assert set(record.options) == set(DWLS_OPTIONS) == set(record.option_docs)
     assert any("10.1038/s41467-019-10802-z" in ref for ref in record.references)
 
@@ -258,3 +258,23 @@ def test_reading_the_registry_imports_no_numba():
             "print('numba' in sys.modules, m.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "fastdeconv.methods.dwls"]
+
+
+def test_huber_refit_is_the_weighted_huber_fit_on_the_dwls_weights():
+    from fastdeconv.solvers._core import solve
+
+    rng = np.random.default_rng(7)
+    S = rng.gamma(0.7, 100.0, size=(200, 4))
+    P = rng.dirichlet(np.ones(4), size=6).T
+    B = S @ P
+    B[:6] *= 40.0  # outlier genes: DWLS's squares follow them, Huber's loss does not
+    huber = (1.345, 500, 1e-5)
+    plain = fit_dwls(RegressionProblem(S, B, options=dict(DWLS_OPTIONS)))
+    robust = fit_dwls(RegressionProblem(S, B, options=dict(DWLS_OPTIONS), huber=huber))
+    err = lambda X: np.abs(X / X.sum(axis=0) - P).max()  # noqa: E731
+    assert err(robust.coefficients) < 0.5 * err(plain.coefficients)
+    assert err(robust.coefficients) < 0.02
+    for j in range(B.shape[1]):  # each sample: the core's weighted Huber fit on DWLS's weights
+        w = plain.gene_weights[:, j] / plain.gene_weights[:, j].max()
+        x, _ = solve(S, B[:, j:j + 1], kind="nnls", weights=w, huber=huber)
+        np.testing.assert_allclose(robust.coefficients[:, j], x[:, 0], rtol=1e-9, atol=1e-12)

@@ -87,7 +87,10 @@ def _tasks(args):
     if args.command != "deconvolve":
         return (args.command,)
     fitting = "mixture" if deconvolve.likelihood(args) else "deconvolve"
-    return (fitting, "signature") if getattr(args, "reference_counts", None) else (fitting,)
+    tasks = (fitting, "signature") if getattr(args, "reference_counts", None) else (fitting,)
+    if fitting == "deconvolve" and getattr(args, "uncertainty_output", None):
+        tasks += ("uncertainty",)  # the bootstrap's own kernel
+    return tasks
 
 
 def compilation_notice(args):

@@ -362,7 +362,10 @@ def add_parser(subparsers):
         "RNA fractions (e.g. the table `evaluate --fit-rna-content` writes)",
     )
     output_file(p, "--uncertainty-output", metavar="FILE",
-                help="--method bayes: standard errors of the proportions (samples x cell types)")
+                help="uncertainty of the proportions: --method bayes: standard errors (samples x "
+                "cell types); the regression methods: 90%% bootstrap intervals over genes and "
+                "standard errors (<type>_lower, <type>_upper, <type>_se) and the permutation "
+                "p-value of the fit (p_value)")
     output_file(
         p, "--expression-output", metavar="DIR",
         help="--method bayes: write each cell type's expected expression in every sample "
@@ -409,7 +412,7 @@ def title(args):
 _CELL_OPTIONS = ("labels", "label_key", "states", "counts_layer", "normalized", "fractions",
                  "subjects", "subject_key")
 _BAYES_OPTIONS = ("states", "update_reference", "exclude", "keep_outliers",
-                  "uncertainty_output", "expression_output")
+                  "expression_output")
 
 
 def check_reference_options(args):
@@ -726,6 +729,8 @@ def run(args):
         kwargs["robust"] = None if args.robust == "none" else args.robust
     if method_options:
         kwargs["method_options"] = method_options
+    if args.uncertainty_output and not likelihood(args):
+        kwargs["uncertainty"] = True
     if args.residual_report:
         kwargs["residual_report"] = True
     if args.hierarchy is not None:
