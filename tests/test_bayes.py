@@ -427,13 +427,13 @@ def test_bayes_refuses_single_cells_without_labels(synth):
 
 
 def test_single_cells_default_to_the_likelihood_method(synth):
-    """method="auto" (the default) is bayes with single cells and nnls with a signature."""
+    """method="auto" (the default) is bayes with single cells and dwls with a signature."""
     res = fastdeconv.deconvolve(synth["bulk"], synth["counts"], labels=synth["labels"])
     assert res.method == "bayes"
     sig = synth["counts"].T.groupby(np.asarray(synth["labels"])).sum().T[TYPES]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        assert fastdeconv.deconvolve(synth["bulk"], sig).method == "nnls"
+        assert fastdeconv.deconvolve(synth["bulk"], sig).method == "dwls"
 
 
 def test_exclude_groups_match_the_library():

@@ -109,10 +109,10 @@ def test_simplex_le_reports_unexplained_fraction(data):
 
 def test_background_level_is_recovered_and_not_a_proportion(data):
     bulk, sig, props = data
-    res = deconvolve(bulk + 25.0, sig)
+    res = deconvolve(bulk + 25.0, sig, method="nnls")
     np.testing.assert_allclose(res.fit["background"], 25.0, rtol=1e-6)
     np.testing.assert_allclose(res.proportions.to_numpy(), props.to_numpy(), atol=1e-7)
-    plain = deconvolve(bulk + 25.0, sig, background=False)
+    plain = deconvolve(bulk + 25.0, sig, method="nnls", background=False)
     assert np.abs(plain.proportions - props).to_numpy().max() > 0.01
     with pytest.raises(ValueError, match="background=True needs method"):
         deconvolve(bulk, sig, method="simplex", background=True)
@@ -334,7 +334,7 @@ def test_all_zero_sample_gives_nan_and_warning(data):
     bulk = bulk.copy()
     bulk["S5"] = 0.0
     with pytest.warns(UserWarning, match=r"1 sample\(s\) are zero.*'S5'"):
-        res = deconvolve(bulk, sig)
+        res = deconvolve(bulk, sig, method="nnls")
     assert res.proportions.loc["S5"].isna().all()
     assert res.fit.loc["S5", ["r2", "pearson_r", "rmse"]].isna().all()
     assert not res.fit.loc["S5", "converged"]
@@ -348,7 +348,7 @@ def test_sample_explained_by_background_only_gives_nan_and_warning(data):
     bulk = bulk.copy()
     bulk["flat"] = 40.0  # constant: the background term explains it entirely
     with pytest.warns(UserWarning, match=r"explained by no cell type.*'flat'"):
-        res = deconvolve(bulk, sig)
+        res = deconvolve(bulk, sig, method="nnls")
     assert res.proportions.loc["flat"].isna().all()
     assert res.fit.loc["flat", "background"] == pytest.approx(40.0)
     assert np.isnan(res.fit.loc["flat", "r2"])  # constant bulk: R^2 undefined
@@ -376,7 +376,7 @@ def test_collinear_signature_warns_naming_types(data):
 def test_unsettled_reweighting_is_not_reported_as_converged():
     bulk, sig, _ = make_data(seed=5, noise=0.3)
     with pytest.warns(ConvergenceWarning, match="before the Huber re-weighting settled"):
-        res = deconvolve(bulk, sig, max_reweight=1, reweight_tol=0.0)
+        res = deconvolve(bulk, sig, method="nnls", max_reweight=1, reweight_tol=0.0)
     assert not res.fit["converged"].any()
     assert (res.fit["n_reweight"] == 1).all()
     assert deconvolve(bulk, sig).fit["converged"].all()

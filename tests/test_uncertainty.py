@@ -269,7 +269,7 @@ def test_deconvolve_uncertainty_is_the_bootstrap_of_its_fit(tmp_path, capsys):
     P = rng.dirichlet(np.ones(3), 12).T
     B = pd.DataFrame(S.to_numpy() @ P * rng.lognormal(0, 0.2, (150, 12)), index=genes,
                      columns=[f"s{j}" for j in range(12)])
-    res = fastdeconv.deconvolve(B, S, uncertainty={"n_boot": 50, "n_perm": 20})
+    res = fastdeconv.deconvolve(B, S, method="nnls", uncertainty={"n_boot": 50, "n_perm": 20})
     table = res.uncertainty
     assert list(table.columns) == [f"{t}_{q}" for t in "ABC" for q in ("lower", "upper", "se")] + [
         "p_value"]
@@ -286,6 +286,7 @@ def test_deconvolve_uncertainty_is_the_bootstrap_of_its_fit(tmp_path, capsys):
     B.to_csv(tmp_path / "bulk.tsv", sep="\t")
     assert main(["deconvolve", "--bulk", str(tmp_path / "bulk.tsv"), "--signature",
                  str(tmp_path / "sig.tsv"), "--output", str(tmp_path / "p.tsv"), "-q",
+                 "--method", "nnls",
                  "--uncertainty-output", str(tmp_path / "u.tsv")]) == 0
     written = read_table(tmp_path / "u.tsv")
     assert list(written.columns) == list(res.uncertainty.columns)

@@ -231,7 +231,7 @@ def add_parser(subparsers):
             metavar="METHOD",
             help="a regression method (default: auto)",
         ),
-        lambda: f"{method_help(regression_methods())}; auto: nnls with --signature, bayes with "
+        lambda: f"{method_help(regression_methods())}; auto: dwls with --signature, bayes with "
         "--reference-counts (default: auto)",
     )
     p.add_argument(

@@ -328,7 +328,7 @@ class Registry:
         --------
         >>> from fastdeconv.methods import REGRESSION
         >>> REGRESSION.default_for("signature"), REGRESSION.default_for("counts")
-        ('nnls', 'bayes')
+        ('dwls', 'bayes')
         """
         return self._defaults[reference]
 
@@ -362,18 +362,19 @@ class Registry:
 
 
 #: The reference-based regression methods of :func:`fastdeconv.deconvolve`.
-#: The defaults of ``method="auto"`` are chosen by the worst case over the data the
-#: accuracy studies cover (docs/accuracy.md): with a signature, NNLS; with single cells,
-#: the likelihood method (pooled r 0.85 on the PBMC microarrays of GSE65133 and 0.84 on
-#: held-out pseudo-bulk, where the signature built from the same cells and NNLS score
-#: 0.09 and 0.92: the cross-platform case decides).
+#: The defaults of ``method="auto"`` are chosen by the worst case over the cases of the
+#: method-selection study (docs/accuracy.md, ``benchmarks/study_reference.py``: 100 cases in
+#: 15 datasets, chosen leave-one-dataset-out): with a signature, DWLS's relative weights with
+#: Huber's loss (worst shortfall in pooled r 0.08 against 0.50 for NNLS with Huber, the
+#: previous default); with single cells, the likelihood method (pooled r 0.85 on the PBMC
+#: microarrays of GSE65133, where a signature built from the same cells scores 0.09).
 REGRESSION = Registry(
     "regression", modules=(
         "fastdeconv.methods.least_squares", "fastdeconv.methods.mixture",
         "fastdeconv.methods.music", "fastdeconv.methods.epic", "fastdeconv.methods.bisque",
         "fastdeconv.methods.dwls", "fastdeconv.methods.fardeep",
     ),
-    defaults={"signature": "nnls", "counts": "bayes"},
+    defaults={"signature": "dwls", "counts": "bayes"},
 )
 
 
