@@ -926,12 +926,9 @@ def deconvolve(
     """
 
     cells_given = labels is not None or label_key is not None
-    if method == "auto":
-        method = REGRESSION.default_for("counts" if cells_given else "signature")
-        if not cells_given and (weights is not None or background):
-            # DWLS makes its own weights and fits no background: the user's weights or
-            # background level go to the least squares that take them
-            method = "nnls"
+    if method == "auto":  # (weights or a background need a default that takes them)
+        method = REGRESSION.default_for("counts" if cells_given else "signature",
+                                        weights=weights is not None, background=bool(background))
     record = REGRESSION.get(method)
     method_options = record.resolve_options(method_options)
     subjects_given = subjects is not None or subject_key is not None

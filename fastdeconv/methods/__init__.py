@@ -312,13 +312,17 @@ class Registry:
                 f"method must be one of {listed} ({self.pipeline} methods); got {name!r}"
             ) from None
 
-    def default_for(self, reference):
+    def default_for(self, reference, *, weights=False, background=False):
         """The default method for a kind of reference (``method="auto"``).
 
         Parameters
         ----------
         reference : {"signature", "counts"}
             What the user gave: a signature, or single cells with labels.
+        weights, background : bool, optional
+            Whether the user gave gene weights or asked for a background term:
+            when the default takes neither, the registry's ``"fallback"``
+            default (one that does) is chosen instead.
 
         Returns
         -------
@@ -329,8 +333,14 @@ class Registry:
         >>> from fastdeconv.methods import REGRESSION
         >>> REGRESSION.default_for("signature"), REGRESSION.default_for("counts")
         ('dwls', 'bayes')
+        >>> REGRESSION.default_for("signature", weights=True)
+        'nnls'
         """
-        return self._defaults[reference]
+        name = self._defaults[reference]
+        record = self.get(name)
+        if (weights and record.weights == "unsupported") or (background and not record.background):
+            return self._defaults.get("fallback", name)
+        return name
 
     def _ordered(self):
         """The records in the order of the registry's module list (whatever the import order)."""
@@ -374,7 +384,7 @@ REGRESSION = Registry(
         "fastdeconv.methods.music", "fastdeconv.methods.epic", "fastdeconv.methods.bisque",
         "fastdeconv.methods.dwls", "fastdeconv.methods.fardeep",
     ),
-    defaults={"signature": "dwls", "counts": "bayes"},
+    defaults={"signature": "dwls", "counts": "bayes", "fallback": "nnls"},
 )
 
 
