@@ -124,6 +124,9 @@ _TASKS = {
     "least_squares": ((("_active_set", "gram_batch"),),),
     "mixture": ((("mixture", "em_batch"),),),
     "uncertainty": ((("bootstrap", "bootstrap_block"),),),
+    # methods with kernels of their own: the task is the method's name
+    "nusvr": ((("svr", "nu_svr"),),),
+    "dwls": ((("dwls", "dwls_batch"),),),
     "linseed": (
         (("linearity", "accumulate_block"),),
         (("linearity", "pair_weights"),),

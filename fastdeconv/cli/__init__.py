@@ -90,6 +90,11 @@ def _tasks(args):
     tasks = (fitting, "signature") if getattr(args, "reference_counts", None) else (fitting,)
     if fitting == "deconvolve" and getattr(args, "uncertainty_output", None):
         tasks += ("uncertainty",)  # the bootstrap's own kernel
+    from fastdeconv._jit import _TASKS
+
+    method = deconvolve.chosen_method(args).name
+    if method in _TASKS:  # a method with kernels of its own (the default's DWLS)
+        tasks += (method,)
     return tasks
 
 

@@ -382,7 +382,7 @@ REGRESSION = Registry(
     "regression", modules=(
         "fastdeconv.methods.least_squares", "fastdeconv.methods.mixture",
         "fastdeconv.methods.music", "fastdeconv.methods.epic", "fastdeconv.methods.bisque",
-        "fastdeconv.methods.dwls", "fastdeconv.methods.fardeep",
+        "fastdeconv.methods.dwls", "fastdeconv.methods.fardeep", "fastdeconv.methods.svr",
     ),
     defaults={"signature": "dwls", "counts": "bayes", "fallback": "nnls"},
 )
