@@ -32,7 +32,10 @@ uses, with CIBERSORT's C = 1 and with C = 100 (weaker shrinkage).
 Run from the repository root::
 
     python benchmarks/accuracy_reference.py                      # print the table
-    python benchmarks/accuracy_reference.py --write docs/accuracy.md   # regenerate the page
+
+The documentation's accuracy page is written by ``benchmarks/study_reference.py``
+(the cross-validated method-selection study that chose the defaults); this
+script is the quick per-dataset view of the default and its switches.
 
 Nothing here is tuned to these datasets: the library defaults are used as
 they are documented.
