@@ -660,7 +660,7 @@ def chosen_method(args):
     """The record of the method the run uses: ``--method``, or the default for its reference."""
     cells = bool(getattr(args, "reference_counts", None))
     method = getattr(args, "method", None) or regression_methods().default_for(
-        "counts" if cells else "signature"
+        "counts" if cells else "signature", weights=bool(getattr(args, "weights", None))
     )
     return regression_methods().get(method)
 
