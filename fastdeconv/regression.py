@@ -40,6 +40,7 @@ from fastdeconv.inputs import (
     warn_if_collinear,
 )
 from fastdeconv.inputs.tables import warn_if_zero_samples
+from fastdeconv.inputs._common import is_anndata
 from fastdeconv.methods import REGRESSION
 from fastdeconv.methods._problem import MethodFit, RegressionProblem
 from fastdeconv.results import ProportionsResult
@@ -648,6 +649,7 @@ def deconvolve(
     hierarchy=None,
     unexplained=False,
     residual_report=False,
+    copy=False,
 ):
     """Estimate cell-type proportions of bulk samples from a signature or single cells.
 
@@ -846,6 +848,12 @@ def deconvolve(
         at least 3 samples whose missing share varies, else EPIC's
         per-sample ``1 - sum(p)``).  Adds a column ``"unexplained"``; the
         cell types' proportions are scaled to ``1 - unexplained``.
+    copy : bool, default False
+        With an AnnData bulk: the result is also stored in it, scverse style
+        (``obsm["fastdeconv_proportions"]``, ``obsm["fastdeconv_fit"]``,
+        ``obsm["fastdeconv_uncertainty"]``, ``uns["fastdeconv"]``; see
+        :meth:`fastdeconv.results.ProportionsResult.to_anndata`), in the object
+        given (``copy=False``) or in a copy (``copy=True``), as ``result.adata``.
     residual_report : bool or dict, default False
         Rank the genes the fit under-explains consistently across samples
         and test them against marker lists to suggest the missing cell type
@@ -858,7 +866,9 @@ def deconvolve(
     DeconvolutionResult
         ``.proportions`` (samples x cell types), ``.fit`` (per-sample residual
         norm, RMSE, R^2, Pearson r, convergence), ``.coefficients``,
-        ``.genes_used``, ``.gene_match``, ``.gene_weights``, summary and plots.
+        ``.genes_used``, ``.gene_match``, ``.gene_weights``, summary and plots;
+        with an AnnData bulk also ``.adata``, the AnnData holding the result
+        (see ``copy``).
 
     Raises
     ------
@@ -939,8 +949,11 @@ def deconvolve(
             "at once by likelihood (states= gives it sub-types within each type): drop "
             "hierarchy= or choose a regression method"
         )
+    if copy is not False and not is_anndata(bulk):
+        raise ValueError("copy= is for an AnnData bulk (the result is stored in it or in a copy "
+                         "of it); drop copy=")
     if record.reference == "counts":
-        return _deconvolve_counts(
+        return _stored(bulk, copy, _deconvolve_counts(
             record, bulk, signature, cells_given=cells_given, robust=robust, weights=weights,
             background=background, n_jobs=n_jobs, max_iter=max_iter, tol=tol,
             bayes=dict(fractions=fractions, update_reference=update_reference,
@@ -963,7 +976,7 @@ def deconvolve(
                                    min_fold_change=min_fold_change),
             exclude_genes=exclude_genes, outliers=outliers, min_genes=min_genes,
             progress=progress,
-        )
+        ))
     if robust == "auto":
         robust = "huber" if "huber" in record.losses else None
     opts = _check_options(
@@ -1100,7 +1113,7 @@ def deconvolve(
         types = list(S_m.columns)
         props = pd.concat([to_cell_fractions(props[types], rna_content),
                            props.drop(columns=types)], axis=1)
-    return DeconvolutionResult(
+    return _stored(bulk, copy, DeconvolutionResult(
         proportions=props,
         coefficients=first.coefficients,
         fit=first.table,
@@ -1112,7 +1125,14 @@ def deconvolve(
         lineages=lineage_map,
         residual_report=report,
         uncertainty=intervals,
-    )
+    ))
+
+
+def _stored(bulk, copy, result):
+    """The result, also stored in an AnnData bulk (or its copy) as ``result.adata``."""
+    if is_anndata(bulk):
+        result.adata = result.to_anndata(bulk, copy=bool(copy))
+    return result
 
 
 #: the bootstrap's and the permutation test's defaults (``uncertainty=True``)

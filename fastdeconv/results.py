@@ -18,6 +18,7 @@ Results that carry proportions (:class:`ProportionsResult`) also have
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["Result", "ProportionsResult"]
@@ -77,6 +78,76 @@ class ProportionsResult(Result):
     >>> res.to_cell_fractions({"T": 1.0, "B": 3.0}).round(2).to_dict("records")
     [{'T': 0.75, 'B': 0.25}]
     """
+
+    def to_anndata(self, adata, *, copy=False, key="fastdeconv"):
+        """Store the result in an AnnData of the bulk samples, scverse style.
+
+        Writes ``adata.obsm[f"{key}_proportions"]`` (a DataFrame, samples x
+        cell types), ``adata.obsm[f"{key}_fit"]`` (the per-sample fit
+        diagnostics), ``adata.obsm[f"{key}_uncertainty"]`` when the result has
+        an uncertainty table, and the run's method and options in
+        ``adata.uns[key]``.  Keys of an earlier run are replaced.
+
+        Parameters
+        ----------
+        adata : anndata.AnnData
+            The bulk samples as observations (samples x genes), the ones
+            deconvolved (matched by name, or by position when the result's
+            sample names are not all among ``obs_names``).
+        copy : bool, default False
+            Write into a copy and return it (the input is left as it is);
+            otherwise write into ``adata`` and return it.
+        key : str, default "fastdeconv"
+            Prefix of the keys.
+
+        Returns
+        -------
+        anndata.AnnData
+            The object written to.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, anndata, fastdeconv
+        >>> rng = np.random.default_rng(0)
+        >>> sig = pd.DataFrame(rng.gamma(1.0, 100.0, (50, 2)), columns=["T", "B"],
+        ...                    index=[f"g{i}" for i in range(50)])
+        >>> bulk = anndata.AnnData(pd.DataFrame((sig.to_numpy() @ [[0.3, 0.6], [0.7, 0.4]]).T,
+        ...                                     index=["s1", "s2"], columns=sig.index))
+        >>> res = fastdeconv.deconvolve(bulk, sig, method="nnls")
+        >>> res.adata is bulk, bulk.obsm["fastdeconv_proportions"].round(2).to_dict("list")
+        (True, {'T': [0.3, 0.7], 'B': [0.6, 0.4]})
+        >>> bulk.uns["fastdeconv"]["method"]
+        'nnls'
+        """
+        from fastdeconv.inputs._common import is_anndata
+
+        if not is_anndata(adata):
+            raise TypeError(f"to_anndata needs an AnnData object, got {type(adata).__name__}")
+        samples = self.proportions.index.astype(str)
+        obs = adata.obs_names.astype(str)
+        if len(samples) != len(obs):
+            raise ValueError(
+                f"the result has {len(samples)} samples but the AnnData {len(obs)} observations: "
+                "pass the AnnData that was deconvolved"
+            )
+        order = samples.get_indexer(obs) if set(obs) == set(samples) else np.arange(len(obs))
+        target = adata.copy() if copy else adata
+
+        def aligned(frame):
+            frame = frame.iloc[order].copy()
+            frame.index = adata.obs_names
+            return frame
+
+        target.obsm[f"{key}_proportions"] = aligned(self.proportions)
+        target.obsm[f"{key}_fit"] = aligned(self.fit)
+        uncertainty = getattr(self, "uncertainty", None)
+        if isinstance(uncertainty, pd.DataFrame):
+            target.obsm[f"{key}_uncertainty"] = aligned(uncertainty)
+        options = {str(k): (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+                   for k, v in (getattr(self, "options", None) or {}).items()}
+        target.uns[key] = {"method": str(getattr(self, "method", "")),
+                           "options": {k: "None" if v is None else v for k, v in options.items()}}
+        return target
 
     def to_frame(self):
         """Proportions and fit diagnostics side by side, one row per sample.

@@ -1,0 +1,70 @@
+"""Results stored in an AnnData bulk, scverse style: obsm keys, uns parameters, copy=."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+anndata = pytest.importorskip("anndata")
+
+import fastdeconv  # noqa: E402
+
+TYPES = ["T", "B", "M"]
+
+
+def planted(m=6, n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    genes = [f"g{i}" for i in range(n)]
+    sig = pd.DataFrame(rng.gamma(1.0, 100.0, (n, 3)), index=genes, columns=TYPES)
+    P = rng.dirichlet(np.ones(3), m)
+    X = P @ sig.to_numpy().T  # samples x genes
+    adata = anndata.AnnData(pd.DataFrame(X, index=[f"s{j}" for j in range(m)], columns=genes))
+    return adata, sig, pd.DataFrame(P, index=adata.obs_names, columns=TYPES)
+
+
+def test_deconvolve_stores_the_result_in_the_anndata():
+    adata, sig, truth = planted()
+    res = fastdeconv.deconvolve(adata, sig, method="nnls", uncertainty={"n_boot": 20, "n_perm": 10})
+    assert res.adata is adata
+    props = adata.obsm["fastdeconv_proportions"]
+    assert isinstance(props, pd.DataFrame) and list(props.columns) == TYPES
+    assert list(props.index) == list(adata.obs_names)
+    np.testing.assert_allclose(props.to_numpy(), truth.to_numpy(), atol=1e-8)
+    assert adata.obsm["fastdeconv_fit"]["converged"].all()
+    assert "T_lower" in adata.obsm["fastdeconv_uncertainty"].columns
+    assert adata.uns["fastdeconv"]["method"] == "nnls"
+    assert adata.uns["fastdeconv"]["options"]["robust"] == "huber"
+
+
+def test_copy_leaves_the_input_as_it_was_and_the_file_round_trips(tmp_path):
+    adata, sig, truth = planted(seed=1)
+    res = fastdeconv.deconvolve(adata, sig, copy=True)
+    assert "fastdeconv_proportions" not in adata.obsm and "fastdeconv" not in adata.uns
+    assert res.adata is not adata
+    np.testing.assert_allclose(res.adata.obsm["fastdeconv_proportions"].to_numpy(),
+                               res.proportions.to_numpy())
+    path = tmp_path / "bulk.h5ad"
+    res.adata.write_h5ad(path)  # what is stored can be written and read back
+    back = anndata.read_h5ad(path)
+    np.testing.assert_allclose(back.obsm["fastdeconv_proportions"].to_numpy(),
+                               res.proportions.to_numpy())
+    assert back.uns["fastdeconv"]["method"] == res.method
+
+
+def test_copy_needs_an_anndata_and_to_anndata_checks_the_samples():
+    adata, sig, _ = planted(seed=2)
+    bulk = pd.DataFrame(adata.X.T, index=adata.var_names, columns=adata.obs_names)
+    with pytest.raises(ValueError, match="copy= is for an AnnData bulk"):
+        fastdeconv.deconvolve(bulk, sig, copy=True)
+    res = fastdeconv.deconvolve(bulk, sig)
+    assert not hasattr(res, "adata")
+    with pytest.raises(ValueError, match="6 samples but the AnnData 3 observations"):
+        res.to_anndata(adata[:3].copy())
+    with pytest.raises(TypeError, match="needs an AnnData"):
+        res.to_anndata(bulk)
+    # samples matched by name, whatever the order of the observations
+    shuffled = adata[::-1].copy()
+    out = res.to_anndata(shuffled)
+    np.testing.assert_allclose(out.obsm["fastdeconv_proportions"].loc["s0"].to_numpy(),
+                               res.proportions.loc["s0"].to_numpy())
