@@ -68,3 +68,34 @@ def test_copy_needs_an_anndata_and_to_anndata_checks_the_samples():
     out = res.to_anndata(shuffled)
     np.testing.assert_allclose(out.obsm["fastdeconv_proportions"].loc["s0"].to_numpy(),
                                res.proportions.loc["s0"].to_numpy())
+
+
+def test_cli_reads_and_writes_h5ad(tmp_path, capsys):
+    from fastdeconv.cli import main
+
+    adata, sig, truth = planted(seed=3)
+    adata.layers["raw"] = adata.X.copy()
+    adata.X = np.zeros_like(adata.X)  # the layer holds the data: .X would fail
+    adata.write_h5ad(tmp_path / "bulk.h5ad")
+    sig.to_csv(tmp_path / "sig.tsv", sep="\t")
+    out = tmp_path / "out.h5ad"
+    base = ["deconvolve", "--signature", str(tmp_path / "sig.tsv"), "-q", "--method", "nnls"]
+    assert main([*base, "--bulk", str(tmp_path / "bulk.h5ad"), "--layer", "raw",
+                 "--output", str(out)]) == 0
+    back = anndata.read_h5ad(out)
+    np.testing.assert_allclose(back.obsm["fastdeconv_proportions"].to_numpy(), truth.to_numpy(),
+                               atol=1e-8)
+    assert back.uns["fastdeconv"]["method"] == "nnls"
+    # a table bulk written as .h5ad: the samples as observations
+    table = pd.DataFrame(adata.layers["raw"].T, index=adata.var_names, columns=adata.obs_names)
+    table.to_csv(tmp_path / "bulk.tsv", sep="\t")
+    assert main([*base, "--bulk", str(tmp_path / "bulk.tsv"), "--output",
+                 str(tmp_path / "t.h5ad")]) == 0
+    assert anndata.read_h5ad(tmp_path / "t.h5ad").obsm["fastdeconv_proportions"].shape == (6, 3)
+    # --layer for a table, and an output over the input, are refused naming the flag
+    assert main([*base, "--bulk", str(tmp_path / "bulk.tsv"), "--layer", "raw", "--output",
+                 str(tmp_path / "x.tsv")]) == 1
+    assert "--layer is for an .h5ad --bulk" in capsys.readouterr().err
+    assert main([*base, "--bulk", str(tmp_path / "bulk.h5ad"), "--layer", "raw", "--output",
+                 str(tmp_path / "bulk.h5ad")]) == 1
+    assert "would overwrite --bulk" in capsys.readouterr().err

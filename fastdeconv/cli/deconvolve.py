@@ -21,6 +21,7 @@ from fastdeconv.cli._common import (
     MethodName,
     add_command,
     check_plot_path,
+    _check_folder,
     check_table_path,
     help_when_shown,
     input_file,
@@ -124,6 +125,7 @@ FLAGS = {
     "subject_key": "--subject-key",
     "method_options": "--method-option",
     "hierarchy": "--hierarchy",
+    "layer": "--layer",
     "unexplained": "--unexplained",
     "residual_report": "--residual-report",
     "states": "--states",
@@ -170,7 +172,10 @@ def add_parser(subparsers):
         "linear scale) with a signature (SIG, genes x cell types). Writes OUT as samples x "
         "cell types.",
     )
-    input_file(p, "--bulk", required=True, metavar="BULK", help="genes x samples table")
+    input_file(p, "--bulk", required=True, metavar="BULK",
+               help="genes x samples table, or .h5ad (samples x genes)")
+    p.add_argument("--layer", metavar="NAME",
+                   help=".h5ad --bulk: the layer to read instead of .X")
     input_file(p, "--signature", metavar="SIG",
                help="genes x cell types table (or give --reference-counts)")
     input_file(
@@ -221,7 +226,9 @@ def add_parser(subparsers):
                    help="--method bayes: keep genes holding over 1%% of a sample's reads in "
                    "over 10%% of samples (default: left out)")
     output_file(
-        p, "--output", required=True, metavar="OUT", help="proportions, samples x cell types"
+        p, "--output", required=True, metavar="OUT",
+        help="proportions, samples x cell types; an .h5ad OUT is the bulk as AnnData with the "
+        "proportions, fit (and uncertainty) in .obsm and the run's options in .uns['fastdeconv']",
     )
     help_when_shown(
         p.add_argument(
@@ -553,6 +560,39 @@ def _reference_keywords(args):
     return counts, kwargs
 
 
+def _h5ad(path):
+    """Whether a path names an AnnData file."""
+    return path is not None and str(path).lower().endswith(".h5ad")
+
+
+def _read_any(path, option):
+    """A table, or for ``.h5ad`` an AnnData object (with ``option`` in its messages)."""
+    if not _h5ad(path):
+        return read(path, option)
+    from fastdeconv.io import read_h5ad
+
+    try:
+        return read_h5ad(path)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{option}: {one_line(exc)}") from None
+    except (ValueError, OSError, ImportError) as exc:
+        raise InputError(f"{option}: {one_line(exc)}") from None
+
+
+def _write_h5ad(result, bulk, path):
+    """``--output OUT.h5ad``: the bulk as AnnData with the result in ``.obsm``/``.uns``, atomically."""
+    import anndata
+
+    from fastdeconv.inputs._common import is_anndata
+    from fastdeconv.io import atomic_write
+
+    if is_anndata(bulk):
+        target = result.adata  # the file's own object, read for this run
+    else:  # a table: the samples as observations, the genes as variables
+        target = result.to_anndata(anndata.AnnData(bulk.T.astype("float64")))
+    atomic_write(path, lambda tmp: target.write_h5ad(tmp))
+
+
 def _candidates_path(path):
     """Where ``--residual-report FILE`` writes its candidate cell types: FILE.candidates.tsv.
 
@@ -686,7 +726,12 @@ def run(args):
     FileNotFoundError: --bulk: table file not found: 'missing.tsv'
     """
     check_reference_options(args)
-    check_table_path(args.output, "--output")
+    if _h5ad(args.output):
+        _check_folder(args.output, "--output")
+    else:
+        check_table_path(args.output, "--output")
+    if args.layer is not None and not _h5ad(args.bulk):
+        raise InputError(f"--layer is for an .h5ad --bulk ({args.bulk!r} is a table)")
     check_table_path(args.fit_output, "--fit-output")
     check_table_path(args.residual_report, "--residual-report")
     if args.residual_report:
@@ -710,9 +755,9 @@ def run(args):
             raise InputError(
                 f"--method {args.method} needs --weights FILE (a two-column table: gene, weight)"
             )
-    bulk = read(args.bulk, "--bulk")
+    bulk = _read_any(args.bulk, "--bulk")
     if args.signature:
-        reference, cell_kwargs = read(args.signature, "--signature"), {}
+        reference, cell_kwargs = _read_any(args.signature, "--signature"), {}
     else:
         reference, cell_kwargs = _reference_keywords(args)
 
@@ -729,6 +774,8 @@ def run(args):
         kwargs["robust"] = None if args.robust == "none" else args.robust
     if method_options:
         kwargs["method_options"] = method_options
+    if args.layer is not None:
+        kwargs["layer"] = args.layer
     if args.uncertainty_output and not likelihood(args):
         kwargs["uncertainty"] = True
     if args.residual_report:
@@ -766,7 +813,10 @@ def run(args):
         plot_proportions(proportions, path=args.plot, title=title(args))
     if args.plot_fit:
         result.plot_fit(args.plot_fit, title=title(args))
-    write(proportions_frame(proportions), args.output, "--output", "sample")
+    if _h5ad(args.output):
+        _write_h5ad(result, bulk, args.output)
+    else:
+        write(proportions_frame(proportions), args.output, "--output", "sample")
     if args.fit_output:
         write(result.fit, args.fit_output, "--fit-output", "sample")
     if args.residual_report:
