@@ -1102,7 +1102,7 @@ def deconvolve(
         intervals = _uncertainty(uncertainty, record, opts, S_m.loc[first.genes],
                                  B_m.loc[first.genes], w0, first, method_options, rna_content,
                                  None if context is None else
-                                 context[0].take(context[1].get_indexer(first.genes)))
+                                 context[0].take(context[1].get_indexer(first.genes)), progress)
         options["uncertainty"] = "bootstrap"
     if unexplained:
         props, options["unexplained"] = _with_unexplained(record, props, S_m, B_m, first.genes,
@@ -1139,7 +1139,8 @@ def _stored(bulk, copy, result):
 UNCERTAINTY_DEFAULTS = {"n_boot": 200, "level": 0.9, "n_perm": 100, "seed": 0}
 
 
-def _uncertainty(given, record, opts, S_u, B_u, w0, first, method_options, rna_content, cells):
+def _uncertainty(given, record, opts, S_u, B_u, w0, first, method_options, rna_content, cells,
+                 progress):
     """Bootstrap intervals and the permutation p-value of a regression fit, in one table."""
     from fastdeconv.uncertainty import bootstrap_proportions, permutation_pvalue
 
@@ -1157,7 +1158,7 @@ def _uncertainty(given, record, opts, S_u, B_u, w0, first, method_options, rna_c
                   options=method_options, cells=cells, seed=settings["seed"])
     ci = bootstrap_proportions(
         S_u, B_u, gene_weights=first.gene_weights.to_numpy(), n_boot=settings["n_boot"],
-        level=settings["level"],
+        level=settings["level"], progress=progress,
         rna_content=None if rna_content is None else _content_vector(rna_content, S_u.columns),
         **common)
     perm = permutation_pvalue(S_u, B_u, n_perm=settings["n_perm"], **common)

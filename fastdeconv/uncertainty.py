@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastdeconv._checks import check_choice, check_int, check_probability
+from fastdeconv._progress import progress_bar
 
 __all__ = [
     "BootstrapResult", "PermutationResult", "bootstrap_proportions", "permutation_pvalue",
@@ -422,7 +423,7 @@ def _replicate_grams(S, w, counts):
     return Q
 
 
-def _gram_replicates(S, B, w, U, counts, kind, slack, huber, max_iter, tol, reduce, n_jobs):
+def _gram_replicates(S, B, w, U, counts, kind, slack, huber, max_iter, tol, reduce, n_jobs, bar):
     """Every replicate of every sample on the Gram form; ``reduce`` per block of samples."""
     from fastdeconv._parallel import thread_map
     from fastdeconv.kernels.bootstrap import bootstrap_block
@@ -450,14 +451,16 @@ def _gram_replicates(S, B, w, U, counts, kind, slack, huber, max_iter, tol, redu
                         int(max_rounds), float(rtol), int(max_iter), float(tol), X, n_iter,
                         rounds, status)
         X[status == 2] = np.nan
-        return reduce(X, status == 1)
+        out = reduce(X, status == 1)
+        bar.update(j1 - j0)
+        return out
 
     bounds = [(j0, min(j0 + _GRAM_BLOCK, m)) for j0 in range(0, m, _GRAM_BLOCK)]
     return thread_map(run, bounds, n_jobs, blas=False)
 
 
 def _refit_replicates(record, S, B, weights, huber, counts, n_jobs, max_iter, tol, options, cells,
-                      types, reduce):
+                      types, reduce, bar):
     """Every replicate by refitting the method on the resampled genes (rows repeated).
 
     Replicate 0 of ``counts`` may be all ones (the fit itself).
@@ -479,6 +482,7 @@ def _refit_replicates(record, S, B, weights, huber, counts, n_jobs, max_iter, to
                                cells, types, rows=idx)
             live = np.any(problem.B != 0, axis=0)  # a replicate may draw no gene of a sample
             if not live.any():
+                bar.update(1)
                 continue
             if not live.all():
                 problem = replace(problem, B=np.ascontiguousarray(problem.B[:, live]))
@@ -489,6 +493,7 @@ def _refit_replicates(record, S, B, weights, huber, counts, n_jobs, max_iter, to
             for e, name in enumerate(extra):
                 X[live, r, ka + e] = fit.extra[name]
             failed[live, r] = ~np.asarray(fit.converged, dtype=bool)
+            bar.update(1)
         out.append(reduce(X, failed, extra=len(extra)))
     return out
 
@@ -518,6 +523,7 @@ def bootstrap_proportions(
     max_iter=-1,
     tol=1e-11,
     keep_replicates=False,
+    progress=None,
 ):
     """Per-sample confidence intervals of the proportions, by bootstrap over genes.
 
@@ -612,6 +618,10 @@ def bootstrap_proportions(
         Active-set iteration cap and tolerance (as :func:`fastdeconv.nnls`).
     keep_replicates : bool, default False
         Keep every replicate's proportions in ``.replicates``.
+    progress : bool, optional
+        Progress bar on stderr (samples on the Gram form, replicates when
+        refitting); default: shown when stderr is a terminal and the work is
+        large.
 
     Returns
     -------
@@ -702,11 +712,16 @@ def bootstrap_proportions(
             with np.errstate(invalid="ignore", divide="ignore"):  # factors on the fixed weights
                 U = np.where(w_fixed[:, None] > 0, G / w_fixed[:, None], 1.0)
             U = np.ascontiguousarray(U.T)
-        blocks = _gram_replicates(S_fit, B, w_fixed, U, counts, form[0], form[1], huber, max_iter,
-                                  tol, reduce, n_jobs)
+        with progress_bar(m, progress, desc="bootstrap") as bar:
+            blocks = _gram_replicates(S_fit, B, w_fixed, U, counts, form[0], form[1], huber,
+                                      max_iter, tol, reduce, n_jobs, bar)
     else:
-        blocks = _refit_replicates(record, S_fit, B, w, huber, counts, n_jobs, max_iter, tol,
-                                   options, cells, types, reduce)
+        width = m if getattr(record, "batch_dependent", False) else _REFIT_BLOCK
+        total = counts.shape[0] * -(-m // width)
+        with progress_bar(total, progress, desc="bootstrap", unit="replicate",
+                          min_total=50) as bar:
+            blocks = _refit_replicates(record, S_fit, B, w, huber, counts, n_jobs, max_iter, tol,
+                                       options, cells, types, reduce, bar)
     lower, upper, se, est, n_valid, n_failed, reps = (
         np.concatenate([blk[i] for blk in blocks], axis=0) if blocks[0][i] is not None else None
         for i in range(7)

@@ -291,3 +291,16 @@ def test_deconvolve_uncertainty_is_the_bootstrap_of_its_fit(tmp_path, capsys):
     written = read_table(tmp_path / "u.tsv")
     assert list(written.columns) == list(res.uncertainty.columns)
     assert (written["A_lower"] <= written["A_upper"]).all()
+
+
+def test_the_bootstrap_shows_its_progress_only_when_asked(capsys):
+    rng = np.random.default_rng(12)
+    S = rng.gamma(1.0, 100.0, (120, 3))
+    B = S @ rng.dirichlet(np.ones(3), 8).T
+    bootstrap_proportions(S, B, method="nnls", n_boot=20, progress=True)
+    assert "bootstrap" in capsys.readouterr().err
+    bootstrap_proportions(S, B, method="fardeep", n_boot=10, progress=True)  # refitted
+    err = capsys.readouterr().err
+    assert "bootstrap" in err and "replicates" in err
+    bootstrap_proportions(S, B, method="nnls", n_boot=20, progress=False)
+    assert capsys.readouterr().err == ""
