@@ -372,6 +372,7 @@ def _fit_samples(record, S, B, w0, solver, progress):
     gene_w = np.full((n, m), np.nan)
     extra = {name: np.full(m, np.nan) for name in record.extra_columns}
     fixed = 1.0 if w0 is None else w0[:, None]
+    fitted = observed = None  # the method's own reconstruction, when it gives one
     live = np.flatnonzero(~zero)
     block = max(live.size, 1) if record.batch_dependent else _BLOCK
     with progress_bar(m, progress, desc="deconvolve") as bar:
@@ -388,22 +389,33 @@ def _fit_samples(record, S, B, w0, solver, progress):
             gene_w[:, cols] = fixed if fit.gene_weights is None else fit.gene_weights
             for name in record.extra_columns:
                 extra[name][cols] = fit.extra[name]
+            if fit.fitted is not None:
+                if fitted is None:
+                    fitted, observed = np.full((n, m), np.nan), np.array(B, dtype=np.float64)
+                fitted[:, cols] = fit.fitted
+                if fit.observed is not None:
+                    observed[:, cols] = fit.observed
             bar.update(cols.size)
-    return MethodFit(X, converged, n_iter, n_reweight, gene_w, extra), zero
+    return MethodFit(X, converged, n_iter, n_reweight, gene_w, extra, fitted, observed), zero
 
 
-def _fit_statistics(S, B, X, block=1024):
+def _fit_statistics(S, B, X, block=1024, fitted=None):
     """Residual norm, RMSE, R^2 and Pearson r of B against the reconstruction S X.
 
     Computed over blocks of samples, so the temporaries stay cache-sized instead of
-    several genes x samples arrays.
+    several genes x samples arrays.  ``fitted`` replaces ``S X`` when the method
+    gave its own reconstruction (genes it could not use are NaN there: they count
+    as fitted exactly).
     """
+    if fitted is not None and np.isnan(fitted).any():
+        keep = ~np.isnan(fitted)
+        B, fitted = np.where(keep, B, 0.0), np.where(keep, fitted, 0.0)
     n, m = B.shape
     rss, tss, cross, rr = (np.empty(m) for _ in range(4))
     for j0 in range(0, m, block):
         j1 = min(j0 + block, m)
         Bj = B[:, j0:j1]
-        R = S @ X[:, j0:j1]
+        R = S @ X[:, j0:j1] if fitted is None else np.array(fitted[:, j0:j1])
         resid = Bj - R
         rss[j0:j1] = np.einsum("ij,ij->j", resid, resid)
         Bc = Bj - Bj.mean(axis=0)
@@ -447,7 +459,8 @@ def _proportions(record, coef, S, B, zero):
 def _fit_table(fit, S_fit, B, level, zero, samples):
     """The per-sample fit diagnostics: statistics of the reconstruction and the method's own."""
     X = fit.coefficients
-    resid_norm, rmse, r2, pearson = _fit_statistics(S_fit, B, np.nan_to_num(X))
+    resid_norm, rmse, r2, pearson = _fit_statistics(
+        S_fit, B if fit.observed is None else fit.observed, np.nan_to_num(X), fitted=fit.fitted)
     k = X.shape[0] if level is None else X.shape[0] - 1  # a background is the last row
     table = pd.DataFrame(
         {

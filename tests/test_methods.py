@@ -116,6 +116,8 @@ def test_every_method_is_reachable_from_the_api(name):
     assert res.method == name
     assert sorted(res.proportions.columns) == sorted(TYPES + list(record.extra_columns))
     assert res.fit["converged"].all()
+    # the fit statistics judge the method's own reconstruction (rescaled bulks, cell fractions)
+    assert (res.fit["r2"] > 0.95).all() and (res.fit["pearson_r"] > 0.99).all(), res.fit
     if record.cell_fractions:  # corrected for RNA per cell by the method's own rule
         np.testing.assert_allclose(res.proportions.sum(axis=1), 1.0, atol=1e-9)
         est = res.proportions[TYPES].to_numpy().ravel()

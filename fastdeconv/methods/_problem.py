@@ -283,6 +283,14 @@ class MethodFit:
         weights); None when they are the fixed weights (or 1).
     extra : dict of str to ndarray of shape (m,)
         Values of the record's ``extra_columns`` (e.g. ``"unexplained"``).
+    fitted : ndarray, shape (n, m), optional
+        The method's reconstruction of the data it fitted, when that is not
+        ``S @ coefficients`` (a method that rescales the bulk or the
+        signature, or reports cell fractions); the pipeline's fit statistics
+        then compare it with ``observed``.
+    observed : ndarray, shape (n, m), optional
+        The data ``fitted`` reconstructs (default: the problem's ``B``), e.g. a
+        transformed bulk.
 
     Examples
     --------
@@ -299,6 +307,8 @@ class MethodFit:
     n_reweight: np.ndarray
     gene_weights: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+    fitted: np.ndarray | None = None
+    observed: np.ndarray | None = None
 
     @classmethod
     def exact(cls, coefficients, **kwargs):

@@ -158,7 +158,12 @@ def _fit_bisque(problem):
                     tol=problem.tol)
     warn_unconverged(info.status, problem.max_iter, stacklevel=3)
     gene_w = np.broadcast_to(usable.astype(np.float64)[:, None], (problem.n, problem.m))
-    return MethodFit(X, info.converged, info.n_iter, info.n_reweight, gene_w)
+    # judged on the transformed bulk it fits (the genes it cannot use left out)
+    fitted = np.full((problem.n, problem.m), np.nan)
+    fitted[usable] = ref[usable] @ X
+    observed = np.where(usable[:, None], np.nan_to_num(Y), 0.0)
+    return MethodFit(X, info.converged, info.n_iter, info.n_reweight, gene_w, fitted=fitted,
+                     observed=observed)
 
 
 REGRESSION.register(Method(

@@ -313,6 +313,9 @@ def _fit_epic(problem):
     X, info = solve(S, B, kind="simplex", slack=with_other, weights=w, n_jobs=problem.n_jobs,
                     max_iter=problem.max_iter, tol=problem.tol)
     warn_unconverged(info.status, problem.max_iter, stacklevel=3)
+    # the fit's reconstruction, back on the bulk's own scale (before the mRNA correction)
+    scaled_total = B.sum(axis=0)
+    fitted = (S @ X) * (problem.B.sum(axis=0) / np.where(scaled_total > 0, scaled_total, 1.0))
     other = np.clip(1.0 - X.sum(axis=0), 0.0, 1.0) if with_other else np.zeros(problem.m)
     if fractions == "cells":
         names = tuple(problem.cell_types) or tuple(opts.get("cell_types") or ())
@@ -333,7 +336,8 @@ def _fit_epic(problem):
         with np.errstate(invalid="ignore", divide="ignore"):
             X, other = X / total, other / total
     gene_w = np.broadcast_to(w[:, None], (problem.n, problem.m))
-    return MethodFit(X, info.converged, info.n_iter, info.n_reweight, gene_w, {OTHER_CELLS: other})
+    return MethodFit(X, info.converged, info.n_iter, info.n_reweight, gene_w, {OTHER_CELLS: other},
+                     fitted=fitted)
 
 
 REGRESSION.register(Method(

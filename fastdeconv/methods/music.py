@@ -235,7 +235,12 @@ def _fit_music(problem):
     )
     P, W, rounds, converged, n_iter = (np.concatenate([o[i] for o in out], axis=-1)
                                        for i in range(5))
-    return MethodFit(P, converged, n_iter, rounds, W)
+    # the reconstruction (design @ p) at each sample's least-squares scale: the bulk is fitted
+    # up to its sequencing depth
+    F = design @ np.nan_to_num(P)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.einsum("ij,ij->j", F, B) / np.einsum("ij,ij->j", F, F)
+    return MethodFit(P, converged, n_iter, rounds, W, fitted=F * np.nan_to_num(scale))
 
 
 REGRESSION.register(Method(
