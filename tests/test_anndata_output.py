@@ -95,7 +95,28 @@ def test_cli_reads_and_writes_h5ad(tmp_path, capsys):
     # --layer for a table, and an output over the input, are refused naming the flag
     assert main([*base, "--bulk", str(tmp_path / "bulk.tsv"), "--layer", "raw", "--output",
                  str(tmp_path / "x.tsv")]) == 1
-    assert "--layer is for an .h5ad --bulk" in capsys.readouterr().err
+    assert "--layer is for an .h5ad or .zarr --bulk" in capsys.readouterr().err
     assert main([*base, "--bulk", str(tmp_path / "bulk.h5ad"), "--layer", "raw", "--output",
                  str(tmp_path / "bulk.h5ad")]) == 1
     assert "would overwrite --bulk" in capsys.readouterr().err
+
+
+def test_cli_reads_and_writes_zarr(tmp_path, capsys):
+    pytest.importorskip("zarr")
+    from fastdeconv.cli import main
+
+    adata, sig, truth = planted(seed=4)
+    adata.write_zarr(tmp_path / "bulk.zarr")
+    sig.to_csv(tmp_path / "sig.tsv", sep="\t")
+    out = tmp_path / "out.zarr"
+    argv = ["deconvolve", "--bulk", str(tmp_path / "bulk.zarr"), "--signature",
+            str(tmp_path / "sig.tsv"), "-q", "--method", "nnls", "--output", str(out)]
+    for _ in range(2):  # the second run replaces the first store
+        assert main(argv) == 0
+        back = anndata.read_zarr(out)
+        np.testing.assert_allclose(back.obsm["fastdeconv_proportions"].to_numpy(),
+                                   truth.to_numpy(), atol=1e-8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bulk.zarr", "out.zarr", "sig.tsv"]
+    argv[2] = str(tmp_path / "missing.zarr")
+    assert main(argv) == 1
+    assert "--bulk: zarr store not found" in capsys.readouterr().err

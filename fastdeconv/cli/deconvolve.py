@@ -173,9 +173,9 @@ def add_parser(subparsers):
         "cell types.",
     )
     input_file(p, "--bulk", required=True, metavar="BULK",
-               help="genes x samples table, or .h5ad (samples x genes)")
+               help="genes x samples table, or AnnData .h5ad / .zarr (samples x genes)")
     p.add_argument("--layer", metavar="NAME",
-                   help=".h5ad --bulk: the layer to read instead of .X")
+                   help=".h5ad/.zarr --bulk: the layer to read instead of .X")
     input_file(p, "--signature", metavar="SIG",
                help="genes x cell types table (or give --reference-counts)")
     input_file(
@@ -227,7 +227,7 @@ def add_parser(subparsers):
                    "over 10%% of samples (default: left out)")
     output_file(
         p, "--output", required=True, metavar="OUT",
-        help="proportions, samples x cell types; an .h5ad OUT is the bulk as AnnData with the "
+        help="proportions, samples x cell types; an .h5ad (or .zarr) OUT is the bulk as AnnData with the "
         "proportions, fit (and uncertainty) in .obsm and the run's options in .uns['fastdeconv']",
     )
     help_when_shown(
@@ -560,15 +560,37 @@ def _reference_keywords(args):
     return counts, kwargs
 
 
+def _zarr(path):
+    """Whether a path names an AnnData zarr store (a folder ending in ``.zarr``)."""
+    return path is not None and str(path).rstrip("/\\").lower().endswith(".zarr")
+
+
 def _h5ad(path):
-    """Whether a path names an AnnData file."""
-    return path is not None and str(path).lower().endswith(".h5ad")
+    """Whether a path names an AnnData file or zarr store.
+
+    Examples
+    --------
+    >>> from fastdeconv.cli.deconvolve import _h5ad
+    >>> _h5ad("bulk.h5ad"), _h5ad("spots.zarr/"), _h5ad("bulk.tsv")
+    (True, True, False)
+    """
+    return path is not None and (str(path).lower().endswith(".h5ad") or _zarr(path))
 
 
 def _read_any(path, option):
-    """A table, or for ``.h5ad`` an AnnData object (with ``option`` in its messages)."""
+    """A table, or for ``.h5ad``/``.zarr`` an AnnData object (with ``option`` in its messages)."""
     if not _h5ad(path):
         return read(path, option)
+    if _zarr(path):
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"{option}: zarr store not found: {str(path)!r}")
+        import anndata
+
+        try:
+            return anndata.read_zarr(path)
+        except Exception as exc:  # noqa: BLE001 -- a damaged store, whatever zarr raises
+            raise InputError(f"{option}: {str(path)!r} is not an AnnData zarr store "
+                             f"({one_line(exc)}); write one with adata.write_zarr()") from None
     from fastdeconv.io import read_h5ad
 
     try:
@@ -580,7 +602,7 @@ def _read_any(path, option):
 
 
 def _write_h5ad(result, bulk, path):
-    """``--output OUT.h5ad``: the bulk as AnnData with the result in ``.obsm``/``.uns``, atomically."""
+    """``--output OUT.h5ad`` (or ``.zarr``): the bulk as AnnData with the result, atomically."""
     import anndata
 
     from fastdeconv.inputs._common import is_anndata
@@ -590,7 +612,26 @@ def _write_h5ad(result, bulk, path):
         target = result.adata  # the file's own object, read for this run
     else:  # a table: the samples as observations, the genes as variables
         target = result.to_anndata(anndata.AnnData(bulk.T.astype("float64")))
-    atomic_write(path, lambda tmp: target.write_h5ad(tmp))
+    if not _zarr(path):
+        atomic_write(path, lambda tmp: target.write_h5ad(tmp))
+        return
+    import shutil
+
+    path = str(path).rstrip("/\\")
+    tmp, old = f"{path}.tmp-{os.getpid()}", f"{path}.old-{os.getpid()}"
+    try:
+        import warnings
+
+        with warnings.catch_warnings():  # anndata's note on its future zarr default format
+            warnings.filterwarnings("ignore", message="Writing zarr v2", category=UserWarning)
+            target.write_zarr(tmp)
+        if os.path.exists(path):  # replaced only once the new store is complete
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if os.path.isdir(leftover):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _candidates_path(path):
@@ -726,12 +767,16 @@ def run(args):
     FileNotFoundError: --bulk: table file not found: 'missing.tsv'
     """
     check_reference_options(args)
-    if _h5ad(args.output):
+    if _zarr(args.output):  # a store is a folder: its parent must exist
+        parent = os.path.dirname(os.path.abspath(str(args.output).rstrip("/\\")))
+        if not os.path.isdir(parent):
+            raise InputError(f"--output: folder {parent!r} does not exist")
+    elif _h5ad(args.output):
         _check_folder(args.output, "--output")
     else:
         check_table_path(args.output, "--output")
     if args.layer is not None and not _h5ad(args.bulk):
-        raise InputError(f"--layer is for an .h5ad --bulk ({args.bulk!r} is a table)")
+        raise InputError(f"--layer is for an .h5ad or .zarr --bulk ({args.bulk!r} is a table)")
     check_table_path(args.fit_output, "--fit-output")
     check_table_path(args.residual_report, "--residual-report")
     if args.residual_report:
