@@ -94,13 +94,9 @@ MIN_SAMPLES = 3
 MODELS = ("auto", "joint", "per-sample")
 #: ``robust=`` choices.
 ROBUST = ("huber", None)
-#: Huber's constant (95% efficiency under normal errors).
-HUBER_C = 1.345
 #: Smallest robust scale, as a share of the median gene's norm in the bulk (exact data: no
 #: down-weighting).
 SCALE_FLOOR = 0.01
-#: The per-sample fallback's Huber options for the core solver (c, rounds, rtol).
-_HUBER_SOLVER = (HUBER_C, 500, 1e-5)
 #: A gene "under-explained" in a sample: observed more than twice what the fit explains.
 UNDER_LOG2 = 1.0
 #: ... in at least this share of samples, for a gene to be tested for marker enrichment.
@@ -233,6 +229,7 @@ def fit_unexplained(S, B, *, fit_rows=None, robust="huber", model="auto", max_it
     >>> bool(np.abs(fit.fraction - f).max() < 1e-3), fit.model
     (True, 'joint')
     """
+    from fastdeconv.kernels.robust import DEFAULT_HUBER
     from fastdeconv.solvers._core import solve
 
     n, k = S.shape
@@ -247,7 +244,7 @@ def fit_unexplained(S, B, *, fit_rows=None, robust="huber", model="auto", max_it
     Bf = np.ascontiguousarray(Bn[rows])
     if model == "auto":
         model = "joint" if int(ok.sum()) >= MIN_SAMPLES else "per-sample"
-    huber = _HUBER_SOLVER if robust == "huber" and model == "per-sample" else None
+    huber = DEFAULT_HUBER if robust == "huber" and model == "per-sample" else None
     X, _ = solve(Sf, Bf, kind="simplex", slack=True, huber=huber, n_jobs=n_jobs)
     none = np.zeros(n)
     if model == "per-sample":
@@ -299,9 +296,9 @@ def fit_unexplained(S, B, *, fit_rows=None, robust="huber", model="auto", max_it
             break
         R = Bn - Sn @ P
         update = np.maximum(R @ share, 0.0) / ss  # least squares per gene, m_g >= 0
-        if robust == "huber":
-            w = _gene_huber_weights(R[rows] - np.outer(update[rows], share), HUBER_C, floor)
         E = R[rows] - np.outer(update[rows], share)
+        if robust == "huber":
+            w = _gene_huber_weights(E, DEFAULT_HUBER[0], floor)
         reference = float(np.einsum("ij,ij,i->", E, E, w)) * (1.0 + 1e-9)
         total = update.sum()
         previous, plain = prof, (update / total if total > 0 else none.copy())

@@ -13,7 +13,7 @@ signature (reference profiles).  Its steps, each a function below:
    is a function ``fit(RegressionProblem) -> MethodFit``, see
    :mod:`fastdeconv.methods._problem`);
 5. assemble the :class:`DeconvolutionResult`: proportions, fit statistics
-   (computed once, ``_fit_statistics``), names attached again.
+   (computed once, :func:`fastdeconv.methods._problem.fit_statistics`), names attached again.
 
 The pipeline never names a method: what it does with one (weights,
 background, normalisation, extra columns) it reads from the method's record.
@@ -42,7 +42,9 @@ from fastdeconv.inputs import (
 from fastdeconv.inputs.tables import warn_if_zero_samples
 from fastdeconv.inputs._common import is_anndata
 from fastdeconv.methods import REGRESSION
-from fastdeconv.methods._problem import MethodFit, RegressionProblem
+from fastdeconv.methods._problem import (
+    MethodFit, RegressionProblem, fit_statistics, with_background,
+)
 from fastdeconv.results import ProportionsResult
 
 __all__ = ["deconvolve", "DeconvolutionResult", "select_marker_genes"]
@@ -341,18 +343,6 @@ def _check_weight_values(values):
                          "give 0 explicitly)")
 
 
-def _with_background(S, background):
-    """The design matrix: the signature, plus a constant column when fitting a background.
-
-    Returns the matrix and the column's level (None without a background).
-    """
-    if not background:
-        return S, None
-    # constant column at the signature's mean level: coefficient * level = background
-    level = float(S.mean()) if S.mean() > 0 else 1.0
-    return np.ascontiguousarray(np.column_stack([S, np.full(S.shape[0], level)])), level
-
-
 def _fit_samples(record, S, B, w0, solver, progress):
     """Fit every sample that is not zero on all genes, in blocks of samples.
 
@@ -391,42 +381,14 @@ def _fit_samples(record, S, B, w0, solver, progress):
                 extra[name][cols] = fit.extra[name]
             if fit.fitted is not None:
                 if fitted is None:
-                    fitted, observed = np.full((n, m), np.nan), np.array(B, dtype=np.float64)
+                    fitted = np.full((n, m), np.nan)
                 fitted[:, cols] = fit.fitted
-                if fit.observed is not None:
-                    observed[:, cols] = fit.observed
+            if fit.observed is not None:  # (a copy of B only for a method that transforms it)
+                if observed is None:
+                    observed = np.array(B, dtype=np.float64)
+                observed[:, cols] = fit.observed
             bar.update(cols.size)
     return MethodFit(X, converged, n_iter, n_reweight, gene_w, extra, fitted, observed), zero
-
-
-def _fit_statistics(S, B, X, block=1024, fitted=None):
-    """Residual norm, RMSE, R^2 and Pearson r of B against the reconstruction S X.
-
-    Computed over blocks of samples, so the temporaries stay cache-sized instead of
-    several genes x samples arrays.  ``fitted`` replaces ``S X`` when the method
-    gave its own reconstruction (genes it could not use are NaN there: they count
-    as fitted exactly).
-    """
-    if fitted is not None and np.isnan(fitted).any():
-        keep = ~np.isnan(fitted)
-        B, fitted = np.where(keep, B, 0.0), np.where(keep, fitted, 0.0)
-    n, m = B.shape
-    rss, tss, cross, rr = (np.empty(m) for _ in range(4))
-    for j0 in range(0, m, block):
-        j1 = min(j0 + block, m)
-        Bj = B[:, j0:j1]
-        R = S @ X[:, j0:j1] if fitted is None else np.array(fitted[:, j0:j1])
-        resid = Bj - R
-        rss[j0:j1] = np.einsum("ij,ij->j", resid, resid)
-        Bc = Bj - Bj.mean(axis=0)
-        R -= R.mean(axis=0)
-        tss[j0:j1] = np.einsum("ij,ij->j", Bc, Bc)
-        cross[j0:j1] = np.einsum("ij,ij->j", Bc, R)
-        rr[j0:j1] = np.einsum("ij,ij->j", R, R)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(tss > 0, 1.0 - rss / np.where(tss > 0, tss, 1.0), np.nan)
-        pearson = cross / np.sqrt(tss * rr)
-    return np.sqrt(rss), np.sqrt(rss / n), r2, pearson
 
 
 def _proportions(record, coef, S, B, zero):
@@ -459,7 +421,7 @@ def _proportions(record, coef, S, B, zero):
 def _fit_table(fit, S_fit, B, level, zero, samples):
     """The per-sample fit diagnostics: statistics of the reconstruction and the method's own."""
     X = fit.coefficients
-    resid_norm, rmse, r2, pearson = _fit_statistics(
+    resid_norm, rmse, r2, pearson = fit_statistics(
         S_fit, B if fit.observed is None else fit.observed, np.nan_to_num(X), fitted=fit.fitted)
     k = X.shape[0] if level is None else X.shape[0] - 1  # a background is the last row
     table = pd.DataFrame(
@@ -1110,10 +1072,8 @@ def deconvolve(
                 "uncertainty= is computed for a flat fit: drop "
                 f"{'hierarchy=' if hierarchy is not None else 'unexplained='} or uncertainty="
             )
-        w0 = _gene_weights(weights, S_df.index, first.genes, case_insensitive=case_insensitive,
-                           strip_version=strip_version)
         intervals = _uncertainty(uncertainty, record, opts, S_m.loc[first.genes],
-                                 B_m.loc[first.genes], w0, first, method_options, rna_content,
+                                 B_m.loc[first.genes], first.weights, first, method_options, rna_content,
                                  None if context is None else
                                  context[0].take(context[1].get_indexer(first.genes)), progress)
         options["uncertainty"] = "bootstrap"
@@ -1237,6 +1197,7 @@ class _Level:
     gene_weights: pd.DataFrame
     genes: list
     zero: np.ndarray
+    weights: np.ndarray | None  # the user's weights on ``genes``
 
 
 def _fit_level(record, opts, S_u, B_u, w0, cells, method_options, progress, totals):
@@ -1244,7 +1205,7 @@ def _fit_level(record, opts, S_u, B_u, w0, cells, method_options, progress, tota
     warn_if_collinear(S_u)
     S = np.ascontiguousarray(S_u.to_numpy(dtype=np.float64))
     B = np.ascontiguousarray(B_u.to_numpy(dtype=np.float64))
-    S_fit, level = _with_background(S, opts.background)
+    S_fit, level = with_background(S, opts.background)
     problem = dict(opts.solver, options=method_options, cell_types=tuple(map(str, S_u.columns)),
                    **totals)
     if cells is not None:
@@ -1259,7 +1220,7 @@ def _fit_level(record, opts, S_u, B_u, w0, cells, method_options, progress, tota
         proportions=props, coefficients=coef,
         table=_fit_table(fit, S_fit, B, level, zero, B_u.columns),
         gene_weights=pd.DataFrame(fit.gene_weights, index=used, columns=B_u.columns),
-        genes=used, zero=zero,
+        genes=used, zero=zero, weights=w0,
     )
 
 

@@ -258,10 +258,10 @@ def _huber(robust, record):
     if isinstance(robust, tuple):
         huber = robust
     else:
-        from fastdeconv.kernels.robust import HUBER_C
+        from fastdeconv.kernels.robust import DEFAULT_HUBER
 
         check_choice(robust, "robust", ("huber", None))
-        huber = (HUBER_C, 500, 1e-5)
+        huber = DEFAULT_HUBER
     if "huber" not in record.losses:
         raise ValueError(
             f"method {record.name!r} does not support robust={robust!r}; it minimises "
@@ -296,8 +296,9 @@ def _design(S, background, record):
             f"background=True: method {record.name!r} fits no background level beside the cell "
             "types; use background=False"
         )
-    level = float(S.mean()) if S.mean() > 0 else 1.0
-    return np.ascontiguousarray(np.column_stack([S, np.full(S.shape[0], level)]))
+    from fastdeconv.methods._problem import with_background
+
+    return with_background(S, True)[0]
 
 
 def _problem(record, S, B, weights, huber, n_jobs, max_iter, tol, options, cells, types, rows=None):
@@ -316,13 +317,9 @@ def _problem(record, S, B, weights, huber, n_jobs, max_iter, tol, options, cells
 
 def _correlations(S, B, X):
     """Pearson correlation of every column of ``B`` with its reconstruction ``S X``."""
-    R = S @ X
-    R -= R.mean(axis=0)
-    Bc = B - B.mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.einsum("ij,ij->j", Bc, R) / np.sqrt(
-            np.einsum("ij,ij->j", Bc, Bc) * np.einsum("ij,ij->j", R, R)
-        )
+    from fastdeconv.methods._problem import fit_statistics
+
+    return fit_statistics(S, B, X)[3]
 
 
 # ---------------------------------------------------------------------------

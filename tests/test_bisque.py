@@ -17,7 +17,6 @@ import pytest
 
 from fastdeconv.inputs.counts import as_counts
 from fastdeconv.methods import REGRESSION
-from fastdeconv.methods._cells import cell_mean
 from fastdeconv.methods._problem import CellContext, RegressionProblem
 
 REGRESSION.names()  # the registry's own modules first, in its order
@@ -110,7 +109,7 @@ def test_bisque_undoes_a_per_gene_platform_shift():
     rng = np.random.default_rng(7)
     comps = ctx.subject_cells / ctx.subject_cells.sum(axis=0)
     truth = comps[:, rng.permutation(10)]
-    clean = cell_mean(ctx) @ truth * 1e6
+    clean = ctx.cell_mean() @ truth * 1e6
     scale = np.exp(rng.normal(0.0, 0.8, size=(120, 1)))  # gene by gene: probe / platform
     offset = rng.uniform(0.0, 2.0, size=(120, 1)) * clean.mean(axis=1, keepdims=True)
     bulk = clean * scale + offset
@@ -121,8 +120,8 @@ def test_bisque_undoes_a_per_gene_platform_shift():
     def rmse(est, ref=truth):
         return np.sqrt(np.mean((est - ref) ** 2))
 
-    plain = REGRESSION.get("simplex").fit(RegressionProblem(cell_mean(ctx) * 1e6, bulk))
-    nnls = REGRESSION.get("nnls").fit(RegressionProblem(cell_mean(ctx), bulk)).coefficients
+    plain = REGRESSION.get("simplex").fit(RegressionProblem(ctx.cell_mean() * 1e6, bulk))
+    nnls = REGRESSION.get("nnls").fit(RegressionProblem(ctx.cell_mean(), bulk)).coefficients
     assert rmse(fit, shrunk) < 0.01
     assert rmse(fit) < 0.02
     assert rmse(fit) < 0.2 * min(rmse(plain.coefficients), rmse(nnls / nnls.sum(axis=0)))

@@ -36,6 +36,8 @@ from fastdeconv.kernels.simplex import augment_gram
 
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): the MAD of a normal sample estimates sigma
 HUBER_C = 1.345  # 95% efficiency at the normal distribution
+#: the pipelines' Huber options (c, most re-weighting rounds, rtol): deconvolve's defaults
+DEFAULT_HUBER = (HUBER_C, 500, 1e-5)
 
 
 @jit_helper

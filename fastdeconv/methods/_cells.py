@@ -3,20 +3,18 @@
 MuSiC, Bisque and EPIC (:mod:`fastdeconv.methods.music`,
 :mod:`fastdeconv.methods.bisque`, :mod:`fastdeconv.methods.epic`) check their
 options and the :class:`~fastdeconv.methods._problem.CellContext` the same
-way, and summarise the per-subject type profiles in the same few ways: the
-mean over all cells of a type, the mean over subjects and the variance over
-subjects.  Only NumPy is imported here (the registry reads the method files
-at start-up).
+way (the context's own summaries -- the mean over all cells of a type, the
+mean and the variance over subjects -- are its methods).  Only NumPy is
+imported here (the registry reads the method files at start-up).
 
 Examples
 --------
 >>> import numpy as np
->>> from fastdeconv.methods._cells import subject_mean, subject_variance
 >>> from fastdeconv.methods._problem import CellContext
 >>> profiles = np.array([[[0.2, 0.4, np.nan], [0.5, 0.5, 0.5]]])  # 1 gene, 2 types, 3 subjects
 >>> ctx = CellContext(np.ones(2), np.array([3, 3]), ("a", "b", "c"), profiles,
 ...                   np.array([[1, 2, 0], [1, 1, 1]]), np.zeros((1, 3)))
->>> subject_mean(ctx).round(3).tolist(), subject_variance(ctx).round(3).tolist()
+>>> ctx.subject_mean().round(3).tolist(), ctx.subject_variance().round(3).tolist()
 ([[0.3, 0.5]], [[0.02, 0.0]])
 """
 
@@ -28,7 +26,7 @@ from fastdeconv._checks import check_choice, check_float, check_int
 
 __all__ = [
     "merged_options", "option_float", "option_int", "option_bool", "option_choice",
-    "require_cells", "cell_mean", "subject_mean", "subject_variance",
+    "require_cells",
 ]
 
 
@@ -232,82 +230,3 @@ def require_cells(problem, method, min_subjects=1):
             f"with at least {min_subjects} distinct values"
         )
     return ctx
-
-
-def cell_mean(ctx):
-    """Mean relative expression of each type over all its cells, shape (n, k).
-
-    The per-subject means weighted by the subject's cells of the type: the
-    mean over every cell of the type, as a signature built from the cells is
-    (:func:`fastdeconv.build_signature`, divided by 1e6).
-
-    Parameters
-    ----------
-    ctx : CellContext
-        The single-cell context.
-
-    Returns
-    -------
-    ndarray, shape (n, k)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastdeconv.methods._cells import cell_mean
-    >>> from fastdeconv.methods._problem import CellContext
-    >>> ctx = CellContext(np.ones(1), np.array([4]), ("a", "b"), np.array([[[0.2, 0.6]]]),
-    ...                   np.array([[3, 1]]), np.zeros((1, 2)))
-    >>> cell_mean(ctx).round(3).tolist()
-    [[0.3]]
-    """
-    cells = ctx.subject_cells.astype(np.float64)
-    total = cells.sum(axis=1)
-    summed = np.einsum("gks,ks->gk", np.nan_to_num(ctx.subject_profiles), cells)
-    return summed / np.where(total > 0, total, 1.0)
-
-
-def subject_mean(ctx):
-    """Mean over subjects of each type's relative expression, shape (n, k).
-
-    Subjects without a cell of the type are left out (MuSiC's ``M.theta``).
-
-    Parameters
-    ----------
-    ctx : CellContext
-        The single-cell context.
-
-    Returns
-    -------
-    ndarray, shape (n, k)
-        0 for a type no subject has.
-    """
-    seen = ctx.subject_cells > 0
-    count = seen.sum(axis=1)
-    summed = np.where(seen[None], ctx.subject_profiles, 0.0).sum(axis=2)
-    return summed / np.where(count > 0, count, 1)
-
-
-def subject_variance(ctx, ddof=1):
-    """Variance over subjects of each type's relative expression, shape (n, k).
-
-    Subjects without a cell of the type are left out; NaN where fewer than
-    ``ddof + 1`` subjects have the type (MuSiC's ``Sigma``, R's ``var``).
-
-    Parameters
-    ----------
-    ctx : CellContext
-        The single-cell context.
-    ddof : int, optional
-        Delta degrees of freedom (1: the unbiased variance).
-
-    Returns
-    -------
-    ndarray, shape (n, k)
-    """
-    seen = ctx.subject_cells > 0
-    count = seen.sum(axis=1)
-    dev = np.where(seen[None], ctx.subject_profiles - subject_mean(ctx)[:, :, None], 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = (dev * dev).sum(axis=2) / (count - ddof)
-    var[:, count <= ddof] = np.nan
-    return var

@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RegressionProblem", "MixtureProblem", "MethodFit", "CellContext"]
+__all__ = [
+    "RegressionProblem", "MixtureProblem", "MethodFit", "CellContext", "with_background",
+    "fit_statistics",
+]
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,69 @@ class CellContext:
     def n_subjects(self):
         """Number of subjects (donors or batches)."""
         return len(self.subjects)
+
+    def cell_mean(self):
+        """Mean relative expression of each type over all its cells, shape (n, k).
+
+        The per-subject means weighted by the subject's cells of the type: the
+        mean over every cell of the type, as a signature built from the cells is
+        (:func:`fastdeconv.build_signature`, divided by 1e6).
+
+        Returns
+        -------
+        ndarray, shape (n, k)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastdeconv.methods._problem import CellContext
+        >>> ctx = CellContext(np.ones(1), np.array([4]), ("a", "b"), np.array([[[0.2, 0.6]]]),
+        ...                   np.array([[3, 1]]), np.zeros((1, 2)))
+        >>> ctx.cell_mean().round(3).tolist()
+        [[0.3]]
+        """
+        cells = self.subject_cells.astype(np.float64)
+        total = cells.sum(axis=1)
+        summed = np.einsum("gks,ks->gk", np.nan_to_num(self.subject_profiles), cells)
+        return summed / np.where(total > 0, total, 1.0)
+
+    def subject_mean(self):
+        """Mean over subjects of each type's relative expression, shape (n, k).
+
+        Subjects without a cell of the type are left out (MuSiC's ``M.theta``).
+
+        Returns
+        -------
+        ndarray, shape (n, k)
+            0 for a type no subject has.
+        """
+        seen = self.subject_cells > 0
+        count = seen.sum(axis=1)
+        summed = np.where(seen[None], self.subject_profiles, 0.0).sum(axis=2)
+        return summed / np.where(count > 0, count, 1)
+
+    def subject_variance(self, ddof=1):
+        """Variance over subjects of each type's relative expression, shape (n, k).
+
+        Subjects without a cell of the type are left out; NaN where fewer than
+        ``ddof + 1`` subjects have the type (MuSiC's ``Sigma``, R's ``var``).
+
+        Parameters
+        ----------
+        ddof : int, optional
+            Delta degrees of freedom (1: the unbiased variance).
+
+        Returns
+        -------
+        ndarray, shape (n, k)
+        """
+        seen = self.subject_cells > 0
+        count = seen.sum(axis=1)
+        dev = np.where(seen[None], self.subject_profiles - self.subject_mean()[:, :, None], 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (dev * dev).sum(axis=2) / (count - ddof)
+        var[:, count <= ddof] = np.nan
+        return var
 
     def take(self, rows):
         """The context on a subset of the genes (rows in the order given).
@@ -391,3 +457,91 @@ class MixtureProblem:
     def m(self):
         """Number of samples."""
         return self.X.shape[1]
+
+
+def with_background(S, background):
+    """The design matrix: the signature, plus a constant column when fitting a background.
+
+    The column sits at the signature's mean level, so its coefficient times
+    that level is the background.  The one rule of the pipeline and of the
+    bootstrap (:mod:`fastdeconv.uncertainty`).
+
+    Parameters
+    ----------
+    S : ndarray, shape (n, k)
+        Signature.
+    background : bool
+        Append the column.
+
+    Returns
+    -------
+    ndarray, shape (n, k) or (n, k + 1)
+        The design matrix.
+    float or None
+        The column's level (None without a background).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.methods._problem import with_background
+    >>> A, level = with_background(np.array([[1.0, 3.0], [5.0, 7.0]]), True)
+    >>> A[:, 2].tolist(), level
+    ([4.0, 4.0], 4.0)
+    """
+    if not background:
+        return S, None
+    level = float(S.mean()) if S.mean() > 0 else 1.0
+    return np.ascontiguousarray(np.column_stack([S, np.full(S.shape[0], level)])), level
+
+
+def fit_statistics(S, B, X, block=1024, fitted=None):
+    """Residual norm, RMSE, R^2 and Pearson r of every column of B against ``S X``.
+
+    Computed over blocks of samples, so the temporaries stay cache-sized instead of
+    several genes x samples arrays.  ``fitted`` replaces ``S X`` when the method
+    gave its own reconstruction (:attr:`MethodFit.fitted`; genes it could not use
+    are NaN there: they count as fitted exactly).
+
+    Parameters
+    ----------
+    S : ndarray, shape (n, k)
+    B : ndarray, shape (n, m)
+    X : ndarray, shape (k, m)
+    block : int, optional
+        Samples per block.
+    fitted : ndarray, shape (n, m), optional
+
+    Returns
+    -------
+    tuple of four ndarray, shape (m,)
+        Residual norm, RMSE, R^2, Pearson r.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.methods._problem import fit_statistics
+    >>> S = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> norm, rmse, r2, r = fit_statistics(S, S @ [[1.0], [2.0]], np.array([[1.0], [2.0]]))
+    >>> norm.tolist(), r2.tolist(), r.round(12).tolist()
+    ([0.0], [1.0], [1.0])
+    """
+    if fitted is not None and np.isnan(fitted).any():
+        keep = ~np.isnan(fitted)
+        B, fitted = np.where(keep, B, 0.0), np.where(keep, fitted, 0.0)
+    n, m = B.shape
+    rss, tss, cross, rr = (np.empty(m) for _ in range(4))
+    for j0 in range(0, m, block):
+        j1 = min(j0 + block, m)
+        Bj = B[:, j0:j1]
+        R = S @ X[:, j0:j1] if fitted is None else np.array(fitted[:, j0:j1])
+        resid = Bj - R
+        rss[j0:j1] = np.einsum("ij,ij->j", resid, resid)
+        Bc = Bj - Bj.mean(axis=0)
+        R -= R.mean(axis=0)
+        tss[j0:j1] = np.einsum("ij,ij->j", Bc, Bc)
+        cross[j0:j1] = np.einsum("ij,ij->j", Bc, R)
+        rr[j0:j1] = np.einsum("ij,ij->j", R, R)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(tss > 0, 1.0 - rss / np.where(tss > 0, tss, 1.0), np.nan)
+        pearson = cross / np.sqrt(tss * rr)
+    return np.sqrt(rss), np.sqrt(rss / n), r2, pearson

@@ -67,7 +67,7 @@ import warnings
 import numpy as np
 
 from fastdeconv.methods import REGRESSION, Method
-from fastdeconv.methods._cells import cell_mean, require_cells
+from fastdeconv.methods._cells import require_cells
 from fastdeconv.methods._problem import MethodFit
 
 __all__ = ["bisque_transform"]
@@ -113,7 +113,7 @@ def bisque_transform(bulk, ctx):
     >>> ref.round().tolist(), usable.tolist()
     ([[600000.0, 200000.0], [400000.0, 800000.0]], [True, True])
     """
-    ref = cell_mean(ctx) * 1e6
+    ref = ctx.cell_mean() * 1e6
     cells = ctx.subject_cells.astype(np.float64)
     props = cells / np.where(cells.sum(axis=0) > 0, cells.sum(axis=0), 1.0)
     pseudo = ref @ props

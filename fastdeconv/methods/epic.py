@@ -58,9 +58,7 @@ import warnings
 import numpy as np
 
 from fastdeconv.methods import REGRESSION, Method
-from fastdeconv.methods._cells import (
-    cell_mean, merged_options, option_bool, option_choice, option_float, subject_variance,
-)
+from fastdeconv.methods._cells import merged_options, option_bool, option_choice, option_float
 from fastdeconv.methods._problem import MethodFit
 
 __all__ = ["EPIC_MRNA_PER_CELL", "OTHER_CELLS", "EPIC_OPTIONS", "mrna_per_cell"]
@@ -270,8 +268,8 @@ def _variability_weights(S_scaled, s_fac, S, ctx):
     expression, brought to the signature's scale (the signature column over
     the cells' mean profile, on the genes used) and then to EPIC's scale.
     """
-    sd = np.sqrt(subject_variance(ctx))
-    mean = cell_mean(ctx).sum(axis=0)
+    sd = np.sqrt(ctx.subject_variance())
+    mean = ctx.cell_mean().sum(axis=0)
     unit = S.sum(axis=0) / np.where(mean > 0, mean, 1.0)
     V = sd * (unit * s_fac)
     with np.errstate(invalid="ignore", divide="ignore"):

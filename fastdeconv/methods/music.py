@@ -60,8 +60,7 @@ import numpy as np
 
 from fastdeconv.methods import REGRESSION, Method
 from fastdeconv.methods._cells import (
-    merged_options, option_bool, option_float, option_int, require_cells, subject_mean,
-    subject_variance,
+    merged_options, option_bool, option_float, option_int, require_cells,
 )
 from fastdeconv.methods._problem import MethodFit
 
@@ -89,8 +88,8 @@ _DOCS = {
 def _design(ctx):
     """MuSiC's design matrix ``M.theta * M.S``, ``Sigma`` (0 where unknown) and ``M.S``."""
     size = np.asarray(ctx.rna_content, dtype=np.float64)
-    design = np.ascontiguousarray(subject_mean(ctx) * size)
-    sigma = np.nan_to_num(subject_variance(ctx), nan=0.0)
+    design = np.ascontiguousarray(ctx.subject_mean() * size)
+    sigma = np.nan_to_num(ctx.subject_variance(), nan=0.0)
     return design, sigma, size
 
 
