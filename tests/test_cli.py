@@ -719,3 +719,21 @@ def test_docs_list_every_option_and_method():
             missing.setdefault("common", []).append(option)
     assert missing == {}
     assert [m for m in REGRESSION.names() if f"`{m}`" not in sections["deconvolve"]] == []
+
+
+def test_library_keywords_in_plain_errors_are_spelled_as_flags(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    genes = [f"g{i}" for i in range(60)]
+    sig = pd.DataFrame(rng.gamma(1.0, 100.0, (60, 3)), index=genes, columns=["A", "B", "C"])
+    bulk = pd.DataFrame(sig.to_numpy() @ rng.dirichlet(np.ones(3), 4).T, index=genes,
+                        columns=[f"s{j}" for j in range(4)])
+    sig.to_csv(tmp_path / "sig.tsv", sep="\t")
+    bulk.to_csv(tmp_path / "bulk.tsv", sep="\t")
+    base = ["deconvolve", "--bulk", str(tmp_path / "bulk.tsv"), "--signature",
+            str(tmp_path / "sig.tsv"), "--output", str(tmp_path / "o.tsv"), "-q"]
+    assert main([*base, "--method", "nusvr", "--method-option", "nu=2"]) == 1
+    err = capsys.readouterr().err
+    assert "--method-option nu=... must be" in err and "method_options" not in err
+    assert main([*base, "--method", "simplex_le", "--unexplained"]) == 1
+    err = capsys.readouterr().err
+    assert "drop --unexplained" in err and "unexplained=" not in err

@@ -26,7 +26,7 @@ import sys
 import warnings
 
 from fastdeconv.cli import deconvolve, demo, evaluate, linseed, methods, signature, simulate
-from fastdeconv.cli._common import PROG, check_paths, one_line, show_warning
+from fastdeconv.cli._common import PROG, check_paths, one_line, show_warning, spell_flags
 from fastdeconv.errors import InputProblem
 
 __all__ = ["main", "build_parser", "compilation_notice"]
@@ -206,5 +206,6 @@ def main(argv=None):
         except _INPUT_ERRORS as exc:
             if debug:
                 raise
-            print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+            text = spell_flags(one_line(exc), getattr(args, "flags", {}))
+            print(f"{PROG}: error: {text}", file=sys.stderr)
             return 1

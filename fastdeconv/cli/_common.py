@@ -85,6 +85,34 @@ def show_warning(message, category, filename, lineno, file=None, line=None, *, f
     print(f"{PROG}: warning: {' '.join(str(text).split())}", file=sys.stderr)
 
 
+def spell_flags(text, flags):
+    """A library message's keywords (``drop unexplained=``) spelled as this command's flags.
+
+    The library names its remedies as keywords; a message that is not an
+    :class:`fastdeconv.errors.InputProblem` (which renders its own remedies)
+    still names them bare, ``keyword=`` followed by a space or punctuation,
+    and a method's option as ``method_options={'key': ...}``.  Both are
+    rewritten with ``flags`` (keyword -> flag); anything else is left as it is.
+
+    Examples
+    --------
+    >>> from fastdeconv.cli._common import spell_flags
+    >>> flags = {"unexplained": "--unexplained", "method_options": "--method-option"}
+    >>> spell_flags("method='x' reports it already: drop unexplained= (or ...)", flags)
+    "method='x' reports it already: drop --unexplained (or ...)"
+    >>> spell_flags("method_options={'nu': ...} must be <= 1, got 2.0", flags)
+    '--method-option nu=... must be <= 1, got 2.0'
+    """
+    import re
+
+    if "method_options" in flags:
+        text = re.sub(r"method_options=\{'(\w+)': \.\.\.\}",
+                      lambda mo: f"{flags['method_options']} {mo.group(1)}=...", text)
+    for keyword, flag in flags.items():
+        text = re.sub(rf"(?<![\w-]){re.escape(keyword)}=(?=[\s,;:.)]|$)", flag, text)
+    return text
+
+
 # ---------------------------------------------------------------------------
 # output paths, checked before any input is read
 # ---------------------------------------------------------------------------
