@@ -890,8 +890,87 @@ def designed_cases(quick=False):
     return cases
 
 
+#: Seeds of the spatial spots (issue 12).
+SPATIAL_SEEDS = (30, 31, 32)
+#: Spots per spatial case.
+SPATIAL_SPOTS = 200
+
+
+def spatial_case(seed, cells_per_spot, *, curated=False, shift=None, n_spots=SPATIAL_SPOTS):
+    """Spatial spots: the raw counts of a few held-out hao cells each, as a sparse AnnData.
+
+    Sparse, low-depth counts (a Visium spot holds 1-10 cells, a Visium HD / Stereo-seq
+    bin one or part of one): the regime where robust fits whose residual scale is a
+    median absolute deviation can break down (most entries are 0).
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the split, the mixing and the shift.
+    cells_per_spot : int
+        Cells summed into each spot.
+    curated : bool, default False
+        Signature: :func:`curated_signature` (markers); else every gene's mean CPM per type
+        (whole transcriptome: ``genes="auto"`` picks the markers).
+    shift : float, optional
+        Sd of a per-gene log-normal platform factor; the counts are then drawn again
+        (Poisson) at the shifted means.
+    n_spots : int, optional
+
+    Returns
+    -------
+    Case
+        ``bulk`` is an AnnData (spots x genes, CSR counts).
+    """
+    import anndata
+    import scipy.sparse as sp
+
+    ref_counts, ref_labels, _, pb = hao_split(seed, n_spots, cells_per_sample=cells_per_spot)
+    signature = (curated_signature(ref_counts, ref_labels) if curated
+                 else mean_cpm(ref_counts, ref_labels))
+    counts = pb.bulk.to_numpy(dtype=np.float64)
+    note = (f"spatial spots: {cells_per_spot} held-out hao cells each (raw counts, sparse "
+            f"AnnData), {'curated' if curated else 'whole-transcriptome'} signature")
+    if shift:
+        rng = np.random.default_rng([seed, 12])
+        counts = rng.poisson(counts * np.exp(rng.normal(0.0, shift, size=(counts.shape[0], 1))))
+        note += f", per-gene log-normal platform factor (sd {shift}), counts redrawn"
+    bulk = anndata.AnnData(sp.csr_array(counts.T.astype(np.float32)),
+                           obs=pd.DataFrame(index=pb.bulk.columns.astype(str)),
+                           var=pd.DataFrame(index=pb.bulk.index.astype(str)))
+    note += f"; {100 * (counts > 0).mean():.0f}% of entries non-zero"
+    name = (f"spatial_{cells_per_spot}c" + ("_curated" if curated else "")
+            + (f"_shift" if shift else "") + f"_s{seed}")
+    types = list(signature.columns)
+    truth = pb.rna_fractions[types].set_axis(bulk.obs_names, axis=0)
+    return Case(name, "spatial_spots", bulk, signature, truth, note=note,
+                params=dict(seed=seed, cells=cells_per_spot, curated=curated, shift=shift))
+
+
+def spatial_cases(quick=False):
+    """Spatial spots of 2, 5 and 20 cells, whole-transcriptome and curated signatures, with
+    and without a platform shift.
+
+    Parameters
+    ----------
+    quick : bool, default False
+        One seed instead of three.
+
+    Returns
+    -------
+    list of Case
+    """
+    cases = []
+    for seed in SPATIAL_SEEDS[:1] if quick else SPATIAL_SEEDS:
+        cases += [spatial_case(seed, 2), spatial_case(seed, 5), spatial_case(seed, 20),
+                  spatial_case(seed, 5, curated=True),
+                  spatial_case(seed, 20, shift=CURATED_SHIFT_SD),
+                  spatial_case(seed, 5, curated=True, shift=CURATED_SHIFT_SD)]
+    return cases
+
+
 #: The groups of cases :func:`all_cases` builds, in the order they are reported.
-GROUPS = ("given", "hao") + FAMILIES + ("curated", "rnaseq_hetero", "designed")
+GROUPS = ("given", "hao") + FAMILIES + ("curated", "rnaseq_hetero", "designed", "spatial")
 
 
 def all_cases(quick=False, groups=GROUPS):
@@ -913,7 +992,8 @@ def all_cases(quick=False, groups=GROUPS):
     if unknown:
         raise ValueError(f"unknown groups {unknown}; choose from {', '.join(GROUPS)}")
     builders = {"given": given_cases, "hao": hao_cases, "curated": curated_cases,
-                "rnaseq_hetero": hetero_cases, "designed": designed_cases}
+                "rnaseq_hetero": hetero_cases, "designed": designed_cases,
+                "spatial": spatial_cases}
     cases = []
     for group in GROUPS:
         if group not in groups:

@@ -107,17 +107,24 @@ SHORT = {
     "sim_platform": "platform", "sim_missing_type": "missing", "sim_outlier_genes": "outliers",
     "sim_count_noise": "counts", "sim_collinear": "collinear", "sim_background": "backgr",
     "sim_scale": "scale", "curated_signature": "curated", "sim_rnaseq_hetero": "hetero",
-    "designed_mixtures": "designed",
+    "designed_mixtures": "designed", "spatial_spots": "spatial",
 }
 #: The datasets added for the held-back data of issue 11 (their own table in the report).
-NEW_DATASETS = ("curated_signature", "sim_rnaseq_hetero", "designed_mixtures")
+NEW_DATASETS = ("curated_signature", "sim_rnaseq_hetero", "designed_mixtures", "spatial_spots")
 PLAIN_NNLS = dict(method="nnls", genes="all", robust=None, background=False)
 #: Combinations of the least-squares switches beyond one at a time: method -> changes.
 COMBINATIONS = {
     "nnls": ({"robust": None, "background": False}, {"genes": "all", "robust": None},
              {"genes": "all", "background": False},
-             {k: v for k, v in PLAIN_NNLS.items() if k != "method"}),
-    "simplex": ({"genes": "all", "robust": None},),
+             {k: v for k, v in PLAIN_NNLS.items() if k != "method"},
+             # gene weights by a rule on the signature (issue 12): one projection of the
+             # bulk (Gram form) for robust=None, the fast path of spatial data
+             {"weights": "poisson", "robust": None}, {"weights": "relative", "robust": None},
+             {"weights": "poisson", "robust": None, "background": False},
+             {"weights": "relative", "robust": None, "background": False},
+             {"weights": "relative"}, {"weights": "poisson"}),
+    "simplex": ({"genes": "all", "robust": None},
+                {"weights": "poisson", "robust": None}, {"weights": "relative", "robust": None}),
 }
 #: Settings of the peers' methods worth a row of their own beside their defaults:
 #: method -> changes (keywords of deconvolve; skipped when the method is not registered, or
@@ -173,7 +180,7 @@ def _resolved(options):
         background = record.background
     return (method, options.get("genes", _DECONVOLVE["genes"].default),
             options.get("n_markers", _DECONVOLVE["n_markers"].default), robust, bool(background),
-            repr(sorted(options.get("method_options", {}).items())))
+            repr(sorted(options.get("method_options", {}).items())), options.get("weights"))
 
 
 def _label(method, change):
@@ -464,7 +471,8 @@ def criteria_folds_table(sel, metric):
 def case_list(cases):
     """One row per case: name, dataset, size, types, whether it has cells, what it is."""
     rows = [dict(case=c.name, dataset=c.dataset,
-                 genes_x_samples=f"{c.bulk.shape[0]} x {c.bulk.shape[1]}",
+                 genes_x_samples=(f"{c.bulk.shape[1]} x {c.bulk.shape[0]}" if hasattr(c.bulk, "obs")
+                                  else f"{c.bulk.shape[0]} x {c.bulk.shape[1]}"),
                  types=c.signature.shape[1], cells="yes" if c.cells is not None else "",
                  what=c.note) for c in cases]
     return pd.DataFrame(rows)
@@ -660,6 +668,9 @@ def main(argv=None):
     parser.add_argument("--families", nargs="+", choices=study_cases.GROUPS,
                         metavar="GROUP", help="only these groups of cases: "
                         + ", ".join(study_cases.GROUPS))
+    parser.add_argument("--only", nargs="+", metavar="TEXT",
+                        help="only the settings whose label contains one of these texts (to add "
+                        "settings to an earlier run's scores: --scores, then --from-scores both)")
     parser.add_argument("--write", metavar="PATH", help="also write the Markdown page there")
     parser.add_argument("--scores", metavar="PATH",
                         help="write every score (one row per setting and case, tab-separated) "
@@ -692,6 +703,8 @@ def main(argv=None):
                   file=sys.stderr)
             return 1
         cands, notes = candidates(args.methods)
+        if args.only:
+            cands = [c for c in cands if any(t in c.label for t in args.only)]
         cases = study_cases.all_cases(quick=args.quick,
                                       groups=args.families or study_cases.GROUPS)
         print(f"{len(cands)} settings, {len(cases)} cases "

@@ -498,6 +498,72 @@ def read_h5ad(path):
     ...
     ValueError: '.../cells.h5ad' is not an HDF5 file, so not an .h5ad file...
     """
+    path, name = _checked_h5ad(path)
+    try:
+        import anndata
+    except ImportError:
+        raise ImportError(
+            f"reading {name} needs anndata: pip install anndata (or fastdeconv[anndata])"
+        ) from None
+    try:
+        return anndata.read_h5ad(path)
+    except MemoryError:
+        raise
+    except Exception as exc:  # h5py and anndata raise many types for a damaged file
+        raise _damaged_h5ad(name, exc) from None
+
+
+def read_h5ad_header(path):
+    """Open an ``.h5ad`` file for reading block by block: the HDF5 file, nothing read yet.
+
+    The same checks and messages as :func:`read_h5ad`; the caller reads the names and
+    row blocks of the matrices (:func:`fastdeconv.inputs.blocks.lazy_anndata`) and
+    closes the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    h5py.File
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import anndata, numpy as np
+    >>> from fastdeconv.io import read_h5ad_header
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = os.path.join(d, "bulk.h5ad")
+    ...     anndata.AnnData(np.ones((2, 3))).write_h5ad(p)
+    ...     f = read_h5ad_header(p)
+    ...     print(sorted(k for k in f.keys() if k in ("X", "obs", "var"))); f.close()
+    ['X', 'obs', 'var']
+    """
+    path, name = _checked_h5ad(path)
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError(
+            f"reading {name} needs anndata: pip install anndata (or fastdeconv[anndata])"
+        ) from None
+    try:
+        return h5py.File(path, "r")
+    except Exception as exc:  # noqa: BLE001 -- a damaged file
+        raise _damaged_h5ad(name, exc) from None
+
+
+def _damaged_h5ad(name, exc):
+    """The error for an .h5ad file that h5py or anndata cannot read."""
+    return ValueError(
+        f"{name} cannot be read as an AnnData file ({type(exc).__name__}: "
+        f"{_one_line(exc)[:200]}); it may be truncated or damaged: copy it again, or write "
+        "it again with adata.write_h5ad()"
+    )
+
+
+def _checked_h5ad(path):
+    """The path of an existing, readable HDF5 file (else the error that says why), its name."""
     path = Path(path)
     name = repr(str(path))
     if not path.exists():
@@ -516,22 +582,7 @@ def read_h5ad(path):
             f"{name} is {what}; give an AnnData file written by adata.write_h5ad(), or a "
             "genes x cells table (.tsv/.csv, optionally .gz)"
         )
-    try:
-        import anndata
-    except ImportError:
-        raise ImportError(
-            f"reading {name} needs anndata: pip install anndata (or fastdeconv[anndata])"
-        ) from None
-    try:
-        return anndata.read_h5ad(path)
-    except MemoryError:
-        raise
-    except Exception as exc:  # h5py and anndata raise many types for a damaged file
-        raise ValueError(
-            f"{name} cannot be read as an AnnData file ({type(exc).__name__}: "
-            f"{_one_line(exc)[:200]}); it may be truncated or damaged: copy it again, or write "
-            "it again with adata.write_h5ad()"
-        ) from None
+    return path, name
 
 
 def write_table(df, path, *, index_label=None):

@@ -21,6 +21,7 @@ background, normalisation, extra columns) it reads from the method's record.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -41,16 +42,16 @@ from fastdeconv.inputs import (
 )
 from fastdeconv.inputs.tables import warn_if_zero_samples
 from fastdeconv.inputs._common import is_anndata
-from fastdeconv.methods import REGRESSION
+from fastdeconv.inputs.blocks import stored_sparse
+from fastdeconv.methods import REGRESSION, SPOT_OPTIONS
 from fastdeconv.methods._problem import (
     MethodFit, RegressionProblem, fit_statistics, with_background,
 )
+from fastdeconv.blockwise import BLOCK, BlockFitter, fit_samples, no_cell_type
 from fastdeconv.results import ProportionsResult
 
 __all__ = ["deconvolve", "DeconvolutionResult", "select_marker_genes"]
 
-#: Samples per call of the method (the progress bar advances between calls).
-_BLOCK = 4096
 #: Most genes per cell type that CIBERSORT's signature-matrix builder keeps (it
 #: searches 50-200); a signature with at most this many genes per type is taken
 #: to be a curated signature matrix and used whole by ``genes="auto"``.
@@ -222,6 +223,8 @@ def _check_options(
             f"method={record.name!r} needs per-gene weights: pass weights= (one per gene)"
         )
     _refuse_weights(record, weights)
+    if isinstance(weights, str):
+        check_choice(weights, "weights", WEIGHT_RULES)
     if background is None:
         background = record.background
     elif background and not record.background:
@@ -305,14 +308,18 @@ def _check_cell_types(signature):
         )
 
 
-def _gene_weights(weights, signature_genes, used, *, case_insensitive, strip_version):
+def _gene_weights(weights, signature_genes, used, *, case_insensitive, strip_version,
+                  signature_used=None):
     """The user's gene weights on the genes used, validated (None without weights).
 
-    A Series is matched by gene name (genes without a weight get 0), anything
-    else must hold one weight per signature gene, in signature order.
+    A Series is matched by gene name (genes without a weight get 0), a rule's name
+    (:data:`WEIGHT_RULES`) is computed on ``signature_used`` (the signature on the genes
+    used), anything else must hold one weight per signature gene, in signature order.
     """
     if weights is None:
         return None
+    if isinstance(weights, str):
+        return weights_of_rule(weights, signature_used)
     if isinstance(weights, pd.Series):
         _check_weight_values(weights.to_numpy(dtype=np.float64))
         names = harmonize_genes(
@@ -336,6 +343,53 @@ def _gene_weights(weights, signature_genes, used, *, case_insensitive, strip_ver
     return w0
 
 
+#: Gene weights by a rule on the signature (``weights="poisson"|"relative"``), see
+#: :func:`weights_of_rule`.
+WEIGHT_RULES = ("poisson", "relative")
+
+
+def weights_of_rule(rule, signature):
+    """Gene weights from a variance model of the bulk, computed on the signature alone.
+
+    ``mu_g`` is gene ``g``'s expression in an even mixture (the mean of its row of the
+    signature) and ``m`` the median of ``mu`` over the genes used:
+
+    - ``"poisson"``: ``w_g = 1 / (mu_g + m)``, variance proportional to the mean
+      (counts), floored at the typical gene;
+    - ``"relative"``: ``w_g = 1 / (mu_g^2 + m^2)``, the two-component model of Rocke and
+      Durbin (2001): constant error for quiet genes, error proportional to the level for
+      expressed ones (DWLS's ``1 / (S x)^2`` at an even mixture, capped at the median).
+
+    The weights are the same for every sample (so the fit stays in Gram form: the bulk is
+    projected once) and do not depend on the bulk (a sample's answer does not depend on
+    the other samples).  They are scaled to a mean of 1.
+
+    Parameters
+    ----------
+    rule : {"poisson", "relative"}
+    signature : ndarray, shape (n, k)
+        The signature on the genes used.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.regression import weights_of_rule
+    >>> S = np.array([[1.0, 3.0], [10.0, 30.0], [100.0, 300.0]])
+    >>> weights_of_rule("relative", S).round(3).tolist()
+    [1.98, 1.0, 0.02]
+    """
+    mu = np.asarray(signature, dtype=np.float64).mean(axis=1)
+    m = float(np.median(mu))
+    if not m > 0:
+        m = float(mu.mean()) if mu.mean() > 0 else 1.0
+    w = 1.0 / (mu + m) if rule == "poisson" else 1.0 / (mu * mu + m * m)
+    return np.ascontiguousarray(w / w.mean())
+
+
 def _check_weight_values(values):
     """Every weight given must be a finite, non-negative number (a NaN is never taken as 0)."""
     if not np.all(np.isfinite(values)) or (values < 0).any():
@@ -343,56 +397,12 @@ def _check_weight_values(values):
                          "give 0 explicitly)")
 
 
-def _fit_samples(record, S, B, w0, solver, progress):
-    """Fit every sample that is not zero on all genes, in blocks of samples.
+def _proportions(record, coef, none, zero):
+    """Proportions from the coefficients as the method's record says (normalised or not).
 
-    ``solver`` holds the other fields of the :class:`RegressionProblem`; a
-    method whose record is ``batch_dependent`` gets all samples in one block.
-
-    Returns one :class:`MethodFit` for all samples (NaN coefficients, extra
-    columns and gene weights, not converged, for the all-zero samples) and the
-    mask of those samples.
+    ``none``: the samples no cell type explains (:func:`fastdeconv.blockwise.no_cell_type`),
+    whose normalised proportions are NaN.
     """
-    n, m = B.shape
-    zero = ~np.any(B > 0, axis=0)
-    X = np.full((S.shape[1], m), np.nan)
-    converged = np.zeros(m, dtype=bool)
-    n_iter = np.zeros(m, dtype=np.int64)
-    n_reweight = np.zeros(m, dtype=np.int64)
-    gene_w = np.full((n, m), np.nan)
-    extra = {name: np.full(m, np.nan) for name in record.extra_columns}
-    fixed = 1.0 if w0 is None else w0[:, None]
-    fitted = observed = None  # the method's own reconstruction, when it gives one
-    live = np.flatnonzero(~zero)
-    block = max(live.size, 1) if record.batch_dependent else _BLOCK
-    with progress_bar(m, progress, desc="deconvolve") as bar:
-        bar.update(int(zero.sum()))
-        for start in range(0, live.size, block):
-            cols = live[start:start + block]
-            per_sample = {} if solver.get("bulk_totals") is None else {
-                "bulk_totals": solver["bulk_totals"][cols]}
-            fit = record.fit(RegressionProblem(S, B[:, cols], w0, **{**solver, **per_sample}))
-            X[:, cols] = fit.coefficients
-            converged[cols] = fit.converged
-            n_iter[cols] = fit.n_iter
-            n_reweight[cols] = fit.n_reweight
-            gene_w[:, cols] = fixed if fit.gene_weights is None else fit.gene_weights
-            for name in record.extra_columns:
-                extra[name][cols] = fit.extra[name]
-            if fit.fitted is not None:
-                if fitted is None:
-                    fitted = np.full((n, m), np.nan)
-                fitted[:, cols] = fit.fitted
-            if fit.observed is not None:  # (a copy of B only for a method that transforms it)
-                if observed is None:
-                    observed = np.array(B, dtype=np.float64)
-                observed[:, cols] = fit.observed
-            bar.update(cols.size)
-    return MethodFit(X, converged, n_iter, n_reweight, gene_w, extra, fitted, observed), zero
-
-
-def _proportions(record, coef, S, B, zero):
-    """Proportions from the coefficients as the method's record says (normalised or not)."""
     if not record.normalise:
         return coef.copy()
     X = coef.to_numpy().T
@@ -400,10 +410,6 @@ def _proportions(record, coef, S, B, zero):
         P = X / X.sum(axis=0)
     # no cell type explains the sample: the cell-type part of the fit is
     # at rounding level next to the bulk (e.g. a background-only sample)
-    # ||S x||^2 from the Gram form (k x k per sample) and ||b||^2 without temporaries
-    Xf = np.nan_to_num(X)
-    explained2 = np.einsum("ij,ij->j", Xf, (S.T @ S) @ Xf)
-    none = np.sqrt(np.maximum(explained2, 0.0)) <= 1e-9 * np.sqrt(np.einsum("ij,ij->j", B, B))
     empty = none & ~zero
     P[:, none] = np.nan
     if empty.any():
@@ -653,7 +659,13 @@ def deconvolve(
         with a signature (``"nnls"`` when ``weights=`` or ``background=True``
         is given), ``"bayes"`` with single cells (``labels=``): the defaults
         with the best worst case over the method-selection study (docs,
-        accuracy page).  ``"dwls"``: DWLS's relative weights
+        accuracy page).  With a bulk of counts stored sparse (spatial spots or
+        bins, cells: a scipy.sparse matrix, an AnnData whose matrix is sparse,
+        an ``.h5ad``/``.zarr`` path storing one), ``"auto"`` is ``"nnls"`` with
+        ``weights="relative"`` and ``robust=None``
+        (:data:`fastdeconv.methods.SPOT_OPTIONS`): fitted from one projection of
+        each block of spots, and chosen on the study's spatial spots, where
+        Huber's loss breaks down on mostly-zero counts.  ``"dwls"``: DWLS's relative weights
         ``1 / (S x)^2``, capped by cross-validation, with Huber's loss
         (``robust=None``: the published DWLS).
         ``"nnls"``: non-negative least squares; the raw coefficients are kept
@@ -669,11 +681,16 @@ def deconvolve(
         fitted by likelihood (:mod:`fastdeconv.bayes`), to single-cell counts
         with ``labels`` (or to a signature's columns), returns a
         :class:`fastdeconv.bayes.MixtureResult`.
-    weights : array_like or pandas.Series, optional
+    weights : array_like, pandas.Series or {"relative", "poisson"}, optional
         Non-negative per-gene weights, minimising ``sum_g w_g (S p - b)_g^2``;
         a Series is matched by gene name (genes without a weight get 0), an
         array must have one weight per *signature* gene (in signature order).
-        Accepted by every least-squares method; required by ``"wls"``.
+        Accepted by every least-squares method; required by ``"wls"``.  A rule's
+        name computes them from the signature alone (:func:`weights_of_rule`):
+        ``"relative"``, error proportional to the level above the median gene
+        (``1 / (mu^2 + m^2)``), ``"poisson"``, variance proportional to the
+        mean (``1 / (mu + m)``); shared by every sample, they keep the fit in
+        Gram form.
     genes : {"auto", "markers", "all"} or list of str, default "auto"
         Genes used in the fit, among those common to bulk and signature.
         ``"markers"``: :func:`select_marker_genes` (at most ``n_markers``
@@ -872,6 +889,22 @@ def deconvolve(
 
     Notes
     -----
+    **Large and sparse bulks** (:mod:`fastdeconv.blockwise`).  A bulk stored
+    sparse (scipy.sparse; an AnnData with a sparse matrix), an AnnData file
+    (``.h5ad`` or ``.zarr`` path, or an AnnData opened ``backed="r"``) or a Dask
+    array is never held whole: it is read in blocks of
+    :data:`fastdeconv.blockwise.BLOCK` samples (a Dask array: one task per
+    chunk of samples, on whatever scheduler is active, e.g. a
+    ``dask.distributed`` cluster).  The least-squares methods with the squared
+    loss project each block's stored non-zeros onto the signature and solve
+    from the Gram form (float32 counts are read as they are); other methods
+    densify one block at a time on the genes used.  The answers equal those of
+    the same counts given densely (to rounding).  ``hierarchy=``,
+    ``unexplained=``, ``residual_report=``, ``uncertainty=``,
+    ``missing="drop"`` and batch-dependent methods need the whole bulk: it is
+    then read whole (a Dask bulk is refused: compute it first).  The result's
+    ``gene_weights`` is None (genes x samples would be as large as the bulk).
+
     The defaults (DWLS's relative weights with Huber's loss, proportions
     normalised to sum one, marker genes for whole-transcriptome references)
     and the reasons for them are described in the user guide; how they were
@@ -911,7 +944,12 @@ def deconvolve(
     """
 
     cells_given = labels is not None or label_key is not None
-    if method == "auto":  # (weights or a background need a default that takes them)
+    if method == "auto" and not cells_given and stored_sparse(bulk, layer):
+        # counts stored sparse: spots, bins or cells -- the default fitted in Gram form
+        method = REGRESSION.default_for("spots")
+        robust = SPOT_OPTIONS["robust"] if robust == "auto" else robust
+        weights = SPOT_OPTIONS["weights"] if weights is None else weights
+    elif method == "auto":  # (weights or a background need a default that takes them)
         method = REGRESSION.default_for("counts" if cells_given else "signature",
                                         weights=weights is not None, background=bool(background))
     record = REGRESSION.get(method)
@@ -1011,17 +1049,36 @@ def deconvolve(
         n_markers=n_markers, min_fold_change=min_fold_change, robust=robust,
         background=opts.background,
     )
+    if isinstance(weights, str):
+        options["weights"] = weights
     if cells_given:
         options["fractions"] = fractions
 
     naming = dict(case_insensitive=case_insensitive, strip_version=strip_version)
     reading = dict(naming, duplicates=duplicates, missing=missing)
-    B_df = read_expression(bulk, name="bulk", genes=bulk_genes, layer=layer, scale=scale,
-                           transpose=transpose_bulk, **reading)
+    whole = _whole_bulk_option(record, hierarchy=hierarchy, unexplained=unexplained,
+                               residual_report=residual_report, uncertainty=uncertainty,
+                               missing=missing)
+    source, bulk = _block_source(bulk, whole, genes=bulk_genes, layer=layer,
+                                 transpose=transpose_bulk)
     S_df = read_expression(signature, name="signature", genes=signature_genes,
                            columns=cell_types, scale=signature_scale,
                            transpose=transpose_signature, scale_option="signature_scale",
                            **reading)
+    if source is not None:  # sparse, a lazily read file, or Dask: block by block
+        try:
+            first, gene_match = _fit_blocks(
+                source, S_df, record, opts, context, method_options, progress,
+                genes=genes, n_markers=n_markers, min_fold_change=min_fold_change,
+                weights=weights, scale=scale, duplicates=duplicates, min_genes=min_genes,
+                cells_given=cells_given, naming=naming)
+        finally:
+            source.close()
+        options["blocks"] = source.kind
+        return _stored(bulk, copy, _result(
+            record, first, first.proportions, rna_content, gene_match, options))
+    B_df = read_expression(bulk, name="bulk", genes=bulk_genes, layer=layer, scale=scale,
+                           transpose=transpose_bulk, **reading)
     check_orientation(B_df, S_df, **naming)
     _check_cell_types(S_df)
     B_m, S_m, gene_match = match_genes(B_df, S_df, min_genes=min_genes)
@@ -1037,7 +1094,8 @@ def deconvolve(
     def fit_genes(sig, bulk_m, used):
         """Fit the columns of ``sig`` on the genes ``used``: one level of the pipeline."""
         w0 = _gene_weights(weights, S_df.index, used, case_insensitive=case_insensitive,
-                           strip_version=strip_version)
+                           strip_version=strip_version,
+                           signature_used=sig.loc[used].to_numpy(dtype=np.float64))
         cells = None if context is None else context[0].take(context[1].get_indexer(used))
         return _fit_level(record, opts, sig.loc[used], bulk_m.loc[used], w0, cells,
                           method_options, progress, totals)
@@ -1080,13 +1138,20 @@ def deconvolve(
     if unexplained:
         props, options["unexplained"] = _with_unexplained(record, props, S_m, B_m, first.genes,
                                                           n_jobs)
+    return _stored(bulk, copy, _result(record, first, props, rna_content, gene_match, options,
+                                       lineages=lineage_map, residual_report=report,
+                                       uncertainty=intervals))
+
+
+def _result(record, first, props, rna_content, gene_match, options, **more):
+    """The :class:`DeconvolutionResult`: RNA fractions turned into cell fractions if asked."""
     if rna_content is not None:
         from fastdeconv.fractions import to_cell_fractions
 
-        types = list(S_m.columns)
+        types = list(first.coefficients.columns)
         props = pd.concat([to_cell_fractions(props[types], rna_content),
                            props.drop(columns=types)], axis=1)
-    return _stored(bulk, copy, DeconvolutionResult(
+    return DeconvolutionResult(
         proportions=props,
         coefficients=first.coefficients,
         fit=first.table,
@@ -1095,10 +1160,154 @@ def deconvolve(
         gene_weights=first.gene_weights,
         method=record.name,
         options=options,
-        lineages=lineage_map,
-        residual_report=report,
-        uncertainty=intervals,
-    ))
+        **more,
+    )
+
+
+def _whole_bulk_option(record, **given):
+    """The first option given that needs the whole bulk in memory (None: blocks will do)."""
+    if record.batch_dependent:
+        return f"method={record.name!r}"
+    for key, value in given.items():
+        if key == "missing":
+            if value == "drop":
+                return "missing='drop'"
+        elif value is not None and value is not False:
+            return f"{key}="
+    return None
+
+
+def _block_source(bulk, whole, *, genes, layer, transpose):
+    """A :class:`fastdeconv.inputs.blocks.BlockSource` for a bulk read block by block, or
+    None; and the bulk to read whole otherwise (a zarr store opened as AnnData)."""
+    from fastdeconv.inputs.blocks import open_blocks
+
+    source = open_blocks(bulk, name="bulk", genes=genes, layer=layer, transpose=transpose)
+    if source is None or whole is None:
+        return source, bulk
+    source.close()
+    if source.kind == "dask":
+        raise ValueError(
+            f"{whole} needs the whole bulk in memory, and a Dask bulk is fitted block by "
+            f"block: load it first (bulk.compute()), or drop {whole}"
+        )
+    if isinstance(bulk, (str, os.PathLike)) and os.fspath(bulk).rstrip("/\\").lower().endswith(
+            ".zarr"):
+        import anndata
+
+        bulk = anndata.read_zarr(os.fspath(bulk))
+    return None, bulk
+
+
+def _fit_blocks(source, S_df, record, opts, context, method_options, progress, *, genes,
+                n_markers, min_fold_change, weights, scale, duplicates, min_genes, cells_given,
+                naming):
+    """Match genes by name, choose them on the signature, and fit the bulk block by block.
+
+    The bulk is never held whole: each block of :data:`fastdeconv.blockwise.BLOCK`
+    samples is read, fitted (:class:`fastdeconv.blockwise.BlockFitter`) and let go;
+    a Dask bulk is fitted by Dask, one task per chunk of samples.
+    """
+    from fastdeconv.inputs.tables import _normalise_name, check_expression, SCALES
+
+    if scale not in SCALES:
+        raise ValueError(f"bulk scale must be one of {SCALES}, got {scale!r}")
+    raw = [str(g) for g in source.genes]
+    if naming["case_insensitive"] or naming["strip_version"]:
+        raw = [_normalise_name(g, naming["case_insensitive"], naming["strip_version"])
+               for g in raw]
+    names = harmonize_genes(pd.DataFrame(index=pd.Index(raw)), name="bulk",
+                            duplicates=duplicates, **naming).index  # (refuses duplicates)
+    check_orientation(_NamesOnly(names, source.samples), S_df, **naming)
+    _check_cell_types(S_df)
+    _, S_m, gene_match = match_genes(pd.DataFrame(index=names), S_df, min_genes=min_genes)
+    used = _choose_genes(S_m, genes, n_markers, min_fold_change)
+    S_u = S_m.loc[used]
+    warn_if_collinear(S_u)
+    position = pd.Index(used).get_indexer(raw)
+    common = pd.Index(S_m.index).get_indexer(raw) >= 0
+    w0 = _gene_weights(weights, S_df.index, used, signature_used=S_u.to_numpy(np.float64),
+                       **naming)
+    cells = None if context is None else context[0].take(context[1].get_indexer(used))
+    fitter = BlockFitter(
+        record.name, S_u.to_numpy(dtype=np.float64), row_map=position, common=common,
+        background=opts.background, weights=w0, solver=opts.solver, options=method_options,
+        cell_types=tuple(map(str, S_u.columns)),
+        signature_totals=(np.full(S_m.shape[1], 1e6) if cells_given
+                          else S_m.sum(axis=0).to_numpy(dtype=np.float64)),
+        cells=cells, scale="linear" if scale == "auto" else scale)
+    m = source.n_samples
+    if scale in ("auto", "linear", "log2", "log2p1", "log1p") and m:
+        # the checks of an in-memory bulk (log scale, negative values) on the first samples
+        n_head = min(m, _HEAD_SAMPLES)
+        head = fitter._dense(fitter._unlogged(source.block(0, n_head)))
+        check_expression(pd.DataFrame(head, index=used, columns=source.samples[:n_head]),
+                         name="bulk",
+                         allow_log=scale != "auto", scales=SCALES, missing_option=None)
+    if source.kind == "dask":
+        out = _dask_fit(source, fitter)
+    else:
+        parts = []
+        with progress_bar(m, progress, desc="deconvolve") as bar:
+            for j0 in range(0, m, BLOCK):
+                j1 = min(j0 + BLOCK, m)
+                parts.append(fitter(source.block(j0, j1), _block_info(j0, j1)))
+                bar.update(j1 - j0)
+        out = np.vstack(parts) if parts else np.zeros((0, len(fitter.columns)))
+    return _level_of_blocks(record, fitter, out, S_u, source.samples), gene_match
+
+
+#: Samples of a bulk read block by block that get the in-memory checks with their
+#: messages (log scale, negative values); later blocks are checked for values that
+#: are negative or not finite as they are fitted.
+_HEAD_SAMPLES = 2000
+
+
+def _block_info(j0, j1):
+    """Where a block sits, in the form Dask's ``map_blocks`` gives it."""
+    return {0: {"array-location": [(j0, j1), (0, 0)]}}
+
+
+def _dask_fit(source, fitter):
+    """Fit a Dask bulk: one task per chunk of samples, the same :class:`BlockFitter`."""
+    array = source.array
+    n_cols = len(fitter.columns)
+    fitted = array.map_blocks(fitter, dtype=np.float64, chunks=(array.chunks[0], (n_cols,)),
+                              meta=np.empty((0, 0)))
+    return np.asarray(fitted.compute())
+
+
+class _NamesOnly:
+    """A bulk's names and shape, for the orientation check of a bulk read block by block."""
+
+    def __init__(self, index, columns):
+        self.index = pd.Index(index)
+        self.columns = pd.Index(columns)
+        self.shape = (len(self.index), len(self.columns))
+
+
+def _level_of_blocks(record, fitter, out, S_u, samples):
+    """The pipeline's :class:`_Level` from the blocks' numbers (no gene weights: genes x
+    samples would be as large as the bulk)."""
+    k = S_u.shape[1]
+    col = {name: i for i, name in enumerate(fitter.columns)}
+    zero = out[:, col["zero"]] > 0
+    coef = pd.DataFrame(out[:, :k], index=samples, columns=S_u.columns)
+    props = _proportions(record, coef, out[:, col["none"]] > 0, zero)
+    for name in record.extra_columns:
+        props[name] = out[:, col[name]]
+    background = (out[:, col["background"]] * fitter.level if fitter.background
+                  else np.zeros(len(samples)))
+    table = pd.DataFrame({
+        "residual_norm": out[:, col["residual_norm"]], "rmse": out[:, col["rmse"]],
+        "r2": out[:, col["r2"]], "pearson_r": out[:, col["pearson_r"]],
+        "converged": out[:, col["converged"]] > 0, "total": out[:, :k].sum(axis=1),
+        "background": background, "n_iter": out[:, col["n_iter"]].astype(np.int64),
+        "n_reweight": out[:, col["n_reweight"]].astype(np.int64),
+    }, index=samples)
+    warn_if_zero_samples(samples, zero, S_u.shape[0], stacklevel=5)
+    return _Level(proportions=props, coefficients=coef, table=table, gene_weights=None,
+                  genes=list(S_u.index), zero=zero, weights=fitter.weights)
 
 
 def _stored(bulk, copy, result):
@@ -1210,9 +1419,10 @@ def _fit_level(record, opts, S_u, B_u, w0, cells, method_options, progress, tota
                    **totals)
     if cells is not None:
         problem["cells"] = cells
-    fit, zero = _fit_samples(record, S_fit, B, w0, problem, progress)
+    fit, zero = fit_samples(record, S_fit, B, w0, problem, progress)
     coef = pd.DataFrame(fit.coefficients[: S.shape[1]].T, index=B_u.columns, columns=S_u.columns)
-    props = _proportions(record, coef, S, B, zero)
+    none = no_cell_type(fit.coefficients[: S.shape[1]], S.T @ S, np.einsum("ij,ij->j", B, B))
+    props = _proportions(record, coef, none, zero)
     for name in record.extra_columns:
         props[name] = fit.extra[name]
     used = list(S_u.index)

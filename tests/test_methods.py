@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import fastdeconv
+from fastdeconv import blockwise
 from fastdeconv.methods import REGRESSION, Method, show_methods
 from fastdeconv.methods._problem import MethodFit, RegressionProblem
 
@@ -386,7 +387,7 @@ def test_a_batch_dependent_method_gets_every_sample_at_once(options_method, monk
     import fastdeconv.regression as regression
 
     record, seen = options_method
-    monkeypatch.setattr(regression, "_BLOCK", 2)  # blocks of two samples for the others
+    monkeypatch.setattr(blockwise, "_BLOCK", 2)  # blocks of two samples for the others
     bulk, cells, labels, _ = planted_cells(cells_per_type=20)
     donors = np.tile(["d1", "d2"], cells.shape[1] // 2)
     fastdeconv.deconvolve(bulk, cells, method="toy_cells", labels=labels, subjects=donors)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["is_anndata", "dense"]
+__all__ = ["is_anndata", "dense", "anndata_values"]
 
 
 def is_anndata(obj):
@@ -53,3 +53,39 @@ def dense(x):
     if hasattr(x, "toarray"):  # scipy.sparse matrix or array
         x = x.toarray()
     return np.asarray(x)
+
+
+def anndata_values(adata, layer, name):
+    """An AnnData's matrix: ``X``, or ``layers[layer]``, refused with a clear message when
+    absent.
+
+    Parameters
+    ----------
+    adata : anndata.AnnData
+    layer : str or None
+    name : str
+        What the data are, for messages.
+
+    Returns
+    -------
+    The stored matrix (dense, sparse, backed or Dask), as it is.
+
+    Examples
+    --------
+    >>> import anndata, numpy as np
+    >>> from fastdeconv.inputs._common import anndata_values
+    >>> anndata_values(anndata.AnnData(np.ones((2, 2))), None, "bulk").shape
+    (2, 2)
+    """
+    if layer is None:
+        values = adata.X
+    else:
+        if layer not in adata.layers:
+            raise ValueError(
+                f"{name}: AnnData has no layer {layer!r}; available layers: "
+                f"{sorted(adata.layers.keys()) or 'none'} (layer=None uses .X)"
+            )
+        values = adata.layers[layer]
+    if values is None:
+        raise ValueError(f"{name}: AnnData .X is empty; pass layer= to use a layer")
+    return values

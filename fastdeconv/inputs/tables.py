@@ -137,17 +137,9 @@ def as_expression_frame(
 
         obj = read_table(path)
     if _is_anndata(obj):
-        if layer is None:
-            values = obj.X
-        else:
-            if layer not in obj.layers:
-                raise ValueError(
-                    f"{name}: AnnData has no layer {layer!r}; available layers: "
-                    f"{sorted(obj.layers.keys()) or 'none'} (layer=None uses .X)"
-                )
-            values = obj.layers[layer]
-        if values is None:
-            raise ValueError(f"{name}: AnnData .X is empty; pass layer= to use a layer")
+        from fastdeconv.inputs._common import anndata_values
+
+        values = anndata_values(obj, layer, name)
         df = pd.DataFrame(
             _dense(values).T, index=list(map(str, obj.var_names)), columns=list(obj.obs_names)
         )

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from fastdeconv.methods._problem import (
-    CellContext, MethodFit, MixtureProblem, RegressionProblem,
+    CellContext, GramProblem, MethodFit, MixtureProblem, RegressionProblem,
 )
 
 __all__ = [
-    "Method", "Registry", "REGRESSION", "RegressionProblem", "MixtureProblem", "MethodFit",
-    "CellContext",
+    "Method", "Registry", "REGRESSION", "RegressionProblem", "GramProblem", "MixtureProblem",
+    "MethodFit",
+    "CellContext", "SPOT_OPTIONS",
     "show_methods",
 ]
 
@@ -95,6 +96,13 @@ class Method:
         True when the method's proportions are already fractions of cells
         (it corrects for the RNA per cell itself): the pipeline then does not
         convert them again.
+    gram : callable or None
+        The same fit from the Gram form, for the squared loss:
+        ``gram(GramProblem) -> MethodFit`` (:class:`fastdeconv.methods._problem.GramProblem`:
+        ``S'WS`` and ``S'Wb`` per sample instead of ``S`` and ``B``).  A method that has
+        it fits a sparse or out-of-core bulk from one projection of each block of
+        samples (:mod:`fastdeconv.blockwise`), never densifying it; None: the pipeline
+        densifies each block on the genes used and calls ``fit``.
 
     Examples
     --------
@@ -120,6 +128,7 @@ class Method:
     batch_dependent: bool = False
     accepts: tuple = ()
     cell_fractions: bool = False
+    gram: Callable | None = None
 
     def uses(self, what):
         """Whether the method needs or accepts ``what`` (``"cells"`` or ``"subjects"``).
@@ -317,8 +326,10 @@ class Registry:
 
         Parameters
         ----------
-        reference : {"signature", "counts"}
-            What the user gave: a signature, or single cells with labels.
+        reference : {"signature", "counts", "spots"}
+            What the user gave: a signature, or single cells with labels; ``"spots"``:
+            a signature and a bulk of counts stored sparse (spatial spots or cells; the
+            keywords that go with it are :data:`SPOT_OPTIONS`).
         weights, background : bool, optional
             Whether the user gave gene weights or asked for a background term:
             when the default takes neither, the registry's ``"fallback"``
@@ -384,8 +395,16 @@ REGRESSION = Registry(
         "fastdeconv.methods.music", "fastdeconv.methods.epic", "fastdeconv.methods.bisque",
         "fastdeconv.methods.dwls", "fastdeconv.methods.fardeep", "fastdeconv.methods.svr",
     ),
-    defaults={"signature": "dwls", "counts": "bayes", "fallback": "nnls"},
+    defaults={"signature": "dwls", "counts": "bayes", "fallback": "nnls", "spots": "nnls"},
 )
+#: The keyword defaults that go with the default method for counts stored sparse (spots,
+#: bins or cells: ``REGRESSION.default_for("spots")``): gene weights by the two-component
+#: variance model and squares, so that each block of spots is fitted from one projection
+#: (Gram form). Chosen on the spatial family of the method-selection study (real spots of
+#: 2-20 held-out cells): the best mean and mean of the three worst shortfalls of the
+#: settings that fit in Gram form; Huber's loss, whose residual scale is a median absolute
+#: deviation, breaks down on spots whose entries are mostly 0 (docs/accuracy.md).
+SPOT_OPTIONS = {"weights": "relative", "robust": None}
 
 
 def show_methods():

@@ -330,6 +330,50 @@ class RegressionProblem:
         return self.B.shape[1]
 
 
+@dataclass
+class GramProblem:
+    """A regression problem in Gram form: what a method's ``gram`` function is given.
+
+    For the squared loss with gene weights ``W`` shared by every sample, the fit
+    needs only ``S'WS`` (k x k) and each sample's ``S'Wb``: the pipeline computes them
+    in one pass over a sparse or out-of-core bulk (:mod:`fastdeconv.blockwise`).
+
+    Attributes
+    ----------
+    gram : ndarray, shape (k, k)
+        ``S'WS``, symmetric, float64.
+    projections : ndarray, shape (k, m)
+        ``S'Wb`` per sample, float64.
+    n_jobs, max_iter, tol, options, cell_types
+        As in :class:`RegressionProblem`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.methods._problem import GramProblem
+    >>> GramProblem(np.eye(2), np.ones((2, 5))).m
+    5
+    """
+
+    gram: np.ndarray
+    projections: np.ndarray
+    n_jobs: int | None = None
+    max_iter: int = -1
+    tol: float = 1e-11
+    options: dict = field(default_factory=dict)
+    cell_types: tuple = ()
+
+    @property
+    def k(self):
+        """Number of columns of the signature."""
+        return self.gram.shape[0]
+
+    @property
+    def m(self):
+        """Number of samples."""
+        return self.projections.shape[1]
+
+
 @dataclass(frozen=True)
 class MethodFit:
     """What every regression method returns: coefficients and per-sample diagnostics.

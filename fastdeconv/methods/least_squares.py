@@ -66,6 +66,33 @@ def _solve(problem, kind, slack):
     return X, info
 
 
+def _solve_gram(problem, kind, slack):
+    """The same solve from the Gram form (squared loss)."""
+    from fastdeconv.solvers._core import solve_gram
+    from fastdeconv.solvers.api import warn_unconverged
+
+    X, info = solve_gram(problem.gram, problem.projections, kind=kind, slack=slack,
+                         n_jobs=problem.n_jobs, max_iter=problem.max_iter, tol=problem.tol)
+    warn_unconverged(info.status, problem.max_iter, None, stacklevel=4)
+    return X, info
+
+
+def _gram_nnls(problem):
+    """``"nnls"``/``"wls"`` from ``S'WS`` and ``S'Wb``."""
+    return _method_fit(*_solve_gram(problem, "nnls", slack=False))
+
+
+def _gram_simplex(problem):
+    """``"simplex"`` from the Gram form."""
+    return _method_fit(*_solve_gram(problem, "simplex", slack=False))
+
+
+def _gram_simplex_le(problem):
+    """``"simplex_le"`` from the Gram form."""
+    X, info = _solve_gram(problem, "simplex", slack=True)
+    return _method_fit(X, info, **{UNEXPLAINED: np.clip(1.0 - X.sum(axis=0), 0.0, 1.0)})
+
+
 def _method_fit(X, info, **extra):
     return MethodFit(X, info.converged, info.n_iter, info.n_reweight, info.gene_weights, extra)
 
@@ -91,23 +118,25 @@ _LOSSES = ("squared", "huber")
 REGRESSION.register(Method(
     "nnls",
     "non-negative least squares, normalised to sum 1 (scale-free)",
-    fit=_fit_nnls, normalise=True, background=True, losses=_LOSSES,
+    fit=_fit_nnls, normalise=True, background=True, losses=_LOSSES, gram=_gram_nnls,
     references=(_LAWSON_HANSON, _HUBER),
 ))
 REGRESSION.register(Method(
     "simplex",
     "exact sum-to-one constraint (bulk and signature on the same scale)",
-    fit=_fit_simplex, normalise=False, losses=_LOSSES, references=(_HUBER,),
+    fit=_fit_simplex, normalise=False, losses=_LOSSES, gram=_gram_simplex,
+    references=(_HUBER,),
 ))
 REGRESSION.register(Method(
     "wls",
     "NNLS with per-gene weights (required), normalised to sum 1",
     fit=_fit_nnls, normalise=True, weights="required", background=True, losses=_LOSSES,
-    references=(_LAWSON_HANSON, _HUBER),
+    gram=_gram_nnls, references=(_LAWSON_HANSON, _HUBER),
 ))
 REGRESSION.register(Method(
     "simplex_le",
     "sum at most 1; the rest is an 'unexplained' column (EPIC's other cells)",
     fit=_fit_simplex_le, normalise=False, losses=_LOSSES, extra_columns=(UNEXPLAINED,),
+    gram=_gram_simplex_le,
     references=(_HUBER, _EPIC),
 ))

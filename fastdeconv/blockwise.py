@@ -1,0 +1,412 @@
+"""Fitting samples block by block: the regression pipeline's engine for any size of bulk.
+
+:func:`fit_samples` fits an in-memory bulk in blocks of samples (the progress bar
+advances between blocks).  :class:`BlockFitter` fits one block of a bulk that is
+never held whole -- sparse counts, an AnnData file read lazily, a Dask array
+(:mod:`fastdeconv.inputs.blocks`) -- and returns plain numbers, so that the same
+object runs in the caller's threads or on Dask workers (it pickles).
+
+Two ways through a block:
+
+- **Gram form**, for methods whose record has ``gram`` and the squared loss
+  (``nnls``, ``wls``, ``simplex``, ``simplex_le`` with ``robust=None``): one pass over
+  the block's stored non-zeros projects every sample on the signature
+  (:func:`fastdeconv.kernels.sparse.project_csr_rows`), the k x k solves follow, and
+  the fit statistics come from the same sums -- the block is never densified;
+- **dense**, for every other method (Huber's loss, DWLS, ...): the block is
+  densified on the genes used only (genes x block, float64) and the method's ``fit``
+  is called on it, exactly as for an in-memory bulk.
+
+A sample's answer never depends on the block it falls in.
+
+Examples
+--------
+>>> import numpy as np, scipy.sparse as sp
+>>> from fastdeconv.blockwise import BlockFitter
+>>> S = np.array([[10.0, 1.0], [1.0, 8.0], [5.0, 5.0]])
+>>> B = sp.csr_array((S @ [[0.25, 0.5], [0.75, 0.5]]).T)   # samples x genes
+>>> fitter = BlockFitter("simplex", S, row_map=np.arange(3), common=np.ones(3, bool))
+>>> out = fitter(B)
+>>> out[:, :2].round(10).tolist()
+[[0.25, 0.75], [0.5, 0.5]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastdeconv._progress import progress_bar
+from fastdeconv.methods import REGRESSION
+from fastdeconv.methods._problem import (
+    CellContext, GramProblem, MethodFit, RegressionProblem, fit_statistics, with_background,
+)
+
+__all__ = ["fit_samples", "BlockFitter", "BLOCK", "STATISTICS"]
+
+#: Samples per call of a method on an in-memory bulk (the progress bar advances
+#: between calls).
+_BLOCK = 4096
+#: Samples per block of a bulk read block by block: the dense path holds
+#: genes used x BLOCK float64 values (260 MB for 2000 genes).
+BLOCK = 16384
+#: The per-sample numbers a block's fit returns after the coefficients and the
+#: method's extra columns.
+STATISTICS = ("converged", "n_iter", "n_reweight", "residual_norm", "rmse", "r2",
+              "pearson_r", "zero", "none", "total_common")
+
+
+def fit_samples(record, S, B, w0, solver, progress):
+    """Fit every sample that is not zero on all genes, in blocks of samples.
+
+    ``solver`` holds the other fields of the :class:`RegressionProblem`; a
+    method whose record is ``batch_dependent`` gets all samples in one block.
+
+    Returns one :class:`MethodFit` for all samples (NaN coefficients, extra
+    columns and gene weights, not converged, for the all-zero samples) and the
+    mask of those samples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.blockwise import fit_samples
+    >>> from fastdeconv.methods import REGRESSION
+    >>> S = np.array([[10.0, 1.0], [1.0, 8.0], [5.0, 5.0]])
+    >>> B = np.column_stack([S @ [0.25, 0.75], np.zeros(3)])
+    >>> fit, zero = fit_samples(REGRESSION.get("simplex"), S, B, None, {}, False)
+    >>> fit.coefficients[:, 0].round(10).tolist(), zero.tolist()
+    ([0.25, 0.75], [False, True])
+    """
+    n, m = B.shape
+    zero = ~np.any(B > 0, axis=0)
+    X = np.full((S.shape[1], m), np.nan)
+    converged = np.zeros(m, dtype=bool)
+    n_iter = np.zeros(m, dtype=np.int64)
+    n_reweight = np.zeros(m, dtype=np.int64)
+    gene_w = np.full((n, m), np.nan)
+    extra = {name: np.full(m, np.nan) for name in record.extra_columns}
+    fixed = 1.0 if w0 is None else w0[:, None]
+    fitted = observed = None  # the method's own reconstruction, when it gives one
+    live = np.flatnonzero(~zero)
+    block = max(live.size, 1) if record.batch_dependent else _BLOCK
+    with progress_bar(m, progress, desc="deconvolve") as bar:
+        bar.update(int(zero.sum()))
+        for start in range(0, live.size, block):
+            cols = live[start:start + block]
+            per_sample = {} if solver.get("bulk_totals") is None else {
+                "bulk_totals": solver["bulk_totals"][cols]}
+            fit = record.fit(RegressionProblem(S, B[:, cols], w0, **{**solver, **per_sample}))
+            X[:, cols] = fit.coefficients
+            converged[cols] = fit.converged
+            n_iter[cols] = fit.n_iter
+            n_reweight[cols] = fit.n_reweight
+            gene_w[:, cols] = fixed if fit.gene_weights is None else fit.gene_weights
+            for name in record.extra_columns:
+                extra[name][cols] = fit.extra[name]
+            if fit.fitted is not None:
+                if fitted is None:
+                    fitted = np.full((n, m), np.nan)
+                fitted[:, cols] = fit.fitted
+            if fit.observed is not None:  # (a copy of B only for a method that transforms it)
+                if observed is None:
+                    observed = np.array(B, dtype=np.float64)
+                observed[:, cols] = fit.observed
+            bar.update(cols.size)
+    return MethodFit(X, converged, n_iter, n_reweight, gene_w, extra, fitted, observed), zero
+
+
+def no_cell_type(X, gram, bnorm2):
+    """Samples explained by no cell type: ``||S x||`` at rounding level next to ``||b||``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (k, m)
+        Cell-type coefficients (NaN for unfitted samples).
+    gram : ndarray, shape (k, k)
+        ``S'S`` of the cell-type columns.
+    bnorm2 : ndarray, shape (m,)
+        ``||b||^2`` per sample.
+
+    Returns
+    -------
+    ndarray of bool, shape (m,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.blockwise import no_cell_type
+    >>> no_cell_type(np.array([[0.0, 1.0]]), np.eye(1), np.array([4.0, 4.0])).tolist()
+    [True, False]
+    """
+    Xf = np.nan_to_num(X)
+    explained2 = np.einsum("ij,ij->j", Xf, gram @ Xf)
+    return np.sqrt(np.maximum(explained2, 0.0)) <= 1e-9 * np.sqrt(bnorm2)
+
+
+@dataclass
+class BlockFitter:
+    """Fit one block of samples (samples x all the bulk's genes); plain numbers out.
+
+    Parameters
+    ----------
+    method : str
+        A registered regression method.
+    S : ndarray, shape (n_used, k)
+        The signature's cell-type columns on the genes used.
+    row_map : ndarray of int, shape (n_genes,)
+        For each gene of the bulk (stored order) its row in ``S``, or -1.
+    common : ndarray of bool, shape (n_genes,)
+        The bulk's genes shared with the signature (each sample's total over them
+        is reported, and given to methods as ``bulk_totals``).
+    background : bool, optional
+        Fit a constant background column (:func:`with_background`).
+    weights : ndarray, shape (n_used,), optional
+        Fixed gene weights.
+    solver : dict, optional
+        ``huber``, ``n_jobs``, ``max_iter``, ``tol`` of the :class:`RegressionProblem`.
+    options : dict, optional
+        The method's own options.
+    cell_types : tuple of str, optional
+    signature_totals : ndarray, shape (k,), optional
+    cells : CellContext, optional
+        On the genes used.
+    scale : str, optional
+        The bulk's stored scale (``"linear"``, ``"log1p"``, ``"log2p1"``, ``"log2"``):
+        each block is un-logged first.
+
+    Returns
+    -------
+    ndarray, shape (m_block, k_fit + len(extra_columns) + len(STATISTICS))
+        Per sample: the coefficients (with the background's last), the method's extra
+        columns, then :data:`STATISTICS`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.blockwise import BlockFitter, STATISTICS
+    >>> S = np.array([[10.0, 1.0], [1.0, 8.0], [5.0, 5.0]])
+    >>> fitter = BlockFitter("nnls", S, row_map=np.arange(3), common=np.ones(3, bool))
+    >>> out = fitter(np.vstack([S @ [2.0, 6.0], np.zeros(3)]))  # dense block, samples x genes
+    >>> out[0, :2].round(10).tolist(), float(out[1, fitter.column("zero")])
+    ([2.0, 6.0], 1.0)
+    """
+
+    method: str
+    S: np.ndarray
+    row_map: np.ndarray
+    common: np.ndarray
+    background: bool = False
+    weights: np.ndarray | None = None
+    solver: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    cell_types: tuple = ()
+    signature_totals: np.ndarray | None = None
+    cells: CellContext | None = None
+    scale: str = "linear"
+
+    def __post_init__(self):
+        self.S = np.ascontiguousarray(self.S, dtype=np.float64)
+        self.row_map = np.ascontiguousarray(self.row_map, dtype=np.int64)
+        self.common = np.ascontiguousarray(self.common, dtype=np.bool_)
+        self._S_fit, self._level = with_background(self.S, self.background)
+
+    @property
+    def record(self):
+        """The method's record."""
+        return REGRESSION.get(self.method)
+
+    @property
+    def gram_form(self):
+        """Whether blocks are fitted from their projections (never densified)."""
+        return (self.record.gram is not None and self.solver.get("huber") is None
+                and self.scale != "log2")
+
+    @property
+    def columns(self):
+        """Names of the returned columns."""
+        k = self.S.shape[1]
+        names = [f"coef{i}" for i in range(k)] + (["background"] if self.background else [])
+        return names + list(self.record.extra_columns) + list(STATISTICS)
+
+    def column(self, name):
+        """Position of a named column in the returned array."""
+        return self.columns.index(name)
+
+    @property
+    def level(self):
+        """The background column's level (None without a background)."""
+        return self._level
+
+    def __call__(self, block, block_info=None):
+        """Fit the samples of ``block`` (samples x genes, CSR or dense)."""
+        offset = 0 if not block_info else int(block_info[0]["array-location"][0][0])
+        if not self.gram_form and hasattr(block, "tocsr"):
+            block = block.tocsr()  # (rows as views: the dense path needs a scipy matrix)
+        block = self._unlogged(block)
+        m = block.shape[0]
+        A = self._S_fit if self.weights is None else self._S_fit * self.weights[:, None]
+        if self.gram_form and self.weights is not None:
+            A = np.hstack([A, self._S_fit])  # weighted for the fit, plain for the statistics
+        elif not self.gram_form:
+            A = np.zeros((self.S.shape[0], 0))
+        proj, sums = self._project(block, np.ascontiguousarray(A), hasattr(block, "indptr"))
+        bad = np.flatnonzero(sums[:, 3] > 0)
+        if bad.size:
+            raise ValueError(
+                f"bulk sample {offset + int(bad[0])} (counting from 0) holds negative, NaN or "
+                f"infinite values ({int(sums[bad[0], 3])} of them; {bad.size} such sample(s) "
+                "in its block): deconvolution needs non-negative expression on a linear "
+                "scale; remove or correct them"
+            )
+        if self.gram_form:
+            from fastdeconv._parallel import single_threaded_blas
+
+            with single_threaded_blas():  # k x k algebra: threads only contend
+                return self._gram_fit(proj, sums)
+        return self._dense_fit(self._dense(block), sums)
+
+    # -- the two ways through a block ------------------------------------------------
+
+    def _gram_fit(self, proj, sums):
+        k_fit = self._S_fit.shape[1]
+        S_fit = self._S_fit
+        W = 1.0 if self.weights is None else self.weights[:, None]
+        gram_w = S_fit.T @ (W * S_fit)
+        gram_w = 0.5 * (gram_w + gram_w.T)
+        C_w = np.ascontiguousarray(proj[:, :k_fit].T)
+        C = C_w if self.weights is None else np.ascontiguousarray(proj[:, k_fit:].T)
+        s1, s2 = sums[:, 0], sums[:, 1]
+        zero = s1 <= 0
+        m = proj.shape[0]
+        X = np.full((k_fit, m), np.nan)
+        fit = None
+        live = np.flatnonzero(~zero)
+        if live.size:
+            fit = self.record.gram(GramProblem(
+                gram_w, np.ascontiguousarray(C_w[:, live]), n_jobs=self.solver.get("n_jobs"),
+                max_iter=self.solver.get("max_iter", -1), tol=self.solver.get("tol", 1e-11),
+                options=self.options, cell_types=self.cell_types))
+            X[:, live] = fit.coefficients
+        # fit statistics from the same sums: rss = b'b - 2 x'S'b + x'S'Sx, and so on
+        gram = S_fit.T @ S_fit
+        Xf = np.nan_to_num(X)
+        n = S_fit.shape[0]
+        xGx = np.einsum("ij,ij->j", Xf, gram @ Xf)
+        xC = np.einsum("ij,ij->j", Xf, C)
+        fitted_sum = S_fit.sum(axis=0) @ Xf
+        rss = np.maximum(s2 - 2.0 * xC + xGx, 0.0)
+        tss = np.maximum(s2 - s1 * s1 / n, 0.0)
+        cross = xC - s1 * fitted_sum / n
+        rr = np.maximum(xGx - fitted_sum * fitted_sum / n, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(tss > 0, 1.0 - rss / np.where(tss > 0, tss, 1.0), np.nan)
+            pearson = cross / np.sqrt(tss * rr)
+        k = self.S.shape[1]
+        none = no_cell_type(X[:k], gram[:k, :k], s2)
+        stats = self._statistics(m, live, fit, np.sqrt(rss), np.sqrt(rss / n), r2, pearson,
+                                 zero, none, sums[:, 2])
+        return np.hstack([X.T, self._extra(m, live, fit), stats])
+
+    def _dense_fit(self, B, sums):
+        record = self.record
+        m = B.shape[1]
+        problem = dict(self.solver, options=self.options, cell_types=self.cell_types,
+                       bulk_totals=sums[:, 2].copy(), signature_totals=self.signature_totals)
+        if self.cells is not None:
+            problem["cells"] = self.cells
+        fit, zero = fit_samples(record, self._S_fit, B, self.weights, problem, False)
+        norm, rmse, r2, pearson = fit_statistics(
+            self._S_fit, B if fit.observed is None else fit.observed,
+            np.nan_to_num(fit.coefficients), fitted=fit.fitted)
+        k = self.S.shape[1]
+        none = no_cell_type(fit.coefficients[:k], self.S.T @ self.S,
+                            np.einsum("ij,ij->j", B, B))
+        stats = np.column_stack([
+            fit.converged, fit.n_iter, fit.n_reweight, norm, rmse, r2, pearson, zero, none,
+            sums[:, 2]]).astype(np.float64)
+        stats[zero, 3:7] = np.nan
+        extra = np.column_stack([fit.extra[name] for name in record.extra_columns]) \
+            if record.extra_columns else np.zeros((m, 0))
+        return np.hstack([fit.coefficients.T, extra, stats])
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _statistics(self, m, live, fit, norm, rmse, r2, pearson, zero, none, total):
+        converged = np.zeros(m)
+        n_iter = np.zeros(m)
+        n_reweight = np.zeros(m)
+        if fit is not None:
+            converged[live] = fit.converged
+            n_iter[live] = fit.n_iter
+            n_reweight[live] = fit.n_reweight
+        stats = np.column_stack([converged, n_iter, n_reweight, norm, rmse, r2, pearson,
+                                 zero, none, total]).astype(np.float64)
+        stats[zero, 3:7] = np.nan
+        return stats
+
+    def _extra(self, m, live, fit):
+        names = self.record.extra_columns
+        extra = np.full((m, len(names)), np.nan)
+        if fit is not None:
+            for i, name in enumerate(names):
+                extra[live, i] = fit.extra[name]
+        return extra
+
+    def _unlogged(self, block):
+        if self.scale in ("linear", "auto"):
+            return block
+        from fastdeconv.inputs.tables import unlog
+
+        if hasattr(block, "indptr") and self.scale != "log2":  # zero stays zero
+            from fastdeconv.inputs.blocks import CSRRows
+
+            data = np.asarray(unlog(np.asarray(block.data, dtype=np.float64), self.scale))
+            if isinstance(block, CSRRows):
+                return CSRRows(block.indptr, block.indices, data, block.shape)
+            block = block.copy()
+            block.data = data
+            return block
+        dense = block.tocsr().toarray() if hasattr(block, "tocsr") else np.asarray(block)
+        return np.asarray(unlog(dense.astype(np.float64), self.scale))
+
+    def _project(self, block, A, sparse):
+        """``(A' b, sums)`` for every sample of the block, in worker threads."""
+        from fastdeconv._parallel import resolve_n_jobs, thread_map
+        from fastdeconv.kernels.sparse import N_SUMS, project_csr_rows, project_dense_rows
+
+        m = block.shape[0]
+        out = np.empty((m, A.shape[1]))
+        sums = np.empty((m, N_SUMS))
+        if sparse:
+            indptr, indices, data = block.indptr, block.indices, block.data
+
+            def run(bounds):
+                project_csr_rows(indptr, indices, data, self.row_map, self.common, A,
+                                 bounds[0], bounds[1], out, sums)
+        else:
+            X = np.ascontiguousarray(block)
+            if X.dtype not in (np.float32, np.float64):
+                X = X.astype(np.float64)
+
+            def run(bounds):
+                project_dense_rows(X, self.row_map, self.common, A, bounds[0], bounds[1],
+                                   out, sums)
+        n_jobs = resolve_n_jobs(self.solver.get("n_jobs"))
+        step = max(256, -(-m // max(4 * n_jobs, 1)))
+        thread_map(run, [(j, min(j + step, m)) for j in range(0, m, step)], n_jobs, blas=False)
+        return out, sums
+
+    def _dense(self, block):
+        """The block on the genes used: genes x samples, float64 (duplicates summed)."""
+        import scipy.sparse as sp
+
+        if hasattr(block, "tocsr"):
+            block = block.tocsr()
+        n_genes = self.row_map.size
+        keep = np.flatnonzero(self.row_map >= 0)
+        select = sp.csr_array((np.ones(keep.size), (keep, self.row_map[keep])),
+                              shape=(n_genes, self.S.shape[0]))
+        picked = block @ select
+        picked = picked.toarray() if sp.issparse(picked) else np.asarray(picked)
+        return np.ascontiguousarray(picked.T, dtype=np.float64)
