@@ -140,7 +140,7 @@ def no_cell_type(X, gram, bnorm2):
     [True, False]
     """
     Xf = np.nan_to_num(X)
-    explained2 = np.einsum("ij,ij->j", Xf, gram @ Xf)
+    explained2 = np.einsum("ij,ik,kj->j", Xf, gram, Xf)
     return np.sqrt(np.maximum(explained2, 0.0)) <= 1e-9 * np.sqrt(bnorm2)
 
 
@@ -292,9 +292,10 @@ class BlockFitter:
         gram = S_fit.T @ S_fit
         Xf = np.nan_to_num(X)
         n = S_fit.shape[0]
-        xGx = np.einsum("ij,ij->j", Xf, gram @ Xf)
+        # (einsum, not BLAS: a sample's numbers must not depend on the block's width)
+        xGx = np.einsum("ij,ik,kj->j", Xf, gram, Xf)
         xC = np.einsum("ij,ij->j", Xf, C)
-        fitted_sum = S_fit.sum(axis=0) @ Xf
+        fitted_sum = np.einsum("i,ij->j", S_fit.sum(axis=0), Xf)
         rss = np.maximum(s2 - 2.0 * xC + xGx, 0.0)
         tss = np.maximum(s2 - s1 * s1 / n, 0.0)
         cross = xC - s1 * fitted_sum / n

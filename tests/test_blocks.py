@@ -252,3 +252,27 @@ def test_projection_kernels_against_numpy(m, n, seed, density):
     project_dense_rows(X.toarray(), row_map, common, A, 0, m, out2, sums2)
     np.testing.assert_allclose(out2, out, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(sums2, sums, rtol=1e-12, atol=1e-12)
+
+
+def test_dask_distributed_local_cluster_gives_identical_results(spots):
+    """Two worker processes fit the chunks: the same numbers as the in-memory path."""
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    counts, sig, names, _ = spots
+    sub = np.ascontiguousarray(counts[:, :300])
+    ref = _quiet(fastdeconv.deconvolve, sp.csc_array(sub), sig, bulk_genes=GENES,
+                 method="nnls", robust=None, weights="relative")
+    ref_dwls = _quiet(fastdeconv.deconvolve, sub, sig, bulk_genes=GENES, method="dwls")
+    lazy = da.from_array(sub, chunks=(N_GENES, 100))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        res = _quiet(fastdeconv.deconvolve, lazy, sig, bulk_genes=GENES, method="nnls",
+                     robust=None, weights="relative")
+        res_dwls = _quiet(fastdeconv.deconvolve, lazy, sig, bulk_genes=GENES, method="dwls")
+        workers = client.run(lambda: __import__("os").getpid())
+    assert len(set(workers.values())) == 2
+    np.testing.assert_array_equal(res.proportions.to_numpy(), ref.proportions.to_numpy())
+    pd.testing.assert_frame_equal(res.fit, ref.fit, check_exact=True)
+    np.testing.assert_array_equal(res_dwls.proportions.to_numpy(),
+                                  ref_dwls.proportions.to_numpy())

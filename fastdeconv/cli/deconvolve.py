@@ -173,7 +173,8 @@ def add_parser(subparsers):
         "cell types.",
     )
     input_file(p, "--bulk", required=True, metavar="BULK",
-               help="genes x samples table, or AnnData .h5ad / .zarr (samples x genes)")
+               help="genes x samples table, or AnnData .h5ad / .zarr (samples x genes; read "
+               "block by block, any size, unless OUT is .h5ad/.zarr too)")
     p.add_argument("--layer", metavar="NAME",
                    help=".h5ad/.zarr --bulk: the layer to read instead of .X")
     input_file(p, "--signature", metavar="SIG",
@@ -601,6 +602,23 @@ def _read_any(path, option):
         raise InputError(f"{option}: {one_line(exc)}") from None
 
 
+def _checked_store(path, option):
+    """An AnnData file or zarr store that exists and opens, left on disk (read in blocks)."""
+    if _zarr(path):
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"{option}: zarr store not found: {str(path)!r}")
+        return str(path)
+    from fastdeconv.io import read_h5ad_header
+
+    try:
+        read_h5ad_header(path).close()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{option}: {one_line(exc)}") from None
+    except (ValueError, OSError, ImportError) as exc:
+        raise InputError(f"{option}: {one_line(exc)}") from None
+    return str(path)
+
+
 def _write_h5ad(result, bulk, path):
     """``--output OUT.h5ad`` (or ``.zarr``): the bulk as AnnData with the result, atomically."""
     import anndata
@@ -800,7 +818,10 @@ def run(args):
             raise InputError(
                 f"--method {args.method} needs --weights FILE (a two-column table: gene, weight)"
             )
-    bulk = _read_any(args.bulk, "--bulk")
+    # an AnnData bulk is read block by block from its file (any size), unless OUT is the
+    # bulk itself with the results (.h5ad/.zarr OUT: read whole)
+    lazy = _h5ad(args.bulk) and not _h5ad(args.output) and not args.residual_report
+    bulk = _checked_store(args.bulk, "--bulk") if lazy else _read_any(args.bulk, "--bulk")
     if args.signature:
         reference, cell_kwargs = _read_any(args.signature, "--signature"), {}
     else:

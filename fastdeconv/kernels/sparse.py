@@ -62,25 +62,40 @@ def project_csr_rows(indptr, indices, data, row_map, common, A, r0, r1, out, sum
     q = A.shape[1]
     acc = np.empty(q)
     for i in range(r0, r1):
-        # (scalars and a local accumulator: sums kept in an array run six times slower)
+        # scalars and a local accumulator (sums kept in an array run six times slower);
+        # the genes in the fit are added two at a time (a quarter faster: half the
+        # accumulator's loads and stores)
         acc[:] = 0.0
         s1 = 0.0
         s2 = 0.0
         st = 0.0
         bad = 0.0
+        r_held = -1
+        v_held = 0.0
         for p in range(indptr[i], indptr[i + 1]):
-            g = indices[p]
             v = np.float64(data[p])
+            if v == 0.0:  # (stored zeros: the same sums, in the same order, as none)
+                continue
+            g = indices[p]
             if not (v >= 0.0 and v < np.inf):
                 bad += 1.0
             if common[g]:
                 st += v
             r = row_map[g]
-            if r >= 0:
-                s1 += v
-                s2 += v * v
+            if r < 0:
+                continue
+            s1 += v
+            s2 += v * v
+            if r_held < 0:
+                r_held = r
+                v_held = v
+            else:
                 for c in range(q):
-                    acc[c] += A[r, c] * v
+                    acc[c] += A[r_held, c] * v_held + A[r, c] * v
+                r_held = -1
+        if r_held >= 0:
+            for c in range(q):
+                acc[c] += A[r_held, c] * v_held
         out[i, :] = acc
         sums[i, 0] = s1
         sums[i, 1] = s2
