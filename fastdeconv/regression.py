@@ -397,7 +397,7 @@ def _check_weight_values(values):
                          "give 0 explicitly)")
 
 
-def _proportions(record, coef, none, zero):
+def _proportions(record, coef, none, zero, robust=False):
     """Proportions from the coefficients as the method's record says (normalised or not).
 
     ``none``: the samples no cell type explains (:func:`fastdeconv.blockwise.no_cell_type`),
@@ -417,7 +417,10 @@ def _proportions(record, coef, none, zero):
         warnings.warn(
             f"{len(names)} sample(s) are explained by no cell type (all coefficients 0, "
             f"first: {names[:5]}); their proportions are NaN. The bulk may not match the "
-            "signature (other genes, other cell types, or background only)",
+            "signature (other genes, other cell types, or background only)"
+            + ("; with Huber's loss, counts that are mostly 0 (spots, cells) can lose all "
+               "their weight: pass them as a sparse matrix (their default fits squares), "
+               "or pass robust=None" if robust else ""),
             UserWarning,
             stacklevel=3,
         )
@@ -1293,7 +1296,8 @@ def _level_of_blocks(record, fitter, out, S_u, samples):
     col = {name: i for i, name in enumerate(fitter.columns)}
     zero = out[:, col["zero"]] > 0
     coef = pd.DataFrame(out[:, :k], index=samples, columns=S_u.columns)
-    props = _proportions(record, coef, out[:, col["none"]] > 0, zero)
+    props = _proportions(record, coef, out[:, col["none"]] > 0, zero,
+                         robust=fitter.solver.get("huber") is not None)
     for name in record.extra_columns:
         props[name] = out[:, col[name]]
     background = (out[:, col["background"]] * fitter.level if fitter.background
@@ -1422,7 +1426,7 @@ def _fit_level(record, opts, S_u, B_u, w0, cells, method_options, progress, tota
     fit, zero = fit_samples(record, S_fit, B, w0, problem, progress)
     coef = pd.DataFrame(fit.coefficients[: S.shape[1]].T, index=B_u.columns, columns=S_u.columns)
     none = no_cell_type(fit.coefficients[: S.shape[1]], S.T @ S, np.einsum("ij,ij->j", B, B))
-    props = _proportions(record, coef, none, zero)
+    props = _proportions(record, coef, none, zero, robust=opts.solver["huber"] is not None)
     for name in record.extra_columns:
         props[name] = fit.extra[name]
     used = list(S_u.index)
