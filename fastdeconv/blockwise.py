@@ -250,7 +250,7 @@ class BlockFitter:
             A = np.hstack([A, self._S_fit])  # weighted for the fit, plain for the statistics
         elif not self.gram_form:
             A = np.zeros((self.S.shape[0], 0))
-        proj, sums = self._project(block, np.ascontiguousarray(A), hasattr(block, "indptr"))
+        proj, sums = self._project(block, np.ascontiguousarray(A))
         bad = np.flatnonzero(sums[:, 3] > 0)
         if bad.size:
             raise ValueError(
@@ -371,32 +371,12 @@ class BlockFitter:
         dense = block.tocsr().toarray() if hasattr(block, "tocsr") else np.asarray(block)
         return np.asarray(unlog(dense.astype(np.float64), self.scale))
 
-    def _project(self, block, A, sparse):
+    def _project(self, block, A):
         """``(A' b, sums)`` for every sample of the block, in worker threads."""
-        from fastdeconv._parallel import resolve_n_jobs, thread_map
-        from fastdeconv.kernels.sparse import N_SUMS, project_csr_rows, project_dense_rows
+        from fastdeconv.solvers._core import project_rows
 
-        m = block.shape[0]
-        out = np.empty((m, A.shape[1]))
-        sums = np.empty((m, N_SUMS))
-        if sparse:
-            indptr, indices, data = block.indptr, block.indices, block.data
-
-            def run(bounds):
-                project_csr_rows(indptr, indices, data, self.row_map, self.common, A,
-                                 bounds[0], bounds[1], out, sums)
-        else:
-            X = np.ascontiguousarray(block)
-            if X.dtype not in (np.float32, np.float64):
-                X = X.astype(np.float64)
-
-            def run(bounds):
-                project_dense_rows(X, self.row_map, self.common, A, bounds[0], bounds[1],
-                                   out, sums)
-        n_jobs = resolve_n_jobs(self.solver.get("n_jobs"))
-        step = max(256, -(-m // max(4 * n_jobs, 1)))
-        thread_map(run, [(j, min(j + step, m)) for j in range(0, m, step)], n_jobs, blas=False)
-        return out, sums
+        return project_rows(A, block, self.row_map, self.common,
+                            n_jobs=self.solver.get("n_jobs"))
 
     def _dense(self, block):
         """The block on the genes used: genes x samples, float64 (duplicates summed)."""

@@ -276,3 +276,27 @@ def test_dask_distributed_local_cluster_gives_identical_results(spots):
     pd.testing.assert_frame_equal(res.fit, ref.fit, check_exact=True)
     np.testing.assert_array_equal(res_dwls.proportions.to_numpy(),
                                   ref_dwls.proportions.to_numpy())
+
+
+@pytest.mark.parametrize("solver", ["nnls", "simplex_lstsq"])
+@pytest.mark.parametrize("options", [{}, {"weights": "random"}, {"loss": "huber"}],
+                         ids=["squares", "weights", "huber"])
+@pytest.mark.parametrize("fmt", ["csc", "csr"])
+def test_public_solvers_take_sparse_bulks(spots, solver, options, fmt):
+    """fastdeconv.nnls / simplex_lstsq on a sparse B: the dense answer, never densified whole."""
+    counts, sig, _, _ = spots
+    B = counts[:, :120].astype(np.float64)
+    B = B[:, B.sum(axis=0) > 0]
+    S = sig.to_numpy()
+    if options.get("weights") == "random":
+        options = {"weights": np.random.default_rng(1).random(N_GENES)}
+    solve = getattr(fastdeconv, solver)
+    X, info = _quiet(solve, S, B, return_info=True, **options)
+    Xs, info_s = _quiet(solve, S, getattr(sp, f"{fmt}_array")(B), return_info=True, **options)
+    np.testing.assert_allclose(Xs, X, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(info_s.residual_norm, info.residual_norm, rtol=1e-7)
+    assert np.array_equal(info_s.converged, info.converged)
+    bad = sp.csc_array(B)
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        solve(S, bad, **options)

@@ -16,7 +16,7 @@ import numpy as np
 from fastdeconv.solvers._batch import BatchProblem, solve_batch
 from fastdeconv.solvers._validate import DEFAULT_TOL
 
-__all__ = ["CoreInfo", "solve", "solve_gram"]
+__all__ = ["CoreInfo", "solve", "solve_gram", "project_rows"]
 
 
 @dataclass(frozen=True)
@@ -222,3 +222,65 @@ def solve_gram(AtA, AtB, *, kind, slack=False, btb=None, n_jobs=None, max_iter=-
         problem, kind, slack=slack, n_jobs=n_jobs, max_iter=max_iter, tol=tol
     )
     return X[:, :k].T, _info(status, n_iter, rounds, resid, None, None)
+
+
+def project_rows(A, block, row_map=None, common=None, *, n_jobs=None):
+    """``A' b`` and the sums of the fit statistics for every row ``b`` of a block of samples.
+
+    One pass over the block's stored values (CSR, or dense rows), in worker threads
+    (:func:`fastdeconv.kernels.sparse.project_csr_rows`); nothing is densified.
+
+    Parameters
+    ----------
+    A : ndarray, shape (n_used, q)
+        float64, C-contiguous.
+    block : scipy CSR matrix, :class:`fastdeconv.inputs.blocks.CSRRows` or ndarray
+        Samples x genes.
+    row_map : ndarray of int64, shape (n_genes,), optional
+        Row of ``A`` for each gene (-1: not used); default: the identity.
+    common : ndarray of bool, shape (n_genes,), optional
+        Genes counted in each sample's total; default: all.
+    n_jobs : int, optional
+        Worker threads.
+
+    Returns
+    -------
+    proj : ndarray, shape (m, q)
+    sums : ndarray, shape (m, N_SUMS)
+        ``sum b``, ``sum b^2`` over the genes used, ``sum b`` over ``common``, the
+        count of negative or non-finite values.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from fastdeconv.solvers._core import project_rows
+    >>> proj, sums = project_rows(np.eye(2), sp.csr_array(np.array([[1.0, 2.0]])))
+    >>> proj.tolist(), sums[0, :2].tolist()
+    ([[1.0, 2.0]], [3.0, 5.0])
+    """
+    from fastdeconv._parallel import resolve_n_jobs, thread_map
+    from fastdeconv.kernels.sparse import N_SUMS, project_csr_rows, project_dense_rows
+
+    n_genes = block.shape[1]
+    row_map = np.arange(n_genes, dtype=np.int64) if row_map is None else row_map
+    common = np.ones(n_genes, dtype=np.bool_) if common is None else common
+    m = block.shape[0]
+    out = np.empty((m, A.shape[1]))
+    sums = np.empty((m, N_SUMS))
+    if hasattr(block, "indptr"):
+        indptr, indices, data = block.indptr, block.indices, block.data
+
+        def run(bounds):
+            project_csr_rows(indptr, indices, data, row_map, common, A, bounds[0], bounds[1],
+                             out, sums)
+    else:
+        X = np.ascontiguousarray(block)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+
+        def run(bounds):
+            project_dense_rows(X, row_map, common, A, bounds[0], bounds[1], out, sums)
+    n_jobs = resolve_n_jobs(n_jobs)
+    step = max(256, -(-m // max(4 * n_jobs, 1)))
+    thread_map(run, [(j, min(j + step, m)) for j in range(0, m, step)], n_jobs, blas=False)
+    return out, sums

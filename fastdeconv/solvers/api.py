@@ -128,7 +128,52 @@ def _finish(X, info, one_sample, max_iter, return_info, huber=None):
     return X, SolveInfo(resid, n_iter, converged, rounds)
 
 
+def _solve_sparse(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol, huber):
+    """A scipy.sparse bulk (genes x samples): projected from its non-zeros, never densified
+    whole (squares: from the Gram form; Huber's loss: one dense block of samples at a time)."""
+    A = validate_signature(A)
+    n, k = A.shape
+    if B.ndim != 2 or B.shape[0] != n:
+        raise ValueError(f"B must have {n} rows (genes, as A), got shape {B.shape}")
+    rows = B.T if B.format == "csc" else B.T.tocsr()  # samples x genes, CSR
+    if not np.all(np.isfinite(rows.data)):
+        raise ValueError("B contains NaN or inf; remove or impute non-finite values before "
+                         "solving")
+    weights = validate_weights(weights, n)
+    max_iter, tol = validate_options(max_iter, tol)
+    if huber is not None:  # per-sample weights: dense blocks of samples
+        m = rows.shape[0]
+        parts = [_core.solve(A, np.ascontiguousarray(rows[j:j + 4096].toarray().T,
+                                                     dtype=np.float64),
+                             kind=kind, slack=slack, weights=weights, huber=huber,
+                             n_jobs=n_jobs, max_iter=max_iter, tol=tol, residuals=return_info)
+                 for j in range(0, m, 4096)]
+        X = np.hstack([p[0] for p in parts]) if parts else np.zeros((k, 0))
+        info = _core.CoreInfo(*(np.concatenate([getattr(p[1], f) for p in parts])
+                                if parts else np.zeros(0)
+                                for f in ("status", "n_iter", "n_reweight")),
+                              np.concatenate([p[1].residual_norm for p in parts])
+                              if return_info and parts else None)
+        return _finish(X, info, False, max_iter, return_info, huber)
+    WA = A if weights is None else A * weights[:, None]
+    proj, sums = _core.project_rows(np.ascontiguousarray(WA), rows, n_jobs=n_jobs)
+    gram = WA.T @ A
+    btb = None
+    if return_info:
+        btb = sums[:, 1] if weights is None else np.asarray(
+            rows.multiply(rows) @ weights).ravel()
+    X, info = _core.solve_gram(0.5 * (gram + gram.T), np.ascontiguousarray(proj.T), kind=kind,
+                               slack=slack, btb=btb, n_jobs=n_jobs, max_iter=max_iter, tol=tol,
+                               residuals=return_info)
+    return _finish(X, info, False, max_iter, return_info)
+
+
 def _solve_dense(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol, huber=None):
+    import scipy.sparse as sp
+
+    if sp.issparse(B):
+        return _solve_sparse(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol,
+                             huber)
     A = validate_signature(A)
     B = validate_rhs(B, A.shape[0])
     weights = validate_weights(weights, A.shape[0])
@@ -174,9 +219,11 @@ def nnls(
     ----------
     A : array_like, shape (n, k)
         Signature: genes x cell types.
-    B : array_like, shape (n,) or (n, m)
+    B : array_like or scipy.sparse matrix, shape (n,) or (n, m)
         Bulk: one sample, or genes x samples. float32, Fortran order and
-        read-only arrays are used in place (only chunks are converted).
+        read-only arrays are used in place (only chunks are converted); a
+        sparse matrix is projected from its non-zeros (CSC in place), never
+        densified whole.
     weights : array_like, shape (n,), optional
         Non-negative per-gene weights: minimise ``sum_i w_i (A x - b)_i^2``.
     loss : {"squared", "huber"}, optional
@@ -269,8 +316,9 @@ def simplex_lstsq(
     ----------
     A : array_like, shape (n, k)
         Signature: genes x cell types.
-    B : array_like, shape (n,) or (n, m)
-        Bulk: one sample, or genes x samples.
+    B : array_like or scipy.sparse matrix, shape (n,) or (n, m)
+        Bulk: one sample, or genes x samples; a sparse matrix is projected from
+        its non-zeros (CSC in place), never densified whole.
     weights : array_like, shape (n,), optional
         Non-negative per-gene weights: minimise ``sum_i w_i (A x - b)_i^2``.
     constraint : {"eq", "le"}, optional
