@@ -447,7 +447,7 @@ def mixture_reference(
 # ---------------------------------------------------------------------------
 
 
-def expected_counts_total(phi, theta, X, n_jobs=None):
+def expected_counts_total(phi, theta, X, n_jobs=None, advance=None):
     """``Z`` summed over samples: genes x states, ``sum_s x_gs phi_gk theta_ks / mu_gs``.
 
     Parameters
@@ -457,6 +457,9 @@ def expected_counts_total(phi, theta, X, n_jobs=None):
         Columns of all-zero samples may be NaN (skipped).
     X : ndarray, shape (n, m)
     n_jobs : int, optional
+    advance : callable, optional
+        Told the samples of every finished chunk (a progress bar's update,
+        see :func:`fastdeconv.solvers.mixture.summarise_mixture`).
 
     Returns
     -------
@@ -474,7 +477,7 @@ def expected_counts_total(phi, theta, X, n_jobs=None):
     from fastdeconv.solvers.mixture import summarise_mixture
 
     return summarise_mixture(np.ascontiguousarray(phi), X, theta, fisher=False, z=True,
-                             n_jobs=n_jobs)["z_total"]
+                             n_jobs=n_jobs, advance=advance)["z_total"]
 
 
 def _map_profile(phi_t, z_t, sigma, tol=1e-10, max_iter=100):
@@ -967,8 +970,15 @@ def check_bayes_options(fractions, update_reference, uncertainty, alpha, exclude
     return fractions, update_reference, bool(uncertainty), a, tuple(exclude or ())
 
 
-#: Samples per call of the method (a progress bar advances between calls).
+#: Most samples per call of the method (a progress bar advances between calls) ...
 _BLOCK = 4096
+#: ... and samples times genes times states per call: blocks of a second or two, so that
+#: the bar moves on wide references too (each sample's fit is its own: blocks change nothing)
+_BLOCK_WORK = 1 << 26
+#: Samples times genes times states above which the bars are shown by default (about two
+#: seconds of fitting on two cores), besides more than :data:`fastdeconv._progress.MIN_TOTAL`
+#: samples.
+PROGRESS_WORK = 100_000_000
 
 
 def _fit(record, phi, X, alpha, solver, theta0=None, progress=None, desc="bayes fit"):
@@ -979,10 +989,11 @@ def _fit(record, phi, X, alpha, solver, theta0=None, progress=None, desc="bayes 
     phi = np.ascontiguousarray(phi)
     a = np.full(phi.shape[1], alpha)
     m = X.shape[1]
+    block = int(min(_BLOCK, max(256, _BLOCK_WORK // phi.size)))
     fits = []
     with progress_bar(m, progress, desc=desc) as bar:
-        for j0 in range(0, m, _BLOCK):
-            j1 = min(m, j0 + _BLOCK)
+        for j0 in range(0, m, block):
+            j1 = min(m, j0 + block)
             problem = MixtureProblem(
                 phi, X[:, j0:j1], a, n_jobs=solver["n_jobs"], max_iter=solver["max_iter"],
                 tol=solver["tol"], theta0=None if theta0 is None else theta0[:, j0:j1],
@@ -1009,12 +1020,37 @@ def run(
     """The likelihood pipeline on a read bulk and a :class:`MixtureReference`.
 
     Called by :func:`fastdeconv.deconvolve` (which reads and checks the
-    inputs and options); see there for the parameters.
+    inputs and options); see there for the parameters.  With ``progress``
+    (default: a terminal and more than 4096 samples or about two seconds of
+    fitting, :data:`PROGRESS_WORK`) each pass over the samples has a bar: the
+    fit, the reference update's expected counts, the refit and the summary;
+    the first compilation of the kernels says so above them.
 
     Returns
     -------
     MixtureResult
     """
+    from fastdeconv._progress import compile_notice
+
+    show = _show(progress, bulk.shape[1], *reference.counts.shape)  # decided once
+    with compile_notice(show):
+        return _run(record, bulk, reference, fractions=fractions,
+                    update_reference=update_reference, uncertainty=uncertainty, alpha=alpha,
+                    exclude=exclude, exclude_genes=exclude_genes, outliers=outliers,
+                    min_genes=min_genes, solver=solver, options=options, progress=show)
+
+
+def _show(progress, m, n, k):
+    """Whether the bars of a fit of ``m`` samples on ``n`` genes and ``k`` states are shown."""
+    from fastdeconv._progress import MIN_TOTAL, show_progress
+
+    return show_progress(progress, m > MIN_TOTAL or m * n * k > PROGRESS_WORK)
+
+
+def _run(record, bulk, reference, *, fractions, update_reference, uncertainty, alpha, exclude,
+         exclude_genes, outliers, min_genes, solver, options, progress):
+    """The body of :func:`run`."""
+    from fastdeconv._progress import advancer, progress_bar
     from fastdeconv.fractions import to_cell_fractions
     from fastdeconv.inputs import match_genes
     from fastdeconv.inputs.tables import warn_if_zero_samples
@@ -1056,7 +1092,9 @@ def run(
     shifts = None
     final, final_phi, final_codes = first, phi_states, codes
     if update_reference is not None:
-        Z = expected_counts_total(phi_states, theta_states, X, n_jobs=solver["n_jobs"])
+        with progress_bar(X.shape[1], progress, desc="bayes update") as bar:
+            Z = expected_counts_total(phi_states, theta_states, X, n_jobs=solver["n_jobs"],
+                                      advance=advancer(bar))
         Z_types = _sum_by_type(Z.T, codes, len(types)).T
         psi, shifts = update_profiles(phi_types, Z_types, mode=update_reference)
         # warm start from the first fit's type shares (floored: the update may revive a type)
@@ -1072,11 +1110,12 @@ def run(
         fractions = "rna" if reference.normalized else "cells"
     from fastdeconv.solvers.mixture import summarise_mixture
 
-    stats = summarise_mixture(
-        np.ascontiguousarray(final_phi), X, final.coefficients,
-        alpha=np.full(final_phi.shape[1], alpha), groups=final_codes, contents=contents,
-        fisher=uncertainty, n_jobs=solver["n_jobs"],
-    )
+    with progress_bar(X.shape[1], progress, desc="bayes summary") as bar:
+        stats = summarise_mixture(
+            np.ascontiguousarray(final_phi), X, final.coefficients,
+            alpha=np.full(final_phi.shape[1], alpha), groups=final_codes, contents=contents,
+            fisher=uncertainty, n_jobs=solver["n_jobs"], advance=advancer(bar),
+        )
     se = None
     if uncertainty:
         se = stats["se_cells"] if fractions == "cells" else stats["se"]

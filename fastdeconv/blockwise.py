@@ -90,7 +90,7 @@ def fit_samples(record, S, B, w0, solver, progress):
     fitted = observed = None  # the method's own reconstruction, when it gives one
     live = np.flatnonzero(~zero)
     block = max(live.size, 1) if record.batch_dependent else _BLOCK
-    with progress_bar(m, progress, desc="deconvolve") as bar:
+    with progress_bar(m, progress, desc="deconvolve", compiling=True) as bar:
         bar.update(int(zero.sum()))
         for start in range(0, live.size, block):
             cols = live[start:start + block]

@@ -49,6 +49,7 @@ import pandas as pd
 
 from fastdeconv._checks import check_choice, check_float, check_int
 from fastdeconv._parallel import resolve_n_jobs
+from fastdeconv._progress import advancer, compile_notice, progress_bar, show_progress
 from fastdeconv.errors import Fix, InputProblem, literal
 from fastdeconv.inputs import MISSING, SCALES
 from fastdeconv.results import ProportionsResult
@@ -61,6 +62,11 @@ __all__ = ["linseed", "LinseedResult", "KDiagnostics", "estimate_k"]
 #: projection); the last grow with the square of the samples: at this bound
 #: each takes 200 MB and their eigendecompositions about a minute.
 MAX_SAMPLES = 5000
+#: Gene pairs times samples of the linearity step above which :func:`linseed` shows its
+#: bars by default (about a second of work on two cores; the permutations take as long).
+PROGRESS_WORK = 2e9
+#: Gene pairs scored per kernel call of the permutation null (the bar advances between).
+_PAIRS_PER_CALL = 1 << 18
 
 
 def _check_samples(m, name):
@@ -311,7 +317,7 @@ def _block_rows(n, memory_mb):
     return max(1, min(n, rows))
 
 
-def _linearity(X, R, sq, tss, spearman_threshold, block_rows, n_jobs):
+def _linearity(X, R, sq, tss, spearman_threshold, block_rows, n_jobs, progress=False):
     """Per-gene summed edge weight and degree over all pairs, in blocks of rows.
 
     No genes x genes matrix is formed: each worker holds the two products of
@@ -321,12 +327,16 @@ def _linearity(X, R, sq, tss, spearman_threshold, block_rows, n_jobs):
     the next starts, so the step's memory is bounded by ``n_jobs`` times
     ``block_memory_mb`` plus a few vectors per worker, whatever the number of
     blocks.  The accumulators are added in block order, so the result does not
-    depend on the number of threads.
+    depend on the number of threads.  The bar counts the pairs (with each
+    gene's pair with itself) of every finished block.
     """
     from fastdeconv._parallel import thread_map
     from fastdeconv.kernels.linearity import accumulate_block
 
     n = X.shape[0]
+    bar = progress_bar(n * (n + 1) // 2, progress, desc="linseed linearity", unit="pair",
+                       unit_scale=True)
+    advance = advancer(bar)
 
     def run(a):
         z = min(a + block_rows, n)
@@ -334,6 +344,8 @@ def _linearity(X, R, sq, tss, spearman_threshold, block_rows, n_jobs):
         degree = np.zeros(n, dtype=np.int64)
         edges, _ = accumulate_block(X[a:z] @ X[a:].T, R[a:z] @ R[a:].T, a, sq, tss,
                                     spearman_threshold, power, degree)
+        if advance:
+            advance((z - a) * (2 * n - a - z + 1) // 2)  # rows a..z-1 with genes r..n-1
         return power, degree, edges
 
     starts = range(0, n, block_rows)
@@ -342,19 +354,22 @@ def _linearity(X, R, sq, tss, spearman_threshold, block_rows, n_jobs):
     power = np.zeros(n)
     degree = np.zeros(n, dtype=np.int64)
     n_edges = 0
-    for w in range(0, len(starts), wave):
-        for p, d, e in thread_map(run, starts[w:w + wave], n_jobs):
-            power += p
-            degree += d
-            n_edges += e
+    with bar:
+        for w in range(0, len(starts), wave):
+            for p, d, e in thread_map(run, starts[w:w + wave], n_jobs):
+                power += p
+                degree += d
+                n_edges += e
     return power, degree, int(n_edges)
 
 
-def _draw_edge_weights(X, R, sq, tss, spearman_threshold, size, n_edges, rng):
+def _draw_edge_weights(X, R, sq, tss, spearman_threshold, size, n_edges, rng, advance=None):
     """``size`` edge weights drawn uniformly with replacement from all edges.
 
     Uniform random gene pairs are scored and the non-edges rejected, so the
-    n x n weight matrix is never stored.
+    n x n weight matrix is never stored.  The pairs of a batch are scored in
+    pieces (each pair's weight is its own, so the pieces change nothing), and
+    ``advance(count)``, when given, hears how many weights each piece adds.
     """
     from fastdeconv.kernels.linearity import pair_weights
 
@@ -368,16 +383,23 @@ def _draw_edge_weights(X, R, sq, tss, spearman_threshold, size, n_edges, rng):
         i = rng.integers(0, n, size=batch)
         j = rng.integers(0, n - 1, size=batch)
         j += j >= i  # a uniform j != i
-        w = pair_weights(X, R, sq, tss, i, j, spearman_threshold)
-        w = w[w > 0.0]
-        take = min(w.size, size - filled)
+        need = size - filled
+        pieces = []
+        for start in range(0, batch, _PAIRS_PER_CALL):
+            stop = min(start + _PAIRS_PER_CALL, batch)
+            w = pair_weights(X, R, sq, tss, i[start:stop], j[start:stop], spearman_threshold)
+            pieces.append(w[w > 0.0])
+            if advance:  # the edges found, at most this piece's share of the weights needed
+                advance(min(pieces[-1].size, need * (stop - start) // batch))
+        w = np.concatenate(pieces)
+        take = min(w.size, need)
         out[filled:filled + take] = w[:take]
         filled += take
     return out
 
 
 def _permutation_pvalues(X, R, sq, tss, power, degree, n_edges, spearman_threshold,
-                         n_permutations, rng):
+                         n_permutations, rng, progress=False):
     """Permutation p-values of each gene's summed edge weight.
 
     The null re-assigns the edge weights at random (drawn with replacement
@@ -387,7 +409,8 @@ def _permutation_pvalues(X, R, sq, tss, power, degree, n_edges, spearman_thresho
     each gene sums a window of ``degree`` consecutive pool values at a random
     start: exactly that null for every gene, at a cost of
     ``O(n_permutations * (max degree + n))`` instead of
-    ``O(n_permutations * n_edges)``.
+    ``O(n_permutations * n_edges)``.  The bar counts permutations, advancing
+    as their pools of weights fill.
     """
     from fastdeconv.kernels.linearity import window_sums
 
@@ -401,16 +424,50 @@ def _permutation_pvalues(X, R, sq, tss, power, degree, n_edges, spearman_thresho
     degree64 = degree.astype(np.int64)
     # permutations in chunks of ~16 MB of pool, so memory does not grow with n_permutations
     chunk = max(1, min(n_permutations, (1 << 21) // max(pool, n)))
-    for b0 in range(0, n_permutations, chunk):
-        b = min(chunk, n_permutations - b0)
-        weights = _draw_edge_weights(X, R, sq, tss, spearman_threshold, b * pool, n_edges, rng)
-        cumulative = np.zeros((b, pool + 1))
-        np.cumsum(weights.reshape(b, pool), axis=1, out=cumulative[:, 1:])
-        starts = (rng.random((b, n)) * span).astype(np.int64)
-        count += window_sums(cumulative, starts, degree64, power)
+    with progress_bar(n_permutations, progress, desc="linseed permutations",
+                      unit="permutation") as bar:
+        fill = _PoolFill(bar, pool)
+        for b0 in range(0, n_permutations, chunk):
+            b = min(chunk, n_permutations - b0)
+            fill.start(b0 + b)
+            weights = _draw_edge_weights(X, R, sq, tss, spearman_threshold, b * pool, n_edges,
+                                         rng, fill.weights)
+            cumulative = np.zeros((b, pool + 1))
+            np.cumsum(weights.reshape(b, pool), axis=1, out=cumulative[:, 1:])
+            starts = (rng.random((b, n)) * span).astype(np.int64)
+            count += window_sums(cumulative, starts, degree64, power)
+            fill.done(b0 + b)
     # a gene without edges has statistic 0 and reaches it in every permutation
     count[degree == 0] = n_permutations
     return (count + 1.0) / (n_permutations + 1.0)
+
+
+class _PoolFill:
+    """The permutations bar: the weights drawn, shown as the permutations whose pools they fill."""
+
+    def __init__(self, bar, pool):
+        self.bar, self.pool = bar, pool
+        self.drawn = self.limit = 0
+        self.weights = None if bar.disable else self._weights
+
+    def start(self, permutations):
+        """The pools of the permutations up to ``permutations`` are being drawn."""
+        self.limit = permutations * self.pool
+
+    def _weights(self, count):
+        """``count`` more weights drawn."""
+        self._move(self.drawn + count)
+
+    def done(self, permutations):
+        """Every permutation up to ``permutations`` is counted."""
+        self._move(permutations * self.pool)
+
+    def _move(self, drawn):
+        drawn = min(max(drawn, self.drawn), self.limit)
+        step = drawn // self.pool - self.drawn // self.pool
+        self.drawn = drawn
+        if step > 0:
+            self.bar.update(step)
 
 
 # -------------------------------------------------------------------- corners
@@ -429,7 +486,7 @@ def _project(Xf, k):
     return mu, V, np.ascontiguousarray(centred @ V)
 
 
-def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=()):
+def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=(), progress=False):
     """SPA start, then the hinge-penalised minimum-volume refinement with restarts.
 
     Returns the corners ((k-1) x k, one column per corner), the SPA genes and
@@ -459,7 +516,8 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=()):
         return value, grad
 
     best = None
-    with single_threaded_blas():
+    with single_threaded_blas(), progress_bar(n_restarts + 1, progress, desc="linseed corners",
+                                              unit="start") as bar:
         for r in range(n_restarts + 1):
             x0 = start if r == 0 else start + rng.normal(scale=0.1, size=start.shape) * spread
             # small dense algebra: multi-threaded BLAS only adds contention here
@@ -467,6 +525,7 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=()):
                            options={"maxiter": 1000})
             if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
                 best = res
+            bar.update(1)
     corners = best.x.reshape(k - 1, k)
     _, _, n_outside = simplex_objective(best.x, Ya, hinge_weight)
     info = {"objective": float(best.fun), "n_iter": int(best.nit), "converged": bool(best.success),
@@ -813,7 +872,8 @@ class LinseedOptions:
     ----------
     n_types, top_genes, min_mean, n_permutations, pvalue, seed, spearman_threshold, \
 variance_threshold, hinge_weight, n_restarts, weighting, n_markers, marker_genes, scale, \
-transpose, duplicates, missing, case_insensitive, strip_version, block_memory_mb, n_jobs
+transpose, duplicates, missing, case_insensitive, strip_version, block_memory_mb, n_jobs, \
+progress
         As in :func:`linseed`, with the same defaults.
 
     Raises
@@ -859,6 +919,7 @@ transpose, duplicates, missing, case_insensitive, strip_version, block_memory_mb
     strip_version: bool = False
     block_memory_mb: float = 64
     n_jobs: int = None
+    progress: bool = None
 
     def __post_init__(self):
         checked = {}
@@ -900,6 +961,10 @@ transpose, duplicates, missing, case_insensitive, strip_version, block_memory_mb
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
             checked[name] = bool(getattr(self, name))
+        if self.progress is not None:
+            if not isinstance(self.progress, (bool, np.bool_)):
+                raise TypeError(f"progress must be True, False or None, got {self.progress!r}")
+            checked["progress"] = bool(self.progress)
         if isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool):
             checked["seed"] = check_int(self.seed, "seed", minimum=0)
         if self.marker_genes and not isinstance(self.marker_genes, dict):
@@ -1082,6 +1147,7 @@ def linseed(
     layer=None,
     block_memory_mb=64,
     n_jobs=None,
+    progress=None,
 ):
     """Reference-free deconvolution by mutual linearity of marker genes (LinSeed).
 
@@ -1172,6 +1238,11 @@ def linseed(
         samples and samples x samples (at most :data:`MAX_SAMPLES` samples).
     n_jobs : int, optional
         Threads for the pairwise step and the solvers (default: all cores).
+    progress : bool, optional
+        Progress bars on stderr (the pairwise step, the permutations, the
+        corner restarts); default: shown when stderr is a terminal and the
+        analysed genes' pairs times the samples exceed 2e9 (10,000 genes x
+        40 samples).
 
     Returns
     -------
@@ -1239,7 +1310,7 @@ def linseed(
         weighting=weighting, n_markers=n_markers, marker_genes=marker_genes, scale=scale,
         transpose=transpose, duplicates=duplicates, missing=missing,
         case_insensitive=case_insensitive, strip_version=strip_version,
-        block_memory_mb=block_memory_mb, n_jobs=n_jobs,
+        block_memory_mb=block_memory_mb, n_jobs=n_jobs, progress=progress,
     )
     # our threads are the parallelism; multi-threaded BLAS on the many small
     # products below only adds contention (and would change the rounding)
@@ -1337,15 +1408,16 @@ def _stage_prepare(bulk, genes, layer, options):
     return _Data(df, values, top, dropped, G, X, sq, tss, R)
 
 
-def _stage_significance(data, options, rng, clock):
+def _stage_significance(data, options, rng, clock, progress=False):
     """All-pairs mutual linearity, then the permutation p-values; keep the significant genes."""
     d = data
     block = _block_rows(len(d.G), options.block_memory_mb)
     power, degree, n_edges = _linearity(d.X, d.R, d.sq, d.tss, options.spearman_threshold, block,
-                                        options.n_jobs)
+                                        options.n_jobs, progress)
     clock.lap("linearity")
     pvalues = _permutation_pvalues(d.X, d.R, d.sq, d.tss, power, degree, n_edges,
-                                   options.spearman_threshold, options.n_permutations, rng)
+                                   options.spearman_threshold, options.n_permutations, rng,
+                                   progress)
     significant = pvalues < options.pvalue
     keep = np.flatnonzero(significant)
     n = len(d.G)
@@ -1379,11 +1451,11 @@ def _stage_k(data, significance, options):
     return Xf, kd
 
 
-def _stage_corners(Xf, k, options, rng, n_clean):
+def _stage_corners(Xf, k, options, rng, n_clean, progress=False):
     """Project the significant genes and find the simplex's corners."""
     mu, V, Y = _project(Xf, k)
     corners_y, spa, info = _find_corners(Y, k, options.hinge_weight, options.n_restarts, rng,
-                                         _more_genes(options, n_clean))
+                                         _more_genes(options, n_clean), progress)
     corners = mu + corners_y.T @ V.T  # k x m, rows sum to 1
     distance = np.sqrt(((Y[:, :, None] - corners_y[None, :, :]) ** 2).sum(axis=1))  # genes x k
     # barycentric coordinates of the significant genes: each gene belongs to the
@@ -1451,11 +1523,14 @@ def _pipeline(bulk, genes, layer, options):
     clock = _Stopwatch()
     data = _stage_prepare(bulk, genes, layer, options)
     clock.lap("preprocess")
-    significance = _stage_significance(data, options, rng, clock)
-    Xf, kd = _stage_k(data, significance, options)
-    clock.lap("choose_k")
-    simplex = _stage_corners(Xf, kd.k, options, rng, len(data.values))
-    clock.lap("corners")
-    fit = _stage_proportions(data, significance, simplex, options)
+    n, m = data.G.shape
+    show = show_progress(options.progress, n * (n + 1) / 2 * m > PROGRESS_WORK)
+    with compile_notice(show):
+        significance = _stage_significance(data, options, rng, clock, show)
+        Xf, kd = _stage_k(data, significance, options)
+        clock.lap("choose_k")
+        simplex = _stage_corners(Xf, kd.k, options, rng, len(data.values), show)
+        clock.lap("corners")
+        fit = _stage_proportions(data, significance, simplex, options)
     clock.lap("proportions")
     return _stage_result(data, significance, kd, simplex, fit, options, clock.stop())

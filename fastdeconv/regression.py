@@ -1251,7 +1251,7 @@ def _fit_blocks(source, S_df, record, opts, context, method_options, progress, *
         out = _dask_fit(source, fitter)
     else:
         parts = []
-        with progress_bar(m, progress, desc="deconvolve") as bar:
+        with progress_bar(m, progress, desc="deconvolve", compiling=True) as bar:
             for j0 in range(0, m, BLOCK):
                 j1 = min(j0 + BLOCK, m)
                 parts.append(fitter(source.block(j0, j1), _block_info(j0, j1)))

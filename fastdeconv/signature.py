@@ -36,6 +36,7 @@ import pandas as pd
 from fastdeconv import marker_stats
 from fastdeconv._checks import check_choice, check_float, check_int
 from fastdeconv._parallel import resolve_n_jobs
+from fastdeconv._progress import advancer, progress_bar, show_progress
 from fastdeconv.errors import Fix, InputProblem, Placeholder, literal
 from fastdeconv.inputs.counts import (
     as_counts,
@@ -56,6 +57,9 @@ _AVERAGES = ("cells", "pooled")
 AUTO_MARKER_GRID = tuple(range(5, 105, 5))
 #: markers per type when ``n_markers`` is not given
 DEFAULT_N_MARKERS = 25
+#: stored counts (non-zeros of a sparse matrix) above which a bar is shown by default:
+#: about a second of the pass over the counts on two cores
+PROGRESS_VALUES = 20_000_000
 _MARKER_COLUMNS = [
     "gene",
     "cell_type",
@@ -527,6 +531,7 @@ def cluster_cells(
     seed=0,
     n_jobs=None,
     transpose=False,
+    progress=None,
 ):
     """Cluster cells without labels: log-CPM, variable genes, PCA, k-means.
 
@@ -560,6 +565,10 @@ def cluster_cells(
         ``counts`` is cells x genes (not AnnData): read it transposed.  Row
         names that look like cell barcodes, with column names that do not, are
         refused as a transposed table.
+    progress : bool, optional
+        Progress bar on stderr; default: shown when stderr is a terminal and
+        the counts hold more than 2e7 stored values (non-zeros of a sparse
+        matrix).
 
     Returns
     -------
@@ -582,14 +591,21 @@ def cluster_cells(
     c = as_counts(counts, layer=layer, gene_names=gene_names, transpose=transpose)
     c.check_values()
     check_barcodes(c)
-    return _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs)
+    return _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs,
+                    _show(progress, c))
 
 
-def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1):
-    import scipy.sparse as sp
-    from scipy.cluster.vq import ClusterError, kmeans2
-    from scipy.sparse.linalg import LinearOperator, svds
+def _stored(c):
+    """Values the pass over the counts reads: the non-zeros of a sparse matrix."""
+    return c.matrix.nnz if c.sparse else c.n_genes * c.n_cells
 
+
+def _show(progress, c):
+    """Whether the bars of a run on the counts ``c`` are shown."""
+    return show_progress(progress, _stored(c) > PROGRESS_VALUES)
+
+
+def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1, progress=False):
     n_clusters = check_int(n_clusters, "n_clusters", 2)
     if n_clusters > c.n_cells // 2:
         if c.n_cells < 4:
@@ -608,40 +624,12 @@ def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1):
     n_init = check_int(n_init, "n_init", 1)
     lib = c.library_sizes()
     _check_library(lib, c)
-    scale = 1e6 / lib
-    sums = c.group_sums(np.zeros(c.n_cells, np.int64), 1, scale, n_jobs)
-    mean = sums["log_sum"][:, 0] / c.n_cells
-    var = sums["log_sq"][:, 0] / c.n_cells - mean * mean
-    n_hvg = min(n_top_genes, c.n_genes)
-    hvg = np.sort(np.argsort(-var, kind="stable")[:n_hvg])
-    # cells x hvg matrix of log1p CPM
-    if c.sparse:
-        x = sp.csr_array(c.matrix)[hvg] if c.matrix.format != "csr" else c.matrix[hvg]
-        x = sp.csr_array(x.T.multiply(scale[:, None]))
-        x.data = np.log1p(x.data)
-    else:
-        x = np.log1p(np.asarray(c.matrix[hvg], dtype=np.float64).T * scale[:, None])
-    mu = mean[hvg]
-    k = max(1, min(n_components, n_hvg - 1, c.n_cells - 1))
-    rng = np.random.default_rng(seed)
-    # PCA of the centred matrix without forming it (sparse stays sparse)
-    op = LinearOperator(
-        (c.n_cells, n_hvg),
-        matvec=lambda v: x @ np.ravel(v) - mu @ np.ravel(v),
-        rmatvec=lambda u: x.T @ np.ravel(u) - mu * np.sum(u),
-        dtype=np.float64,
-    )
-    u, s, _ = svds(op, k=k, rng=rng)
-    pcs = u * s
-    best, best_inertia = None, np.inf
-    for _ in range(n_init):
-        try:
-            centres, assign = kmeans2(pcs, n_clusters, minit="++", rng=rng, missing="raise")
-        except ClusterError:  # a cluster emptied during the iterations: next restart
-            continue
-        inertia = float(((pcs - centres[assign]) ** 2).sum())
-        if inertia < best_inertia:
-            best, best_inertia = assign, inertia
+    rng = np.random.default_rng(seed)  # one stream: the PCA's start, then k-means++
+    # the steps: the pass over the counts, the PCA, then each k-means restart
+    with progress_bar(n_init + 2, progress, desc="clustering", unit="step",
+                      compiling=True) as bar:
+        pcs = _principal_components(c, 1e6 / lib, n_top_genes, n_components, n_jobs, rng, bar)
+        best = _kmeans(pcs, n_clusters, n_init, rng, bar)
     fewer = Fix("n_clusters", n_clusters - 1) if n_clusters > 2 else None
     if best is None:
         raise _fewer_clusters(
@@ -659,6 +647,55 @@ def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1):
     width = len(str(n_clusters - 1))  # cluster_01 ... cluster_11 sort in size order
     names = np.array([f"cluster_{i:0{width}d}" for i in range(n_clusters)])[rename[best]]
     return pd.Series(names, index=c.cells, name="cluster")
+
+
+def _principal_components(c, scale, n_top_genes, n_components, n_jobs, rng, bar):
+    """The cells' principal components of log1p CPM on the most variable genes."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import LinearOperator, svds
+
+    sums = c.group_sums(np.zeros(c.n_cells, np.int64), 1, scale, n_jobs)
+    bar.update(1)
+    mean = sums["log_sum"][:, 0] / c.n_cells
+    var = sums["log_sq"][:, 0] / c.n_cells - mean * mean
+    n_hvg = min(n_top_genes, c.n_genes)
+    hvg = np.sort(np.argsort(-var, kind="stable")[:n_hvg])
+    # cells x hvg matrix of log1p CPM
+    if c.sparse:
+        x = sp.csr_array(c.matrix)[hvg] if c.matrix.format != "csr" else c.matrix[hvg]
+        x = sp.csr_array(x.T.multiply(scale[:, None]))
+        x.data = np.log1p(x.data)
+    else:
+        x = np.log1p(np.asarray(c.matrix[hvg], dtype=np.float64).T * scale[:, None])
+    mu = mean[hvg]
+    k = max(1, min(n_components, n_hvg - 1, c.n_cells - 1))
+    # PCA of the centred matrix without forming it (sparse stays sparse)
+    op = LinearOperator(
+        (c.n_cells, n_hvg),
+        matvec=lambda v: x @ np.ravel(v) - mu @ np.ravel(v),
+        rmatvec=lambda u: x.T @ np.ravel(u) - mu * np.sum(u),
+        dtype=np.float64,
+    )
+    u, s, _ = svds(op, k=k, rng=rng)
+    bar.update(1)
+    return u * s
+
+
+def _kmeans(pcs, n_clusters, n_init, rng, bar):
+    """The k-means partition with the smallest within-cluster sum of squares (None: none)."""
+    from scipy.cluster.vq import ClusterError, kmeans2
+
+    best, best_inertia = None, np.inf
+    for _ in range(n_init):
+        try:
+            centres, assign = kmeans2(pcs, n_clusters, minit="++", rng=rng, missing="raise")
+            inertia = float(((pcs - centres[assign]) ** 2).sum())
+        except ClusterError:  # a cluster emptied during the iterations: next restart
+            inertia = np.inf
+        if inertia < best_inertia:
+            best, best_inertia = assign, inertia
+        bar.update(1)
+    return best
 
 
 def _fewer_clusters(text, fewer):
@@ -701,6 +738,7 @@ def build_signature(
     normalized=False,
     transpose=False,
     duplicates="raise",
+    progress=None,
 ):
     """Build a signature matrix and a marker table from labelled single cells.
 
@@ -793,6 +831,11 @@ def build_signature(
         it transposed (a view, no copy).
     duplicates : {"raise", "sum"}, default "raise"
         Genes named twice in ``counts``: refuse, or add their counts up.
+    progress : bool, optional
+        Progress bar on stderr; default: shown when stderr is a terminal and
+        the counts hold more than 2e7 stored values (non-zeros of a sparse
+        matrix).  It counts the cells of the pass over the counts (and, when
+        clustering, the clustering's steps).
 
     Returns
     -------
@@ -896,7 +939,7 @@ def build_signature(
         )
     clusters = None
     if values is None:
-        clusters = _cluster(c, n_clusters, 2000, 20, 10, seed, n_jobs)
+        clusters = _cluster(c, n_clusters, 2000, 20, 10, seed, n_jobs, _show(progress, c))
         values = clusters.to_numpy().astype(str)
     elif n_clusters is not None:
         raise ValueError("pass either labels (or label_key) or n_clusters, not both")
@@ -918,7 +961,9 @@ def build_signature(
     lib = c.library_sizes()
     _check_library(lib, c)
     scale = 1e6 / lib if normalization == "cpm" else np.ones(c.n_cells)
-    sums = c.group_sums(groups, len(types), scale, n_jobs)
+    with progress_bar(c.n_cells, _show(progress, c), desc="signature", unit="cell",
+                      compiling=True) as bar:
+        sums = c.group_sums(groups, len(types), scale, n_jobs, advance=advancer(bar))
     lib_by_group = np.bincount(groups, weights=lib, minlength=len(types))
 
     genes = c.genes

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from fastdeconv._checks import check_float, check_int
+from fastdeconv._progress import progress_bar, show_progress
 from fastdeconv.errors import Fix, InputProblem
 from fastdeconv.inputs.counts import as_counts, as_labels, check_raw
 
@@ -45,6 +46,11 @@ _CPM = 1e6
 #: What pseudo-bulk needs raw counts for, and what it lacks without them (for messages).
 _NEEDS_RAW = "pseudo-bulk samples are sums of raw counts, and the RNA fractions need library sizes"
 _IF_NORMALIZED = "every cell then counts the same, so the RNA fractions equal the cell fractions"
+#: Cells drawn per block of pseudo-bulk samples (the bar advances between blocks).
+_DRAWS_PER_BLOCK = 1 << 16
+#: Counts added up (cells drawn times their stored values) above which :func:`pseudobulk`
+#: shows its bar by default: about a second of work.
+PROGRESS_VALUES = 100_000_000
 
 
 def _alpha_vector(alpha, types):
@@ -501,7 +507,7 @@ def split_pseudobulk(
         As for :func:`pseudobulk`; both parts get the same (un-logged) values.
     **options
         Passed to :func:`pseudobulk` (``cells_per_sample``, ``alpha``,
-        ``normalize``, ...).
+        ``normalize``, ``progress``, ...).
 
     Returns
     -------
@@ -613,15 +619,17 @@ def pseudobulk(
     normalized=False,
     transpose=False,
     duplicates="raise",
+    progress=None,
 ):
     """Mix the cells of a labelled single-cell reference into pseudo-bulk samples.
 
     For each sample, the number of cells of each type is drawn from a
     multinomial over ``cells_per_sample`` cells with the sample's target
     fractions; that many cells of each type are drawn with replacement, and
-    their raw counts are summed. The work is one sparse matrix product
-    (``counts @ W`` with ``W`` cells x samples holding how often each cell was
-    drawn), so 10**5 cells and thousands of samples take seconds.
+    their raw counts are summed. The work is a sparse matrix product (``W @
+    counts.T`` with ``W`` samples x cells holding how often each cell was
+    drawn), a block of samples at a time, reading only the cells the block
+    drew; so 10**5 cells and thousands of samples take seconds.
 
     Two truths are returned. ``cell_fractions`` are the realised shares of
     cells. ``rna_fractions`` are the shares of the sample's total counts that
@@ -672,6 +680,10 @@ def pseudobulk(
         ``counts`` is cells x genes (not AnnData): read it transposed.
     duplicates : {"raise", "sum"}, default "raise"
         Genes named twice in ``counts``: refuse, or add their counts up.
+    progress : bool, optional
+        Progress bar on stderr; default: shown when stderr is a terminal and
+        the samples add up more than 1e8 counts (cells drawn times their
+        stored values).
 
     Returns
     -------
@@ -700,7 +712,7 @@ def pseudobulk(
     if values is None:
         raise ValueError("labels are required: give one cell type per cell")
     c = check_raw(c, normalized, needs=_NEEDS_RAW, if_normalized=_IF_NORMALIZED)
-    x = sp.csr_array(c.matrix) if c.sparse else np.asarray(c.matrix, dtype=np.float64)
+    x = c.matrix if c.sparse else np.asarray(c.matrix, dtype=np.float64)
     genes = c.genes if c.has_gene_names else _gene_names(c.n_genes)
     n_cells_total = c.n_cells
     cells_per_sample = check_int(cells_per_sample, "cells_per_sample")
@@ -729,18 +741,18 @@ def pseudobulk(
         sample_index.append(np.repeat(np.arange(n), counts_t))
     cell_index = np.concatenate(cell_index)
     sample_index = np.concatenate(sample_index)
-    weights = sp.csr_array(
-        (np.ones(cell_index.size), (cell_index, sample_index)), shape=(n_cells_total, n)
+    draws = sp.csr_array(
+        (np.ones(cell_index.size), (sample_index, cell_index)), shape=(n, n_cells_total)
     )  # duplicates are summed: how often each cell was drawn for each sample
 
-    bulk = x @ weights
-    bulk = bulk.toarray() if sp.issparse(bulk) else np.asarray(bulk)
-    bulk = np.asarray(bulk, dtype=np.float64)
+    per_cell = (x.nnz if c.sparse else x.size) / max(n_cells_total, 1)
+    show = show_progress(progress, cell_index.size * per_cell > PROGRESS_VALUES)
+    bulk = _mix(x, draws, show)
 
     if c.normalized:  # no library sizes: every cell carries the same RNA
         library = np.ones(n_cells_total)
     else:
-        library = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()  # counts per cell
+        library = c.library_sizes()  # counts per cell
     rna = np.zeros((n, len(types)))
     for t in range(len(types)):
         mask = codes[cell_index] == t
@@ -759,6 +771,38 @@ def pseudobulk(
         n_cells=pd.DataFrame(n_cells, index=samples, columns=types),
         normalized=c.normalized,
     )
+
+
+def _mix(x, draws, progress):
+    """``x @ draws.T``: genes x samples, the counts of the cells each sample drew, summed.
+
+    A block of samples at a time (the block's draws times ``x.T``, cells x
+    genes): every sum adds the same products in the same (cell) order as the
+    product in one piece, so the blocks change nothing but the memory and the
+    progress bar.  The draws get the index type of ``x.T``, so that no block
+    converts the whole matrix's indices again.
+    """
+    import scipy.sparse as sp
+
+    n = draws.shape[0]
+    sparse = sp.issparse(x)
+    # cells x genes, a row per cell, in the product's dtype (converted once, not per block)
+    rows = sp.csr_array(x.T, dtype=np.float64) if sparse else np.ascontiguousarray(x.T)
+    index = rows.indices.dtype if sparse else draws.indices.dtype
+    bulk = np.empty((x.shape[0], n))
+    block = max(1, int(_DRAWS_PER_BLOCK * n // max(draws.nnz, 1)))
+    with progress_bar(n, progress, desc="pseudobulk") as bar:
+        for j0 in range(0, n, block):
+            j1 = min(n, j0 + block)
+            part = draws[j0:j1]
+            part = sp.csr_array(
+                (part.data, part.indices.astype(index), part.indptr.astype(index)),
+                shape=part.shape,
+            )
+            mixed = part @ rows
+            bulk[:, j0:j1] = (mixed.toarray() if sparse else mixed).T
+            bar.update(j1 - j0)
+    return bulk
 
 
 # ---------------------------------------------------------------------------

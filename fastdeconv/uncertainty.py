@@ -709,13 +709,13 @@ def bootstrap_proportions(
             with np.errstate(invalid="ignore", divide="ignore"):  # factors on the fixed weights
                 U = np.where(w_fixed[:, None] > 0, G / w_fixed[:, None], 1.0)
             U = np.ascontiguousarray(U.T)
-        with progress_bar(m, progress, desc="bootstrap") as bar:
+        with progress_bar(m, progress, desc="bootstrap", compiling=True) as bar:
             blocks = _gram_replicates(S_fit, B, w_fixed, U, counts, form[0], form[1], huber,
                                       max_iter, tol, reduce, n_jobs, bar)
     else:
         width = m if getattr(record, "batch_dependent", False) else _REFIT_BLOCK
         total = counts.shape[0] * -(-m // width)
-        with progress_bar(total, progress, desc="bootstrap", unit="replicate",
+        with progress_bar(total, progress, desc="bootstrap", unit="replicate", compiling=True,
                           min_total=50) as bar:
             blocks = _refit_replicates(record, S_fit, B, w, huber, counts, n_jobs, max_iter, tol,
                                        options, cells, types, reduce, bar)

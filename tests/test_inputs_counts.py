@@ -310,3 +310,23 @@ def test_pseudobulk_names_unnamed_genes_as_before():
     assert pb.bulk.index[0] == "gene_00001"
     with pytest.raises(ValueError, match="labels are required"):
         pseudobulk(x, None, n_samples=2)
+
+
+def test_group_sums_do_not_depend_on_the_number_of_threads():
+    """The chunks are a fixed number, added in order: n_jobs changes no bit."""
+    import scipy.sparse as sp
+
+    from fastdeconv.inputs.counts import as_counts
+
+    rng = np.random.default_rng(3)
+    X = sp.random(400, 3000, density=0.2, format="csr", random_state=rng) * 50
+    X.data = np.round(X.data) + 1
+    c = as_counts(sp.csr_matrix(X))
+    groups = rng.integers(0, 5, size=c.n_cells)
+    scale = 1e6 / np.asarray(X.sum(axis=0)).ravel().clip(1)
+    seen = []
+    one = c.group_sums(groups, 5, scale, n_jobs=1, advance=seen.append)
+    two = c.group_sums(groups, 5, scale, n_jobs=2)
+    for name in one:
+        assert np.array_equal(one[name], two[name]), name
+    assert sum(seen) == c.n_cells

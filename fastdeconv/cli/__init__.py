@@ -136,20 +136,10 @@ def compilation_notice(args):
         needs_compilation = getattr(jit, "needs_compilation", None)
         if needs_compilation is not None and not needs_compilation(*_tasks(args)):
             return contextlib.nullcontext()
-        from numba.core import event
+        from fastdeconv._progress import compile_notice
 
-        class Notice(event.Listener):
-            said = False
-
-            def on_start(self, ev):
-                if not self.said:
-                    self.said = True
-                    print(COMPILING, file=sys.stderr, flush=True)
-
-            def on_end(self, ev):
-                pass
-
-        return event.install_listener("numba:compile", Notice())
+        # the library's one notice: said once, above any progress bar
+        return compile_notice(True, COMPILING)
     except Exception:  # noqa: BLE001 - a hint must never stop the command
         return contextlib.nullcontext()
 

@@ -243,6 +243,7 @@ def run(args):
         strip_version=args.strip_version,
         seed=args.seed,
         n_jobs=args.n_jobs,
+        progress=False if args.quiet else None,
     )
     if args.plot:
         result.plot(args.plot, title=plot_title(result.n_types, args.bulk))

@@ -176,6 +176,7 @@ def run(args):
         "fdr": args.fdr,
         "min_log_fc": args.min_log_fc,
         "min_frac": args.min_frac,
+        "progress": False if args.quiet else None,
         **cell_keywords(args),
     }
     if args.label_key is not None:

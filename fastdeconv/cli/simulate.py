@@ -168,6 +168,7 @@ def run(args):
         alpha=args.alpha,
         seed=args.seed,
         normalize=None if args.normalize == "none" else args.normalize,
+        progress=False if args.quiet else None,
         **cell_keywords(args),
     )
     if pb.normalized:

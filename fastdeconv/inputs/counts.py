@@ -37,6 +37,9 @@ __all__ = ["Counts", "as_counts", "as_labels", "check_raw", "check_barcodes", "N
 
 #: dtypes the Numba kernels read directly (others are converted to float64)
 _KERNEL_DTYPES = (np.float64, np.float32, np.int64, np.int32)
+#: Chunks of :meth:`Counts.group_sums`: a fixed number (the sums' rounding must not depend
+#: on the number of threads), run in waves of ``n_jobs``.
+SUM_CHUNKS = 16
 #: What ``normalized=`` accepts: raw counts (False), normalised values on the
 #: linear scale (True), or log values to un-log (ln(x + 1) or log2(x + 1)).
 NORMALIZED = (False, True, "log1p", "log2p1")
@@ -219,13 +222,15 @@ class Counts:
                 )
         return self._integer
 
-    def group_sums(self, groups, n_groups, scale, n_jobs=None):
+    def group_sums(self, groups, n_groups, scale, n_jobs=None, advance=None):
         """Per-gene, per-group sums in one pass over the stored counts (no copy of the data).
 
         The rows the matrix stores contiguously (genes or cells) are split into
-        chunks of similar work (non-zeros for sparse, rows for dense), one
-        ``nogil`` kernel call per chunk in :func:`fastdeconv._parallel.thread_map`;
-        the partial sums are added at the end.
+        :data:`SUM_CHUNKS` chunks of similar work (non-zeros for sparse, rows for
+        dense), one ``nogil`` kernel call per chunk in
+        :func:`fastdeconv._parallel.thread_map`, run in waves of ``n_jobs``; the
+        partial sums are added in chunk order, so the result does not depend on
+        ``n_jobs``.
 
         Parameters
         ----------
@@ -237,6 +242,9 @@ class Counts:
             Per-cell normalisation factor (``1e6 / library size`` for CPM).
         n_jobs : int or None, optional
             Threads (see :func:`fastdeconv._parallel.resolve_n_jobs`).
+        advance : callable, optional
+            Called with the number of cells (or their share of the work) done after
+            each wave of chunks: a progress bar's ``update``.
 
         Returns
         -------
@@ -282,15 +290,25 @@ class Counts:
             def run(span):
                 return _mk.group_sums_dense(mat, rows_are_genes, groups, n_groups, scale, *span)
 
-        n_chunks = max(1, min(resolve_n_jobs(n_jobs), n_rows))
-        # chunk boundaries with equal work
+        n_chunks = max(1, min(SUM_CHUNKS, n_rows))
+        # chunk boundaries with equal work; their number does not depend on n_jobs
         bounds = np.searchsorted(work, np.linspace(0.0, work[-1], n_chunks + 1)).tolist()
         bounds[0], bounds[-1] = 0, n_rows
         spans = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a] or [(0, n_rows)]
-        parts = thread_map(run, spans, n_jobs=len(spans), blas=False)
-        acc = parts[0][0]
-        for part in parts[1:]:
-            acc += part[0]
+        wave = resolve_n_jobs(n_jobs)
+        acc = None
+        reported = 0
+        for w0 in range(0, len(spans), wave):  # waves: at most n_jobs partial sums alive
+            batch = spans[w0:w0 + wave]
+            for part in thread_map(run, batch, n_jobs=len(batch), blas=False):
+                if acc is None:
+                    acc = part[0]
+                else:
+                    acc += part[0]
+            if advance is not None:  # in cells, whichever way the matrix is stored
+                done = int(round(batch[-1][1] * self.n_cells / max(n_rows, 1)))
+                advance(done - reported)
+                reported = done
         return {name: np.ascontiguousarray(acc[:, :, j]) for j, name in enumerate(_mk.SUM_NAMES)}
 
 

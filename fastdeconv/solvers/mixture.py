@@ -141,7 +141,7 @@ def fit_mixture(phi, X, *, alpha=None, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITE
 
 
 def summarise_mixture(phi, X, theta, *, alpha=None, groups=None, contents=None, fisher=True,
-                      z=False, n_jobs=None):
+                      z=False, n_jobs=None, advance=None):
     """Per-sample statistics of a fit, computed chunk by chunk in threads (no n x m temporaries).
 
     Parameters
@@ -163,6 +163,9 @@ def summarise_mixture(phi, X, theta, *, alpha=None, groups=None, contents=None, 
     z : bool, default False
         Also return the expected counts summed over samples (``n x k``).
     n_jobs : int, optional
+    advance : callable, optional
+        Called with the number of samples of every finished chunk, from the
+        worker threads (e.g. :func:`fastdeconv._progress.advancer` of a bar).
 
     Returns
     -------
@@ -206,6 +209,8 @@ def summarise_mixture(phi, X, theta, *, alpha=None, groups=None, contents=None, 
                 while added[0] in pending:
                     z_total[...] += pending.pop(added[0])
                     added[0] += 1
+        if advance is not None:
+            advance(j1 - j0)
 
     thread_map(run, list(enumerate(bounds)), n_jobs=resolve_n_jobs(n_jobs))
     return {
