@@ -1252,9 +1252,8 @@ def _fit_blocks(source, S_df, record, opts, context, method_options, progress, *
     else:
         parts = []
         with progress_bar(m, progress, desc="deconvolve", compiling=True) as bar:
-            for j0 in range(0, m, BLOCK):
-                j1 = min(j0 + BLOCK, m)
-                parts.append(fitter(source.block(j0, j1), _block_info(j0, j1)))
+            for j0, j1, block in _read_ahead(source, m):
+                parts.append(fitter(block, _block_info(j0, j1)))
                 bar.update(j1 - j0)
         out = np.vstack(parts) if parts else np.zeros((0, len(fitter.columns)))
     return _level_of_blocks(record, fitter, out, S_u, source.samples), gene_match
@@ -1264,6 +1263,26 @@ def _fit_blocks(source, S_df, record, opts, context, method_options, progress, *
 #: messages (log scale, negative values); later blocks are checked for values that
 #: are negative or not finite as they are fitted.
 _HEAD_SAMPLES = 2000
+
+
+def _read_ahead(source, m):
+    """The blocks of ``source`` in order, ``(j0, j1, block)``; a file's next block is read
+    in a thread while the current one is fitted (the read waits on the disk, the fit on
+    the cores)."""
+    bounds = [(j0, min(j0 + BLOCK, m)) for j0 in range(0, m, BLOCK)]
+    if source.kind != "file" or len(bounds) < 2:
+        for j0, j1 in bounds:
+            yield j0, j1, source.block(j0, j1)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(source.block, *bounds[0])
+        for i, (j0, j1) in enumerate(bounds):
+            block = pending.result()
+            if i + 1 < len(bounds):
+                pending = pool.submit(source.block, *bounds[i + 1])
+            yield j0, j1, block
 
 
 def _block_info(j0, j1):

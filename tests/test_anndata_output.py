@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import pandas as pd
 import pytest
 
@@ -120,3 +121,29 @@ def test_cli_reads_and_writes_zarr(tmp_path, capsys):
     argv[2] = str(tmp_path / "missing.zarr")
     assert main(argv) == 1
     assert "--bulk: zarr store not found" in capsys.readouterr().err
+
+
+def test_cli_h5ad_to_h5ad_keeps_the_counts_in_the_bulk(tmp_path):
+    """An AnnData bulk is read block by block; OUT holds its names and the results."""
+    from fastdeconv.cli import main
+
+    rng = np.random.default_rng(5)
+    genes = [f"g{i}" for i in range(80)]
+    sig = pd.DataFrame(rng.gamma(1.0, 50.0, size=(80, 3)), index=genes, columns=list("ABC"))
+    truth = rng.dirichlet(np.ones(3), size=12)
+    counts = sp.csr_array((sig.to_numpy() @ truth.T).T.astype(np.float32))
+    adata = anndata.AnnData(counts, obs=pd.DataFrame({"region": ["x"] * 12},
+                                                     index=[f"spot{j}" for j in range(12)]),
+                            var=pd.DataFrame(index=genes))
+    adata.write_h5ad(tmp_path / "spots.h5ad")
+    sig.to_csv(tmp_path / "sig.tsv", sep="\t")
+    out = tmp_path / "out.h5ad"
+    assert main(["deconvolve", "--bulk", str(tmp_path / "spots.h5ad"), "--signature",
+                 str(tmp_path / "sig.tsv"), "--output", str(out), "--method", "simplex",
+                 "--robust", "none", "--quiet"]) == 0
+    back = anndata.read_h5ad(out)
+    assert back.X is None and list(back.obs["region"]) == ["x"] * 12
+    assert list(back.var_names) == genes
+    np.testing.assert_allclose(back.obsm["fastdeconv_proportions"].to_numpy(), truth,
+                               atol=1e-8)
+    assert back.uns["fastdeconv"]["method"] == "simplex"

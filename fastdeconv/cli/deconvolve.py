@@ -229,7 +229,8 @@ def add_parser(subparsers):
     output_file(
         p, "--output", required=True, metavar="OUT",
         help="proportions, samples x cell types; an .h5ad (or .zarr) OUT is the bulk as AnnData with the "
-        "proportions, fit (and uncertainty) in .obsm and the run's options in .uns['fastdeconv']",
+        "proportions, fit (and uncertainty) in .obsm and the run's options in .uns['fastdeconv'] "
+        "(for an .h5ad/.zarr BULK: its obs and var, not its counts, which stay in BULK)",
     )
     help_when_shown(
         p.add_argument(
@@ -626,7 +627,15 @@ def _write_h5ad(result, bulk, path):
     from fastdeconv.inputs._common import is_anndata
     from fastdeconv.io import atomic_write
 
-    if is_anndata(bulk):
+    if isinstance(bulk, str):  # an AnnData store read block by block: its names, not its
+        from fastdeconv.inputs.blocks import lazy_anndata  # counts (they stay in --bulk)
+
+        stored = lazy_anndata(bulk, name="--bulk")
+        try:
+            target = result.to_anndata(anndata.AnnData(obs=stored.obs, var=stored.var))
+        finally:
+            stored.close()
+    elif is_anndata(bulk):
         target = result.adata  # the file's own object, read for this run
     else:  # a table: the samples as observations, the genes as variables
         target = result.to_anndata(anndata.AnnData(bulk.T.astype("float64")))
@@ -818,10 +827,9 @@ def run(args):
             raise InputError(
                 f"--method {args.method} needs --weights FILE (a two-column table: gene, weight)"
             )
-    # an AnnData bulk is read block by block from its file (any size), unless OUT is the
-    # bulk itself with the results (.h5ad/.zarr OUT: read whole)
-    lazy = _h5ad(args.bulk) and not _h5ad(args.output) and not args.residual_report
-    bulk = _checked_store(args.bulk, "--bulk") if lazy else _read_any(args.bulk, "--bulk")
+    # an AnnData bulk stays on disk: deconvolve reads it block by block (any size)
+    bulk = _checked_store(args.bulk, "--bulk") if _h5ad(args.bulk) else _read_any(args.bulk,
+                                                                                   "--bulk")
     if args.signature:
         reference, cell_kwargs = _read_any(args.signature, "--signature"), {}
     else:

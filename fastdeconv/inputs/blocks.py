@@ -313,8 +313,8 @@ def lazy_anndata(path, *, name="bulk"):
     Returns
     -------
     types.SimpleNamespace
-        With ``X``, ``layers`` (a dict of the stored matrices), ``obs_names``,
-        ``var_names``, ``obs``, ``close()``.
+        With ``X``, ``layers`` (a dict of the stored matrices), ``obs``, ``var``,
+        ``obs_names``, ``var_names``, ``close()``.
 
     Examples
     --------
@@ -367,8 +367,8 @@ def lazy_anndata(path, *, name="bulk"):
             f"{str(exc)[:200]}); write it with adata.write_h5ad() / adata.write_zarr()"
         ) from None
     return types.SimpleNamespace(
-        X=X, layers=layers, obs=obs, obs_names=pd.Index(obs.index), var_names=pd.Index(var.index),
-        close=close, path=path,
+        X=X, layers=layers, obs=obs, var=var, obs_names=pd.Index(obs.index),
+        var_names=pd.Index(var.index), close=close, path=path,
     )
 
 
