@@ -43,7 +43,8 @@ The rows:
   statistics and writes ``adata.obsm``): the end-to-end path a user takes;
 * fastdeconv ``nnls`` -- the core :func:`fastdeconv.nnls` on the dense
   matrix, genes x spots (``X.toarray().T``, float32, used in place), normalised
-  to proportions; ``nnls_densify`` times the densification too;
+  to proportions; ``nnls_densify`` times the densification too; ``nnls_sparse``
+  gives it the CSR matrix's transpose (a CSC view), projected from its non-zeros;
 * flashdeconv -- ``flashdeconv.FlashDeconv(**kwargs).fit_transform(Y, X,
   coords)``, its NumPy API, at its defaults (``{}``): ``Y`` the same CSR
   matrix, ``X`` the signature as types x genes, ``coords`` the grid.  Its
@@ -98,6 +99,7 @@ FASTDECONV = [
     ("deconvolve method='nnls', robust=None", "deconvolve", {"method": "nnls", "robust": None}),
     ("nnls core, dense B given", "nnls", {}),
     ("nnls core, densify timed", "nnls_densify", {}),
+    ("nnls core, sparse B (CSC view)", "nnls_sparse", {}),
 ]
 #: flashdeconv rows: (label, entry point, keyword arguments of FlashDeconv(...)); {}: defaults
 FLASHDECONV = [
@@ -139,12 +141,13 @@ def _fastdeconv_entry(entry, kwargs, X, sig):
         def call():
             result = fastdeconv.deconvolve(adata, sig, **kwargs)
             return result.proportions[sig.columns].to_numpy()
-    elif entry in ("nnls", "nnls_densify"):
+    elif entry in ("nnls", "nnls_densify", "nnls_sparse"):
         S = np.ascontiguousarray(sig.to_numpy(dtype=np.float64))
         dense = X.toarray().T if entry == "nnls" else None  # genes x spots, float32, F order
 
         def call():
-            B = dense if dense is not None else X.toarray().T
+            B = (dense if dense is not None else X.T if entry == "nnls_sparse"
+                 else X.toarray().T)
             C = fastdeconv.nnls(S, B, **kwargs)
             with np.errstate(invalid="ignore", divide="ignore"):
                 return (C / C.sum(axis=0)).T

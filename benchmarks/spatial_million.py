@@ -68,12 +68,12 @@ TARGET_GB = 8.0
 CHUNK = 1 << 21
 
 
-def paths(folder, n_spots, profiles, density, seed, zarr):
+def paths(folder, n_spots, profiles, density, seed, zarr, output="tsv"):
     """The files of one data set: store, truth, signature and metadata."""
     store = f"spots_{n_spots}_{profiles}_d{density:g}_s{seed}" + (".zarr" if zarr else ".h5ad")
     return dict(store=folder / store, truth=folder / (store + ".truth.npy"),
                 signature=folder / f"signature_{profiles}_s{seed}.tsv",
-                meta=folder / (store + ".json"), output=folder / f"out_{store}.tsv")
+                meta=folder / (store + ".json"), output=folder / f"out_{store}.{output}")
 
 
 def check_space(folder, n_spots, n_genes, density):
@@ -186,7 +186,12 @@ def accuracy(output, truth_file, signature, n_spots):
     """Pooled Pearson r and RMSE of the written proportions against the truth."""
     from fastdeconv.metrics import pearson_r, rmse
 
-    est = pd.read_csv(output, sep="\t", index_col=0)
+    if str(output).endswith(".h5ad"):
+        import anndata
+
+        est = anndata.read_h5ad(output).obsm["fastdeconv_proportions"]
+    else:
+        est = pd.read_csv(output, sep="\t", index_col=0)
     names = spot_names(0, n_spots)
     if list(est.index) != names:
         est = est.reindex(names)
@@ -217,12 +222,16 @@ def main(argv=None):
     parser.add_argument("--kill-above", type=float, default=16.0,
                         help="stop the command above this resident memory, GB (default 16)")
     parser.add_argument("--write-only", action="store_true", help="write the data, run nothing")
+    parser.add_argument("--output", choices=["tsv", "h5ad"], default="tsv",
+                        help="what the command writes: the proportions as a TSV table, or an "
+                        "AnnData (.h5ad: the spots' names and the results in .obsm)")
     args = parser.parse_args(argv)
 
     args.dir.mkdir(parents=True, exist_ok=True)
     model = spatial_model(density=args.density, seed=args.seed, profiles=args.profiles)
     n_genes, n_types = model.signature.shape
-    files = paths(args.dir, args.spots, args.profiles, args.density, args.seed, args.zarr)
+    files = paths(args.dir, args.spots, args.profiles, args.density, args.seed, args.zarr,
+                  args.output)
     if not files["meta"].exists():
         check_space(args.dir, args.spots, n_genes, args.density)
     t0 = time.perf_counter()

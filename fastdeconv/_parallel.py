@@ -21,7 +21,7 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
-__all__ = ["available_cores", "resolve_n_jobs", "single_threaded_blas", "thread_map"]
+__all__ = ["available_cores", "resolve_n_jobs", "single_threaded_blas", "thread_map", "read_ahead"]
 
 
 def available_cores():
@@ -203,3 +203,43 @@ def thread_map(func, items, n_jobs=None, *, blas=True):
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(run, item) for item in items]
             return [future.result() for future in futures]
+
+
+def read_ahead(read, items):
+    """``read(*item)`` for every item, in order, the next one read in a thread meanwhile.
+
+    For reading blocks of a file while the caller works on the current block: the
+    read waits on the disk (h5py and zarr release the GIL), the work on the cores.  At
+    most two results are alive at once.
+
+    Parameters
+    ----------
+    read : callable
+    items : sequence of tuple
+        Arguments of each call.
+
+    Yields
+    ------
+    object
+        ``read(*item)``, in the order of ``items``.
+
+    Examples
+    --------
+    >>> from fastdeconv._parallel import read_ahead
+    >>> list(read_ahead(lambda a, b: a + b, [(1, 2), (3, 4)]))
+    [3, 7]
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = list(items)
+    if len(items) < 2:
+        for item in items:
+            yield read(*item)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(read, *items[0])
+        for i in range(len(items)):
+            result = pending.result()
+            if i + 1 < len(items):
+                pending = pool.submit(read, *items[i + 1])
+            yield result

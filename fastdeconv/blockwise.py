@@ -210,6 +210,13 @@ class BlockFitter:
         self.row_map = np.ascontiguousarray(self.row_map, dtype=np.int64)
         self.common = np.ascontiguousarray(self.common, dtype=np.bool_)
         self._S_fit, self._level = with_background(self.S, self.background)
+        # the Gram matrices, the same for every block: once, and by einsum (BLAS's rounding
+        # depends on its threads, and Dask's threads run blocks side by side)
+        S_fit = self._S_fit
+        W = np.ones(S_fit.shape[0]) if self.weights is None else self.weights
+        gram_w = np.einsum("gi,g,gj->ij", S_fit, W, S_fit)
+        self._gram_w = 0.5 * (gram_w + gram_w.T)
+        self._gram = np.einsum("gi,gj->ij", S_fit, S_fit)
 
     @property
     def record(self):
@@ -259,21 +266,21 @@ class BlockFitter:
                 "in its block): deconvolution needs non-negative expression on a linear "
                 "scale; remove or correct them"
             )
-        if self.gram_form:
-            from fastdeconv._parallel import single_threaded_blas
+        from fastdeconv._parallel import single_threaded_blas
 
-            with single_threaded_blas():  # k x k algebra: threads only contend
+        # one BLAS thread: the blocks' own threads do the work, and BLAS's rounding must
+        # not depend on how many threads it had (Dask runs blocks side by side)
+        with single_threaded_blas():
+            if self.gram_form:
                 return self._gram_fit(proj, sums)
-        return self._dense_fit(self._dense(block), sums)
+            return self._dense_fit(self._dense(block), sums)
 
     # -- the two ways through a block ------------------------------------------------
 
     def _gram_fit(self, proj, sums):
         k_fit = self._S_fit.shape[1]
         S_fit = self._S_fit
-        W = 1.0 if self.weights is None else self.weights[:, None]
-        gram_w = S_fit.T @ (W * S_fit)
-        gram_w = 0.5 * (gram_w + gram_w.T)
+        gram_w = self._gram_w
         C_w = np.ascontiguousarray(proj[:, :k_fit].T)
         C = C_w if self.weights is None else np.ascontiguousarray(proj[:, k_fit:].T)
         s1, s2 = sums[:, 0], sums[:, 1]
@@ -289,7 +296,7 @@ class BlockFitter:
                 options=self.options, cell_types=self.cell_types))
             X[:, live] = fit.coefficients
         # fit statistics from the same sums: rss = b'b - 2 x'S'b + x'S'Sx, and so on
-        gram = S_fit.T @ S_fit
+        gram = self._gram
         Xf = np.nan_to_num(X)
         n = S_fit.shape[0]
         # (einsum, not BLAS: a sample's numbers must not depend on the block's width)
@@ -321,7 +328,7 @@ class BlockFitter:
             self._S_fit, B if fit.observed is None else fit.observed,
             np.nan_to_num(fit.coefficients), fitted=fit.fitted)
         k = self.S.shape[1]
-        none = no_cell_type(fit.coefficients[:k], self.S.T @ self.S,
+        none = no_cell_type(fit.coefficients[:k], self._gram[:k, :k],
                             np.einsum("ij,ij->j", B, B))
         stats = np.column_stack([
             fit.converged, fit.n_iter, fit.n_reweight, norm, rmse, r2, pearson, zero, none,

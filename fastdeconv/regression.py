@@ -1267,22 +1267,14 @@ _HEAD_SAMPLES = 2000
 
 def _read_ahead(source, m):
     """The blocks of ``source`` in order, ``(j0, j1, block)``; a file's next block is read
-    in a thread while the current one is fitted (the read waits on the disk, the fit on
-    the cores)."""
-    bounds = [(j0, min(j0 + BLOCK, m)) for j0 in range(0, m, BLOCK)]
-    if source.kind != "file" or len(bounds) < 2:
-        for j0, j1 in bounds:
-            yield j0, j1, source.block(j0, j1)
-        return
-    from concurrent.futures import ThreadPoolExecutor
+    while the current one is fitted (the read waits on the disk, the fit on the cores)."""
+    from fastdeconv._parallel import read_ahead
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(source.block, *bounds[0])
-        for i, (j0, j1) in enumerate(bounds):
-            block = pending.result()
-            if i + 1 < len(bounds):
-                pending = pool.submit(source.block, *bounds[i + 1])
-            yield j0, j1, block
+    bounds = [(j0, min(j0 + BLOCK, m)) for j0 in range(0, m, BLOCK)]
+    blocks = read_ahead(source.block, bounds) if source.kind == "file" else (
+        source.block(j0, j1) for j0, j1 in bounds)
+    for (j0, j1), block in zip(bounds, blocks):
+        yield j0, j1, block
 
 
 def _block_info(j0, j1):

@@ -151,10 +151,9 @@ def test_anndata_backed_by_dask_of_sparse_chunks(spots):
     counts, sig, names, _ = spots
     X = da.from_array(sp.csr_matrix(counts.T), chunks=(250, N_GENES), asarray=False)
     adata = anndata.AnnData(X, obs=pd.DataFrame(index=names), var=pd.DataFrame(index=GENES))
-    res = _quiet(fastdeconv.deconvolve, adata, sig, method="simplex", robust=None)
-    ref = _quiet(fastdeconv.deconvolve, _adata(counts, names), sig, method="simplex",
-                 robust=None)
-    assert res.options["blocks"] == "dask"
+    res = _quiet(fastdeconv.deconvolve, adata, sig)  # the default for counts stored sparse
+    ref = _quiet(fastdeconv.deconvolve, _adata(counts, names), sig)
+    assert res.options["blocks"] == "dask" and res.options["weights"] == "relative"
     np.testing.assert_array_equal(res.proportions.to_numpy(), ref.proportions.to_numpy())
     assert "fastdeconv_proportions" in adata.obsm
 

@@ -42,7 +42,9 @@ def is_dask(obj):
     >>> is_dask(np.ones(3))
     False
     """
-    return type(obj).__module__.startswith("dask.") and hasattr(obj, "chunks")
+    # (anndata's views of a Dask array are subclasses defined in anndata)
+    return any(c.__module__.startswith("dask.") for c in type(obj).__mro__) \
+        and hasattr(obj, "chunks")
 
 
 @dataclass
