@@ -1211,7 +1211,9 @@ def _fit_blocks(source, S_df, record, opts, context, method_options, progress, *
     samples is read, fitted (:class:`fastdeconv.blockwise.BlockFitter`) and let go;
     a Dask bulk is fitted by Dask, one task per chunk of samples.
     """
-    from fastdeconv.inputs.tables import _normalise_name, check_expression, SCALES
+    from fastdeconv.inputs.tables import (
+        SCALES, _normalise_name, check_expression, refuse_linear_as_log,
+    )
 
     if scale not in SCALES:
         raise ValueError(f"bulk scale must be one of {SCALES}, got {scale!r}")
@@ -1243,7 +1245,10 @@ def _fit_blocks(source, S_df, record, opts, context, method_options, progress, *
     if scale in ("auto", "linear", "log2", "log2p1", "log1p") and m:
         # the checks of an in-memory bulk (log scale, negative values) on the first samples
         n_head = min(m, _HEAD_SAMPLES)
-        head = fitter._dense(fitter._unlogged(source.block(0, n_head)))
+        raw = source.block(0, n_head)
+        stored = raw.data if hasattr(raw, "indptr") else np.asarray(raw)
+        refuse_linear_as_log(float(np.nanmax(stored, initial=0.0)), scale, "bulk")
+        head = fitter._dense(fitter._unlogged(raw))
         check_expression(pd.DataFrame(head, index=used, columns=source.samples[:n_head]),
                          name="bulk",
                          allow_log=scale != "auto", scales=SCALES, missing_option=None)

@@ -299,3 +299,9 @@ def test_public_solvers_take_sparse_bulks(spots, solver, options, fmt):
     bad.data[0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         solve(S, bad, **options)
+
+
+def test_a_log_scale_for_linear_counts_is_refused(spots):
+    counts, sig, names, _ = spots
+    with pytest.raises(ValueError, match="looks linear already; pass scale='linear'"):
+        fastdeconv.deconvolve(_adata(counts * 100, names), sig, scale="log2")

@@ -83,7 +83,7 @@ def anndata_values(adata, layer, name):
         if layer not in adata.layers:
             raise ValueError(
                 f"{name}: AnnData has no layer {layer!r}; available layers: "
-                f"{sorted(adata.layers.keys()) or 'none'} (layer=None uses .X)"
+                f"{sorted(adata.layers.keys()) or 'none'}; drop layer= to use .X"
             )
         values = adata.layers[layer]
     if values is None:

@@ -959,6 +959,44 @@ def unlog(values, scale):
     return values
 
 
+def refuse_linear_as_log(top, scale, name, scale_option="scale"):
+    """Refuse a log ``scale`` for values that reach ``top``, far above any log expression.
+
+    Parameters
+    ----------
+    top : float
+        The table's largest value.
+    scale : str
+        The scale the user gave.
+    name : str
+        What the data are.
+    scale_option : str, optional
+        The caller's keyword for the scale (the remedy).
+
+    Raises
+    ------
+    fastdeconv.errors.InputProblem
+        When ``scale`` is a log scale and ``top >= LOG_MAX_THRESHOLD``.
+
+    Examples
+    --------
+    >>> from fastdeconv.inputs.tables import refuse_linear_as_log
+    >>> refuse_linear_as_log(12.0, "log2", "bulk")  # a log2 value: fine
+    >>> try:
+    ...     refuse_linear_as_log(5000.0, "log2", "bulk")
+    ... except ValueError as err:
+    ...     print(str(err).split(": ")[-1])
+    it looks linear already; pass scale='linear'
+    """
+    if scale in _LOG_SCALES and np.isfinite(top) and top >= LOG_MAX_THRESHOLD:
+        raise InputProblem(
+            f"{literal(name)} is said to be on the {scale} scale, but its values reach "
+            f"{top:.4g}, far above any log expression (< {LOG_MAX_THRESHOLD:g}): it looks "
+            "linear already; pass {0}",
+            Fix(scale_option, "linear"),
+        )
+
+
 def read_expression(
     obj,
     *,
@@ -1058,13 +1096,7 @@ def read_expression(
                   missing_option="missing")
     if scale in _LOG_SCALES:
         top = np.nanmax(df.to_numpy(dtype=np.float64), initial=-np.inf) if df.size else 0.0
-        if top >= LOG_MAX_THRESHOLD and np.isfinite(top):
-            raise InputProblem(
-                f"{literal(name)} is said to be on the {scale} scale, but its values reach "
-                f"{top:.4g}, far above any log expression (< {LOG_MAX_THRESHOLD:g}): it looks "
-                "linear already; pass {0}",
-                Fix(scale_option, "linear"),
-            )
+        refuse_linear_as_log(top, scale, name, scale_option)
         # log2 values below 0 (expression below 1) are legitimate; NaN/inf are not
         check_expression(df.clip(lower=0) if scale == "log2" else df, allow_log=True, **checks)
         df = unlog(df, scale)
