@@ -305,3 +305,23 @@ def test_a_log_scale_for_linear_counts_is_refused(spots):
     counts, sig, names, _ = spots
     with pytest.raises(ValueError, match="looks linear already; pass scale='linear'"):
         fastdeconv.deconvolve(_adata(counts * 100, names), sig, scale="log2")
+
+
+def test_cli_weight_rules_match_the_python_keyword(spots, tmp_path):
+    from fastdeconv.cli import main
+    from fastdeconv.cli.deconvolve import _WEIGHT_RULES
+    from fastdeconv.regression import WEIGHT_RULES
+
+    assert set(_WEIGHT_RULES) == set(WEIGHT_RULES)
+    counts, sig, names, _ = spots
+    bulk = _dense(counts[:, :30], names[:30])
+    bulk.to_csv(tmp_path / "bulk.tsv", sep="\t")
+    sig.to_csv(tmp_path / "sig.tsv", sep="\t")
+    out = tmp_path / "p.tsv"
+    assert main(["deconvolve", "--bulk", str(tmp_path / "bulk.tsv"), "--signature",
+                 str(tmp_path / "sig.tsv"), "--output", str(out), "--method", "nnls",
+                 "--robust", "none", "--weights", "poisson", "--quiet"]) == 0
+    ref = _quiet(fastdeconv.deconvolve, bulk, sig, method="nnls", robust=None,
+                 weights="poisson")
+    back = fastdeconv.read_table(out)
+    np.testing.assert_allclose(back.to_numpy(), ref.proportions.to_numpy(), rtol=1e-12)

@@ -358,8 +358,11 @@ def add_parser(subparsers):
         input_file(
             p,
             "--weights",
-            metavar="FILE",
-            help="two-column table (gene, weight): per-gene weights of the least-squares fit",
+            metavar="FILE|RULE",
+            help="two-column table (gene, weight): per-gene weights of the least-squares fit; "
+            "or a rule computed on the signature: 'relative' (error proportional to the level "
+            "above the median gene) or 'poisson' (variance proportional to the mean); a file "
+            "with such a name is given as ./relative",
         ),
         lambda: weights_help(regression_methods()),
     )
@@ -601,6 +604,11 @@ def _read_any(path, option):
         raise FileNotFoundError(f"{option}: {one_line(exc)}") from None
     except (ValueError, OSError, ImportError) as exc:
         raise InputError(f"{option}: {one_line(exc)}") from None
+
+
+#: ``--weights`` values that name a rule, not a file
+#: (:data:`fastdeconv.regression.WEIGHT_RULES`; kept here so that --help imports nothing heavy).
+_WEIGHT_RULES = ("relative", "poisson")
 
 
 def _checked_store(path, option):
@@ -870,7 +878,9 @@ def run(args):
     content = None
     if args.rna_content:
         content = read_series(args.rna_content, "--rna-content", "cell type, RNA content")
-    if args.weights:
+    if args.weights in _WEIGHT_RULES:
+        kwargs["weights"] = args.weights
+    elif args.weights:
         kwargs["weights"] = read_series(args.weights, "--weights", "gene, weight")
     result = deconvolve(bulk, reference, **kwargs)
     proportions = result.proportions
