@@ -46,7 +46,6 @@ import fastdeconv.methods.music  # noqa: F401
 from fastdeconv.inputs.counts import as_counts
 from fastdeconv.io import read_table
 from fastdeconv.methods import REGRESSION
-from fastdeconv.methods._cells import cell_mean
 from fastdeconv.methods._problem import CellContext, RegressionProblem
 from fastdeconv.metrics import evaluate
 from fastdeconv.simulate import split_pseudobulk
@@ -135,7 +134,7 @@ def run_hao(seeds):
             truth = pb.cell_fractions[types] if not platform.startswith("lanes") else lane_truth
             B = np.ascontiguousarray(bulk_all[pd.Index(counts.index).get_indexer(genes)])
             totals = dict(bulk_totals=bulk_all.sum(axis=0),
-                          signature_totals=(cell_mean(full) * 1e6).sum(axis=0))
+                          signature_totals=(full.cell_mean() * 1e6).sum(axis=0))
             fits = fit_all(S, B, ctx, totals, rna)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
@@ -181,7 +180,7 @@ def run_missing(seed=0):
         S = np.ascontiguousarray(sig.signature.to_numpy(dtype=float))
         B = np.ascontiguousarray(bulk_all[pd.Index(counts.index).get_indexer(sig.signature.index)])
         totals = dict(bulk_totals=bulk_all.sum(axis=0),
-                      signature_totals=(cell_mean(full) * 1e6).sum(axis=0))
+                      signature_totals=(full.cell_mean() * 1e6).sum(axis=0))
         row = dict(missing=missing, true_mean=pb.cell_fractions[missing].mean())
         for frac in ("cells", "mrna"):
             with warnings.catch_warnings():

@@ -180,7 +180,6 @@ class _NoticeState:
     lock = threading.Lock()
     open = 0  # compile_notice contexts open (nested or in other threads)
     said = False  # the note was written since the outermost one opened
-    text = COMPILING
     listener = None
 
 
@@ -192,10 +191,9 @@ def _say():
             if state.said or not state.open:
                 return
             state.said = True
-            text = state.text
         from tqdm import tqdm
 
-        tqdm.write(text, file=sys.stderr)  # clears the bars, writes, redraws them
+        tqdm.write(COMPILING, file=sys.stderr)  # clears the bars, writes, redraws them
         sys.stderr.flush()
     except Exception:  # noqa: BLE001 - a courtesy must never break a compilation
         pass
@@ -218,7 +216,7 @@ def _listener():
 
 
 @contextlib.contextmanager
-def compile_notice(enabled=True, text=COMPILING):
+def compile_notice(enabled=True):
     """A context in which the first Numba compilation says so on stderr, in one line.
 
     Numba announces every compilation (event ``numba:compile``) and loads a
@@ -234,8 +232,6 @@ def compile_notice(enabled=True, text=COMPILING):
     ----------
     enabled : bool, default True
         False: do nothing (no bar is shown, so nothing is said either).
-    text : str, optional
-        The line (default :data:`COMPILING`); the outermost context's is used.
 
     Yields
     ------
@@ -258,7 +254,7 @@ def compile_notice(enabled=True, text=COMPILING):
         with state.lock:
             if state.open == 0:
                 event.register("numba:compile", listener)
-                state.said, state.text = False, text
+                state.said = False
             state.open += 1
     except Exception:  # noqa: BLE001 - no Numba events: stay silent
         yield

@@ -40,7 +40,8 @@ import numpy as np
 from fastdeconv._progress import progress_bar
 from fastdeconv.methods import REGRESSION
 from fastdeconv.methods._problem import (
-    CellContext, GramProblem, MethodFit, RegressionProblem, fit_statistics, with_background,
+    CellContext, GramProblem, MethodFit, RegressionProblem, fit_statistics,
+    statistics_from_sums, with_background,
 )
 
 __all__ = ["fit_samples", "BlockFitter", "BLOCK", "STATISTICS"]
@@ -144,6 +145,13 @@ def no_cell_type(X, gram, bnorm2):
     return np.sqrt(np.maximum(explained2, 0.0)) <= 1e-9 * np.sqrt(bnorm2)
 
 
+def _stacked(*columns):
+    """The per-sample :data:`STATISTICS` as one float array (statistics NaN for zero samples)."""
+    stats = np.column_stack(columns).astype(np.float64)
+    stats[stats[:, STATISTICS.index("zero")] > 0, 3:7] = np.nan
+    return stats
+
+
 @dataclass
 class BlockFitter:
     """Fit one block of samples (samples x all the bulk's genes); plain numbers out.
@@ -210,6 +218,10 @@ class BlockFitter:
         self.row_map = np.ascontiguousarray(self.row_map, dtype=np.int64)
         self.common = np.ascontiguousarray(self.common, dtype=np.bool_)
         self._S_fit, self._level = with_background(self.S, self.background)
+        used = self.row_map[self.row_map >= 0]
+        # genes of one name summed (duplicates="sum"): sum b^2 of the stored values is not
+        # that of their sums, so such blocks take the dense path, which adds them first
+        self._merged = bool(np.bincount(used, minlength=1).max() > 1) if used.size else False
         # the Gram matrices, the same for every block: once, and by einsum (BLAS's rounding
         # depends on its threads, and Dask's threads run blocks side by side)
         S_fit = self._S_fit
@@ -217,6 +229,16 @@ class BlockFitter:
         gram_w = np.einsum("gi,g,gj->ij", S_fit, W, S_fit)
         self._gram_w = 0.5 * (gram_w + gram_w.T)
         self._gram = np.einsum("gi,gj->ij", S_fit, S_fit)
+        # what each block is projected on: the weighted design for the fit (and the plain
+        # one for the statistics); nothing for the dense path, which needs only the sums
+        if not self.gram_form:
+            A = np.zeros((S_fit.shape[0], 0))
+        elif self.weights is None:
+            A = S_fit
+        else:
+            A = np.hstack([S_fit * self.weights[:, None], S_fit])
+        self._A = np.ascontiguousarray(A)
+        self._S_colsum = S_fit.sum(axis=0)
 
     @property
     def record(self):
@@ -227,7 +249,7 @@ class BlockFitter:
     def gram_form(self):
         """Whether blocks are fitted from their projections (never densified)."""
         return (self.record.gram is not None and self.solver.get("huber") is None
-                and self.scale != "log2")
+                and self.scale != "log2" and not self._merged)
 
     @property
     def columns(self):
@@ -251,13 +273,7 @@ class BlockFitter:
         if not self.gram_form and hasattr(block, "tocsr"):
             block = block.tocsr()  # (rows as views: the dense path needs a scipy matrix)
         block = self._unlogged(block)
-        m = block.shape[0]
-        A = self._S_fit if self.weights is None else self._S_fit * self.weights[:, None]
-        if self.gram_form and self.weights is not None:
-            A = np.hstack([A, self._S_fit])  # weighted for the fit, plain for the statistics
-        elif not self.gram_form:
-            A = np.zeros((self.S.shape[0], 0))
-        proj, sums = self._project(block, np.ascontiguousarray(A))
+        proj, sums = self._project(block, self._A)
         bad = np.flatnonzero(sums[:, 3] > 0)
         if bad.size:
             raise ValueError(
@@ -302,19 +318,21 @@ class BlockFitter:
         # (einsum, not BLAS: a sample's numbers must not depend on the block's width)
         xGx = np.einsum("ij,ik,kj->j", Xf, gram, Xf)
         xC = np.einsum("ij,ij->j", Xf, C)
-        fitted_sum = np.einsum("i,ij->j", S_fit.sum(axis=0), Xf)
-        rss = np.maximum(s2 - 2.0 * xC + xGx, 0.0)
-        tss = np.maximum(s2 - s1 * s1 / n, 0.0)
-        cross = xC - s1 * fitted_sum / n
-        rr = np.maximum(xGx - fitted_sum * fitted_sum / n, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(tss > 0, 1.0 - rss / np.where(tss > 0, tss, 1.0), np.nan)
-            pearson = cross / np.sqrt(tss * rr)
+        fitted_sum = np.einsum("i,ij->j", self._S_colsum, Xf)
+        norm, rmse, r2, pearson = statistics_from_sums(
+            np.maximum(s2 - 2.0 * xC + xGx, 0.0), np.maximum(s2 - s1 * s1 / n, 0.0),
+            xC - s1 * fitted_sum / n, np.maximum(xGx - fitted_sum * fitted_sum / n, 0.0), n)
         k = self.S.shape[1]
         none = no_cell_type(X[:k], gram[:k, :k], s2)
-        stats = self._statistics(m, live, fit, np.sqrt(rss), np.sqrt(rss / n), r2, pearson,
-                                 zero, none, sums[:, 2])
-        return np.hstack([X.T, self._extra(m, live, fit), stats])
+        converged, n_iter, n_reweight = (np.zeros(m) for _ in range(3))
+        extra = np.full((m, len(self.record.extra_columns)), np.nan)
+        if fit is not None:
+            converged[live], n_iter[live], n_reweight[live] = (
+                fit.converged, fit.n_iter, fit.n_reweight)
+            for i, name in enumerate(self.record.extra_columns):
+                extra[live, i] = fit.extra[name]
+        return np.hstack([X.T, extra, _stacked(converged, n_iter, n_reweight, norm, rmse, r2,
+                                               pearson, zero, none, sums[:, 2])])
 
     def _dense_fit(self, B, sums):
         record = self.record
@@ -330,39 +348,16 @@ class BlockFitter:
         k = self.S.shape[1]
         none = no_cell_type(fit.coefficients[:k], self._gram[:k, :k],
                             np.einsum("ij,ij->j", B, B))
-        stats = np.column_stack([
-            fit.converged, fit.n_iter, fit.n_reweight, norm, rmse, r2, pearson, zero, none,
-            sums[:, 2]]).astype(np.float64)
-        stats[zero, 3:7] = np.nan
         extra = np.column_stack([fit.extra[name] for name in record.extra_columns]) \
             if record.extra_columns else np.zeros((m, 0))
-        return np.hstack([fit.coefficients.T, extra, stats])
+        return np.hstack([fit.coefficients.T, extra, _stacked(
+            fit.converged, fit.n_iter, fit.n_reweight, norm, rmse, r2, pearson, zero, none,
+            sums[:, 2])])
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _statistics(self, m, live, fit, norm, rmse, r2, pearson, zero, none, total):
-        converged = np.zeros(m)
-        n_iter = np.zeros(m)
-        n_reweight = np.zeros(m)
-        if fit is not None:
-            converged[live] = fit.converged
-            n_iter[live] = fit.n_iter
-            n_reweight[live] = fit.n_reweight
-        stats = np.column_stack([converged, n_iter, n_reweight, norm, rmse, r2, pearson,
-                                 zero, none, total]).astype(np.float64)
-        stats[zero, 3:7] = np.nan
-        return stats
-
-    def _extra(self, m, live, fit):
-        names = self.record.extra_columns
-        extra = np.full((m, len(names)), np.nan)
-        if fit is not None:
-            for i, name in enumerate(names):
-                extra[live, i] = fit.extra[name]
-        return extra
-
     def _unlogged(self, block):
-        if self.scale in ("linear", "auto"):
+        if self.scale == "linear":
             return block
         from fastdeconv.inputs.tables import unlog
 
@@ -391,10 +386,10 @@ class BlockFitter:
 
         if hasattr(block, "tocsr"):
             block = block.tocsr()
-        n_genes = self.row_map.size
-        keep = np.flatnonzero(self.row_map >= 0)
-        select = sp.csr_array((np.ones(keep.size), (keep, self.row_map[keep])),
-                              shape=(n_genes, self.S.shape[0]))
-        picked = block @ select
+        if getattr(self, "_select", None) is None:  # (once per fitter: genes -> rows used)
+            keep = np.flatnonzero(self.row_map >= 0)
+            self._select = sp.csr_array((np.ones(keep.size), (keep, self.row_map[keep])),
+                                        shape=(self.row_map.size, self.S.shape[0]))
+        picked = block @ self._select
         picked = picked.toarray() if sp.issparse(picked) else np.asarray(picked)
         return np.ascontiguousarray(picked.T, dtype=np.float64)

@@ -433,20 +433,15 @@ def _fit_table(fit, S_fit, B, level, zero, samples):
     resid_norm, rmse, r2, pearson = fit_statistics(
         S_fit, B if fit.observed is None else fit.observed, np.nan_to_num(X), fitted=fit.fitted)
     k = X.shape[0] if level is None else X.shape[0] - 1  # a background is the last row
-    table = pd.DataFrame(
-        {
-            "residual_norm": resid_norm,
-            "rmse": rmse,
-            "r2": r2,
-            "pearson_r": pearson,
-            "converged": fit.converged,
-            "total": X[:k].sum(axis=0),
-            "background": np.zeros(X.shape[1]) if level is None else X[k] * level,
-            "n_iter": fit.n_iter,
-            "n_reweight": fit.n_reweight,
-        },
-        index=samples,
-    )
+    return _fit_frame(samples, zero, residual_norm=resid_norm, rmse=rmse, r2=r2,
+                      pearson_r=pearson, converged=fit.converged, total=X[:k].sum(axis=0),
+                      background=np.zeros(X.shape[1]) if level is None else X[k] * level,
+                      n_iter=fit.n_iter, n_reweight=fit.n_reweight)
+
+
+def _fit_frame(samples, zero, **columns):
+    """``result.fit``: the columns in their order, the statistics NaN for all-zero samples."""
+    table = pd.DataFrame(columns, index=samples)
     table.loc[zero, ["residual_norm", "rmse", "r2", "pearson_r"]] = np.nan
     return table
 
@@ -1090,8 +1085,7 @@ def deconvolve(
     # (a signature built from cells is CPM over all the cells' genes)
     totals = dict(
         bulk_totals=B_m.sum(axis=0).to_numpy(dtype=np.float64),
-        signature_totals=(np.full(S_m.shape[1], 1e6) if cells_given
-                          else S_m.sum(axis=0).to_numpy(dtype=np.float64)),
+        signature_totals=_signature_totals(S_m, cells_given),
     )
 
     def fit_genes(sig, bulk_m, used):
@@ -1238,11 +1232,10 @@ def _fit_blocks(source, S_df, record, opts, context, method_options, progress, *
         record.name, S_u.to_numpy(dtype=np.float64), row_map=position, common=common,
         background=opts.background, weights=w0, solver=opts.solver, options=method_options,
         cell_types=tuple(map(str, S_u.columns)),
-        signature_totals=(np.full(S_m.shape[1], 1e6) if cells_given
-                          else S_m.sum(axis=0).to_numpy(dtype=np.float64)),
+        signature_totals=_signature_totals(S_m, cells_given),
         cells=cells, scale="linear" if scale == "auto" else scale)
     m = source.n_samples
-    if scale in ("auto", "linear", "log2", "log2p1", "log1p") and m:
+    if m:
         # the checks of an in-memory bulk (log scale, negative values) on the first samples
         n_head = min(m, _HEAD_SAMPLES)
         raw = source.block(0, n_head)
@@ -1282,6 +1275,14 @@ def _read_ahead(source, m):
         yield j0, j1, block
 
 
+def _signature_totals(S_m, cells_given):
+    """Each type's total over every common gene (1e6 for a signature built from cells: CPM
+    over all the cells' genes)."""
+    if cells_given:
+        return np.full(S_m.shape[1], 1e6)
+    return S_m.sum(axis=0).to_numpy(dtype=np.float64)
+
+
 def _block_info(j0, j1):
     """Where a block sits, in the form Dask's ``map_blocks`` gives it."""
     return {0: {"array-location": [(j0, j1), (0, 0)]}}
@@ -1318,13 +1319,12 @@ def _level_of_blocks(record, fitter, out, S_u, samples):
         props[name] = out[:, col[name]]
     background = (out[:, col["background"]] * fitter.level if fitter.background
                   else np.zeros(len(samples)))
-    table = pd.DataFrame({
-        "residual_norm": out[:, col["residual_norm"]], "rmse": out[:, col["rmse"]],
-        "r2": out[:, col["r2"]], "pearson_r": out[:, col["pearson_r"]],
-        "converged": out[:, col["converged"]] > 0, "total": out[:, :k].sum(axis=1),
-        "background": background, "n_iter": out[:, col["n_iter"]].astype(np.int64),
-        "n_reweight": out[:, col["n_reweight"]].astype(np.int64),
-    }, index=samples)
+    table = _fit_frame(
+        samples, zero, **{name: out[:, col[name]] for name in
+                          ("residual_norm", "rmse", "r2", "pearson_r")},
+        converged=out[:, col["converged"]] > 0, total=out[:, :k].sum(axis=1),
+        background=background, n_iter=out[:, col["n_iter"]].astype(np.int64),
+        n_reweight=out[:, col["n_reweight"]].astype(np.int64))
     warn_if_zero_samples(samples, zero, S_u.shape[0], stacklevel=5)
     return _Level(proportions=props, coefficients=coef, table=table, gene_weights=None,
                   genes=list(S_u.index), zero=zero, weights=fitter.weights)

@@ -143,10 +143,9 @@ class ProportionsResult(Result):
         uncertainty = getattr(self, "uncertainty", None)
         if isinstance(uncertainty, pd.DataFrame):
             target.obsm[f"{key}_uncertainty"] = aligned(uncertainty)
-        options = {str(k): (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+        options = {str(k): v if isinstance(v, (str, int, float, bool)) else str(v)
                    for k, v in (getattr(self, "options", None) or {}).items()}
-        target.uns[key] = {"method": str(getattr(self, "method", "")),
-                           "options": {k: "None" if v is None else v for k, v in options.items()}}
+        target.uns[key] = {"method": str(getattr(self, "method", "")), "options": options}
         return target
 
     def to_frame(self):

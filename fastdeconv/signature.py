@@ -595,14 +595,10 @@ def cluster_cells(
                     _show(progress, c))
 
 
-def _stored(c):
-    """Values the pass over the counts reads: the non-zeros of a sparse matrix."""
-    return c.matrix.nnz if c.sparse else c.n_genes * c.n_cells
-
-
 def _show(progress, c):
-    """Whether the bars of a run on the counts ``c`` are shown."""
-    return show_progress(progress, _stored(c) > PROGRESS_VALUES)
+    """Whether the bars of a run on the counts ``c`` are shown (by the values the pass over
+    the counts reads: the non-zeros of a sparse matrix)."""
+    return show_progress(progress, c.values().size > PROGRESS_VALUES)
 
 
 def _cluster(c, n_clusters, n_top_genes, n_components, n_init, seed, n_jobs=1, progress=False):
@@ -938,8 +934,9 @@ def build_signature(
             Fix("method", "t-test"),
         )
     clusters = None
+    show = _show(progress, c)
     if values is None:
-        clusters = _cluster(c, n_clusters, 2000, 20, 10, seed, n_jobs, _show(progress, c))
+        clusters = _cluster(c, n_clusters, 2000, 20, 10, seed, n_jobs, show)
         values = clusters.to_numpy().astype(str)
     elif n_clusters is not None:
         raise ValueError("pass either labels (or label_key) or n_clusters, not both")
@@ -961,7 +958,7 @@ def build_signature(
     lib = c.library_sizes()
     _check_library(lib, c)
     scale = 1e6 / lib if normalization == "cpm" else np.ones(c.n_cells)
-    with progress_bar(c.n_cells, _show(progress, c), desc="signature", unit="cell",
+    with progress_bar(c.n_cells, show, desc="signature", unit="cell",
                       compiling=True) as bar:
         sums = c.group_sums(groups, len(types), scale, n_jobs, advance=advancer(bar))
     lib_by_group = np.bincount(groups, weights=lib, minlength=len(types))

@@ -745,7 +745,7 @@ def pseudobulk(
         (np.ones(cell_index.size), (sample_index, cell_index)), shape=(n, n_cells_total)
     )  # duplicates are summed: how often each cell was drawn for each sample
 
-    per_cell = (x.nnz if c.sparse else x.size) / max(n_cells_total, 1)
+    per_cell = c.values().size / max(n_cells_total, 1)
     show = show_progress(progress, cell_index.size * per_cell > PROGRESS_VALUES)
     bulk = _mix(x, draws, show)
 

@@ -457,7 +457,7 @@ def _gram_replicates(S, B, w, U, counts, kind, slack, huber, max_iter, tol, redu
 
 
 def _refit_replicates(record, S, B, weights, huber, counts, n_jobs, max_iter, tol, options, cells,
-                      types, reduce, bar):
+                      types, reduce, bar, width):
     """Every replicate by refitting the method on the resampled genes (rows repeated).
 
     Replicate 0 of ``counts`` may be all ones (the fit itself).
@@ -467,7 +467,6 @@ def _refit_replicates(record, S, B, weights, huber, counts, n_jobs, max_iter, to
     n, m = B.shape
     ka = S.shape[1]
     extra = record.extra_columns
-    width = m if getattr(record, "batch_dependent", False) else _REFIT_BLOCK
     rows = [np.repeat(np.arange(n), c) for c in counts]
     out = []
     for j0 in range(0, m, width):
@@ -675,7 +674,7 @@ def bootstrap_proportions(
         rna_content = np.asarray(rna_content, dtype=np.float64).ravel()
         if rna_content.shape != (k,) or not (np.isfinite(rna_content) & (rna_content > 0)).all():
             raise ValueError(f"rna_content must hold one positive value per cell type ({k})")
-    form = GRAM_FORMS.get(record.name)
+    form = GRAM_FORMS.get(record.name) if record.gram is not None else None
     if path == "gram" and form is None:
         raise ValueError(
             f"path='gram' is for the least-squares methods ({', '.join(GRAM_FORMS)}); method "
@@ -713,12 +712,12 @@ def bootstrap_proportions(
             blocks = _gram_replicates(S_fit, B, w_fixed, U, counts, form[0], form[1], huber,
                                       max_iter, tol, reduce, n_jobs, bar)
     else:
-        width = m if getattr(record, "batch_dependent", False) else _REFIT_BLOCK
+        width = m if record.batch_dependent else _REFIT_BLOCK  # samples per refit
         total = counts.shape[0] * -(-m // width)
         with progress_bar(total, progress, desc="bootstrap", unit="replicate", compiling=True,
                           min_total=50) as bar:
             blocks = _refit_replicates(record, S_fit, B, w, huber, counts, n_jobs, max_iter, tol,
-                                       options, cells, types, reduce, bar)
+                                       options, cells, types, reduce, bar, width)
     lower, upper, se, est, n_valid, n_failed, reps = (
         np.concatenate([blk[i] for blk in blocks], axis=0) if blocks[0][i] is not None else None
         for i in range(7)

@@ -180,6 +180,8 @@ def test_duplicated_and_renamed_genes(spots):
                  robust=None, duplicates="sum")
     np.testing.assert_allclose(res.proportions.to_numpy(), ref.proportions.to_numpy(),
                                atol=1e-10, equal_nan=True)
+    for col in ("residual_norm", "r2", "pearson_r"):  # sums of the summed genes
+        np.testing.assert_allclose(res.fit[col], ref.fit[col], rtol=1e-9, err_msg=col)
     lower = _adata(counts[:, :200], names[:200], [g.upper() for g in GENES])
     with pytest.raises(ValueError, match="case_insensitive=True"):
         fastdeconv.deconvolve(lower, sig, method="nnls", robust=None)

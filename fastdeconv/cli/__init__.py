@@ -27,6 +27,7 @@ import warnings
 
 from fastdeconv.cli import deconvolve, demo, evaluate, linseed, methods, signature, simulate
 from fastdeconv.cli._common import PROG, check_paths, one_line, show_warning, spell_flags
+from fastdeconv._progress import COMPILING  # said when a command starts compiling
 from fastdeconv.errors import InputProblem
 
 __all__ = ["main", "build_parser", "compilation_notice"]
@@ -70,11 +71,6 @@ _INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, OSError, Im
 
 #: Commands that run the Numba solvers, and so compile them on a machine's first run.
 SOLVING = ("deconvolve", "demo", "linseed", "signature", "simulate")
-
-#: Said on stderr when such a command starts compiling (the code is not cached yet).
-COMPILING = (
-    f"{PROG}: compiling the solvers for this machine (first run only, cached afterwards) ..."
-)
 
 
 def _tasks(args):
@@ -139,7 +135,7 @@ def compilation_notice(args):
         from fastdeconv._progress import compile_notice
 
         # the library's one notice: said once, above any progress bar
-        return compile_notice(True, COMPILING)
+        return compile_notice(True)
     except Exception:  # noqa: BLE001 - a hint must never stop the command
         return contextlib.nullcontext()
 

@@ -174,7 +174,7 @@ def add_parser(subparsers):
     )
     input_file(p, "--bulk", required=True, metavar="BULK",
                help="genes x samples table, or AnnData .h5ad / .zarr (samples x genes; read "
-               "block by block, any size, unless OUT is .h5ad/.zarr too)")
+               "block by block, any size)")
     p.add_argument("--layer", metavar="NAME",
                    help=".h5ad/.zarr --bulk: the layer to read instead of .X")
     input_file(p, "--signature", metavar="SIG",
@@ -596,14 +596,9 @@ def _read_any(path, option):
         except Exception as exc:  # noqa: BLE001 -- a damaged store, whatever zarr raises
             raise InputError(f"{option}: {str(path)!r} is not an AnnData zarr store "
                              f"({one_line(exc)}); write one with adata.write_zarr()") from None
-    from fastdeconv.io import read_h5ad
+    from fastdeconv.cli._common import read_counts
 
-    try:
-        return read_h5ad(path)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{option}: {one_line(exc)}") from None
-    except (ValueError, OSError, ImportError) as exc:
-        raise InputError(f"{option}: {one_line(exc)}") from None
+    return read_counts(path, option)
 
 
 #: ``--weights`` values that name a rule, not a file
@@ -632,7 +627,6 @@ def _write_h5ad(result, bulk, path):
     """``--output OUT.h5ad`` (or ``.zarr``): the bulk as AnnData with the result, atomically."""
     import anndata
 
-    from fastdeconv.inputs._common import is_anndata
     from fastdeconv.io import atomic_write
 
     if isinstance(bulk, str):  # an AnnData store read block by block: its names, not its
@@ -643,8 +637,6 @@ def _write_h5ad(result, bulk, path):
             target = result.to_anndata(anndata.AnnData(obs=stored.obs, var=stored.var))
         finally:
             stored.close()
-    elif is_anndata(bulk):
-        target = result.adata  # the file's own object, read for this run
     else:  # a table: the samples as observations, the genes as variables
         target = result.to_anndata(anndata.AnnData(bulk.T.astype("float64")))
     if not _zarr(path):
@@ -836,8 +828,8 @@ def run(args):
                 f"--method {args.method} needs --weights FILE (a two-column table: gene, weight)"
             )
     # an AnnData bulk stays on disk: deconvolve reads it block by block (any size)
-    bulk = _checked_store(args.bulk, "--bulk") if _h5ad(args.bulk) else _read_any(args.bulk,
-                                                                                   "--bulk")
+    bulk = _checked_store(args.bulk, "--bulk") if _h5ad(args.bulk) else read(args.bulk,
+                                                                               "--bulk")
     if args.signature:
         reference, cell_kwargs = _read_any(args.signature, "--signature"), {}
     else:

@@ -120,6 +120,7 @@ def project_dense_rows(X, row_map, common, A, r0, r1, out, sums):
     """
     n = X.shape[1]
     indices = np.arange(n)
+    indptr = np.array([0, n])
     for i in range(r0, r1):  # one row at a time through the CSR kernel
-        project_csr_rows(np.array([0, n]), indices, X[i], row_map, common, A, 0, 1,
+        project_csr_rows(indptr, indices, X[i], row_map, common, A, 0, 1,
                          out[i:i + 1], sums[i:i + 1])

@@ -585,6 +585,34 @@ def fit_statistics(S, B, X, block=1024, fitted=None):
         tss[j0:j1] = np.einsum("ij,ij->j", Bc, Bc)
         cross[j0:j1] = np.einsum("ij,ij->j", Bc, R)
         rr[j0:j1] = np.einsum("ij,ij->j", R, R)
+    return statistics_from_sums(rss, tss, cross, rr, n)
+
+
+def statistics_from_sums(rss, tss, cross, rr, n):
+    """Residual norm, RMSE, R^2 and Pearson r from each sample's sums of squares.
+
+    Parameters
+    ----------
+    rss : ndarray
+        ``||b - f||^2`` (``f`` the fitted bulk).
+    tss, cross, rr : ndarray
+        ``||b - mean b||^2``, ``(b - mean b)'(f - mean f)``, ``||f - mean f||^2``.
+    n : int
+        Genes.
+
+    Returns
+    -------
+    tuple of four ndarray
+        As :func:`fit_statistics` (R^2 NaN where the bulk is constant).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.methods._problem import statistics_from_sums
+    >>> [v.tolist() for v in statistics_from_sums(np.array([4.0]), np.array([8.0]),
+    ...                                             np.array([2.0]), np.array([2.0]), 4)]
+    [[2.0], [1.0], [0.5], [0.5]]
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(tss > 0, 1.0 - rss / np.where(tss > 0, tss, 1.0), np.nan)
         pearson = cross / np.sqrt(tss * rr)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastdeconv.methods import REGRESSION, Method
-from fastdeconv.methods._problem import MethodFit
+from fastdeconv.methods._problem import GramProblem, MethodFit
 
 __all__ = ["UNEXPLAINED"]
 
@@ -53,44 +53,23 @@ _EPIC = (
 
 
 def _solve(problem, kind, slack):
-    """One call of the core solver; the ConvergenceWarning is decided here."""
-    from fastdeconv.solvers._core import solve
+    """One call of the core solver (from the Gram form for a :class:`GramProblem`); the
+    ConvergenceWarning is decided here."""
+    from fastdeconv.solvers._core import solve, solve_gram
     from fastdeconv.solvers.api import warn_unconverged
 
-    X, info = solve(
-        problem.S, problem.B, kind=kind, slack=slack, weights=problem.weights,
-        huber=problem.huber, n_jobs=problem.n_jobs, max_iter=problem.max_iter, tol=problem.tol,
-        gene_weights=problem.huber is not None,
-    )
-    warn_unconverged(info.status, problem.max_iter, problem.huber, stacklevel=4)
+    huber = getattr(problem, "huber", None)
+    if isinstance(problem, GramProblem):
+        X, info = solve_gram(problem.gram, problem.projections, kind=kind, slack=slack,
+                             n_jobs=problem.n_jobs, max_iter=problem.max_iter, tol=problem.tol)
+    else:
+        X, info = solve(
+            problem.S, problem.B, kind=kind, slack=slack, weights=problem.weights,
+            huber=huber, n_jobs=problem.n_jobs, max_iter=problem.max_iter, tol=problem.tol,
+            gene_weights=huber is not None,
+        )
+    warn_unconverged(info.status, problem.max_iter, huber, stacklevel=4)
     return X, info
-
-
-def _solve_gram(problem, kind, slack):
-    """The same solve from the Gram form (squared loss)."""
-    from fastdeconv.solvers._core import solve_gram
-    from fastdeconv.solvers.api import warn_unconverged
-
-    X, info = solve_gram(problem.gram, problem.projections, kind=kind, slack=slack,
-                         n_jobs=problem.n_jobs, max_iter=problem.max_iter, tol=problem.tol)
-    warn_unconverged(info.status, problem.max_iter, None, stacklevel=4)
-    return X, info
-
-
-def _gram_nnls(problem):
-    """``"nnls"``/``"wls"`` from ``S'WS`` and ``S'Wb``."""
-    return _method_fit(*_solve_gram(problem, "nnls", slack=False))
-
-
-def _gram_simplex(problem):
-    """``"simplex"`` from the Gram form."""
-    return _method_fit(*_solve_gram(problem, "simplex", slack=False))
-
-
-def _gram_simplex_le(problem):
-    """``"simplex_le"`` from the Gram form."""
-    X, info = _solve_gram(problem, "simplex", slack=True)
-    return _method_fit(X, info, **{UNEXPLAINED: np.clip(1.0 - X.sum(axis=0), 0.0, 1.0)})
 
 
 def _method_fit(X, info, **extra):
@@ -98,7 +77,8 @@ def _method_fit(X, info, **extra):
 
 
 def _fit_nnls(problem):
-    """``"nnls"`` and ``"wls"``: ``min ||S x - b||`` (weighted, or Huber), ``x >= 0``."""
+    """``"nnls"`` and ``"wls"``: ``min ||S x - b||`` (weighted, or Huber), ``x >= 0``; also
+    their ``gram`` (a :class:`GramProblem`)."""
     return _method_fit(*_solve(problem, "nnls", slack=False))
 
 
@@ -118,25 +98,25 @@ _LOSSES = ("squared", "huber")
 REGRESSION.register(Method(
     "nnls",
     "non-negative least squares, normalised to sum 1 (scale-free)",
-    fit=_fit_nnls, normalise=True, background=True, losses=_LOSSES, gram=_gram_nnls,
+    fit=_fit_nnls, normalise=True, background=True, losses=_LOSSES, gram=_fit_nnls,
     references=(_LAWSON_HANSON, _HUBER),
 ))
 REGRESSION.register(Method(
     "simplex",
     "exact sum-to-one constraint (bulk and signature on the same scale)",
-    fit=_fit_simplex, normalise=False, losses=_LOSSES, gram=_gram_simplex,
+    fit=_fit_simplex, normalise=False, losses=_LOSSES, gram=_fit_simplex,
     references=(_HUBER,),
 ))
 REGRESSION.register(Method(
     "wls",
     "NNLS with per-gene weights (required), normalised to sum 1",
     fit=_fit_nnls, normalise=True, weights="required", background=True, losses=_LOSSES,
-    gram=_gram_nnls, references=(_LAWSON_HANSON, _HUBER),
+    gram=_fit_nnls, references=(_LAWSON_HANSON, _HUBER),
 ))
 REGRESSION.register(Method(
     "simplex_le",
     "sum at most 1; the rest is an 'unexplained' column (EPIC's other cells)",
     fit=_fit_simplex_le, normalise=False, losses=_LOSSES, extra_columns=(UNEXPLAINED,),
-    gram=_gram_simplex_le,
+    gram=_fit_simplex_le,
     references=(_HUBER, _EPIC),
 ))

@@ -110,7 +110,7 @@ def check_nusvr_options(options):
     ...     print(err)
     method_options={'nu': ...} must be a finite number > 0 and <= 1, got 1.5
     """
-    from fastdeconv._checks import check_float
+    from fastdeconv.methods._cells import option_float
 
     nu = options["nu"]
     values = tuple(nu) if isinstance(nu, (tuple, list, np.ndarray)) else (nu,)
@@ -119,12 +119,9 @@ def check_nusvr_options(options):
             "method_options={'nu': ...} must be a number in (0, 1] or several (e.g. "
             "(0.25, 0.5, 0.75)); got none"
         )
-    nus = tuple(
-        check_float(value, "method_options={'nu': ...}", minimum=0.0, maximum=1.0,
-                    allow_maximum=True)
-        for value in values
-    )
-    return nus, check_float(options["C"], "method_options={'C': ...}")
+    nus = tuple(option_float({"nu": value}, "nu", minimum=0.0, maximum=1.0,
+                             allow_maximum=True) for value in values)
+    return nus, option_float(options, "C")
 
 
 def _standardise_rows(BT):

@@ -135,6 +135,8 @@ def _solve_sparse(kind, A, B, weights, slack, n_jobs, return_info, max_iter, tol
     n, k = A.shape
     if B.ndim != 2 or B.shape[0] != n:
         raise ValueError(f"B must have {n} rows (genes, as A), got shape {B.shape}")
+    if B.shape[1] == 0:
+        validate_rhs(np.zeros((n, 0)), n)  # the dense refusal of a bulk with no samples
     rows = B.T if B.format == "csc" else B.T.tocsr()  # samples x genes, CSR
     if not np.all(np.isfinite(rows.data)):
         raise ValueError("B contains NaN or inf; remove or impute non-finite values before "
