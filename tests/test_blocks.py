@@ -327,3 +327,12 @@ def test_cli_weight_rules_match_the_python_keyword(spots, tmp_path):
                  weights="poisson")
     back = fastdeconv.read_table(out)
     np.testing.assert_allclose(back.to_numpy(), ref.proportions.to_numpy(), rtol=1e-12)
+
+
+def test_cli_names_the_weight_rules_for_an_unknown_one(tmp_path, capsys):
+    from fastdeconv.cli import main
+
+    assert main(["deconvolve", "--bulk", "b.tsv", "--signature", "s.tsv", "--output",
+                 str(tmp_path / "o.tsv"), "--weights", "relativ"]) == 1
+    err = capsys.readouterr().err
+    assert "--weights: 'relativ' is neither a file nor a rule" in err and "relative" in err

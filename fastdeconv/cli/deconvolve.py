@@ -827,6 +827,12 @@ def run(args):
             raise InputError(
                 f"--method {args.method} needs --weights FILE (a two-column table: gene, weight)"
             )
+    if (args.weights and args.weights not in _WEIGHT_RULES and "." not in args.weights
+            and not os.path.exists(args.weights)):  # before any table is read
+        raise InputError(
+            f"--weights: {args.weights!r} is neither a file nor a rule; give a two-column table "
+            f"(gene, weight) or one of the rules: {', '.join(_WEIGHT_RULES)}"
+        )
     # an AnnData bulk stays on disk: deconvolve reads it block by block (any size)
     bulk = _checked_store(args.bulk, "--bulk") if _h5ad(args.bulk) else read(args.bulk,
                                                                                "--bulk")
