@@ -67,6 +67,8 @@ MAX_SAMPLES = 5000
 PROGRESS_WORK = 2e9
 #: Gene pairs scored per kernel call of the permutation null (the bar advances between).
 _PAIRS_PER_CALL = 1 << 18
+#: Bins of the histogram of edge weights (on [0, 1]) behind the saddlepoint null.
+HISTOGRAM_BINS = 1 << 10
 
 
 def _check_samples(m, name):
@@ -283,11 +285,31 @@ def _choose_k(X, variance_threshold, max_k, n_types):
 # ------------------------------------------------------------------ linearity
 
 
-def _ranks(G):
-    """Per-gene ranks over samples (average ties), centred and scaled to unit norm."""
-    from scipy.stats import rankdata
+def _average_ranks(G):
+    """Ranks 1..m of every row of ``G`` with ties given their average rank (as rankdata)."""
+    n, m = G.shape
+    order = np.argsort(G, axis=1, kind="stable")
+    ordered = np.take_along_axis(G, order, axis=1)
+    # a new run of equal values starts where the sorted value changes
+    new_run = np.ones((n, m), dtype=bool)
+    new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    run_id = np.cumsum(new_run, axis=1) - 1  # per row: 0, 0, 1, 2, 2, ...
+    flat = run_id + (np.arange(n) * m)[:, None]  # runs numbered across rows
+    position = np.broadcast_to(np.arange(1, m + 1, dtype=np.float64), (n, m))
+    sums = np.bincount(flat.ravel(), weights=position.ravel(), minlength=n * m)
+    counts = np.bincount(flat.ravel(), minlength=n * m)
+    ranks = np.empty((n, m))
+    np.put_along_axis(ranks, order, (sums / np.maximum(counts, 1))[flat], axis=1)
+    return ranks
 
-    R = rankdata(G, axis=1)
+
+def _ranks(G):
+    """Per-gene ranks over samples (average ties), centred and scaled to unit norm.
+
+    The ranks are computed here rather than by ``scipy.stats.rankdata``, whose
+    import alone (about 0.6 s) would be most of a small dataset's run.
+    """
+    R = _average_ranks(G)
     R -= R.mean(axis=1, keepdims=True)
     norm = np.sqrt(np.einsum("ij,ij->i", R, R))
     ok = norm > 0
@@ -342,25 +364,71 @@ def _linearity(X, R, sq, tss, spearman_threshold, block_rows, n_jobs, progress=F
         z = min(a + block_rows, n)
         power = np.zeros(n)
         degree = np.zeros(n, dtype=np.int64)
+        hist_count = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        hist_sum = np.zeros(HISTOGRAM_BINS)
         edges, _ = accumulate_block(X[a:z] @ X[a:].T, R[a:z] @ R[a:].T, a, sq, tss,
-                                    spearman_threshold, power, degree)
+                                    spearman_threshold, power, degree, hist_count, hist_sum)
         if advance:
             advance((z - a) * (2 * n - a - z + 1) // 2)  # rows a..z-1 with genes r..n-1
-        return power, degree, edges
+        return power, degree, edges, hist_count, hist_sum
 
     starts = range(0, n, block_rows)
     # the triangle's first blocks are the widest: thread_map hands them out first
     wave = 4 * resolve_n_jobs(n_jobs)
     power = np.zeros(n)
     degree = np.zeros(n, dtype=np.int64)
+    hist_count = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    hist_sum = np.zeros(HISTOGRAM_BINS)
     n_edges = 0
     with bar:
         for w in range(0, len(starts), wave):
-            for p, d, e in thread_map(run, starts[w:w + wave], n_jobs):
+            for p, d, e, hc, hs in thread_map(run, starts[w:w + wave], n_jobs):
                 power += p
                 degree += d
                 n_edges += e
-    return power, degree, int(n_edges)
+                hist_count += hc
+                hist_sum += hs
+    return power, degree, int(n_edges), EdgeWeights(hist_count, hist_sum)
+
+
+@dataclass
+class EdgeWeights:
+    """The distribution of all edge weights, as a fine histogram with exact bin means.
+
+    ``count[b]`` edges have weights in ``[b / B, (b + 1) / B)`` (the last bin
+    closed) and ``total[b]`` is their summed weight, so each non-empty bin is
+    represented by its exact mean weight: the null of :func:`_saddlepoint_pvalues`
+    differs from the empirical distribution of the weights by less than one bin
+    width (1/:data:`HISTOGRAM_BINS`) in any weight.
+    """
+
+    count: np.ndarray
+    total: np.ndarray
+
+    def support(self):
+        """The non-empty bins' mean weights and their probabilities."""
+        ok = self.count > 0
+        return (np.ascontiguousarray(self.total[ok] / self.count[ok]),
+                np.ascontiguousarray(self.count[ok] / self.count.sum()))
+
+
+def _saddlepoint_pvalues(power, degree, weights):
+    """P-values of LinSeed's edge re-assignment null, computed instead of sampled.
+
+    Under the null a gene with ``d`` edges has the summed weight of ``d``
+    draws, with replacement, from all edge weights: the distribution the
+    permutation test samples (:func:`_permutation_pvalues`).  Its tail is
+    computed by the saddlepoint approximation
+    (:func:`fastdeconv.kernels.linearity.saddlepoint_pvalues`) from the
+    histogram of every edge weight, so the p-values have no Monte Carlo error
+    and do not depend on the seed.
+    """
+    from fastdeconv.kernels.linearity import saddlepoint_pvalues
+
+    if weights.count.sum() == 0:
+        return np.ones(len(power))
+    values, probs = weights.support()
+    return saddlepoint_pvalues(power, degree.astype(np.int64), values, probs)
 
 
 def _draw_edge_weights(X, R, sq, tss, spearman_threshold, size, n_edges, rng, advance=None):
@@ -486,12 +554,106 @@ def _project(Xf, k):
     return mu, V, np.ascontiguousarray(centred @ V)
 
 
-def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=(), progress=False):
+#: Restarts of the corner search per round with ``n_restarts="auto"``, and at most.
+RESTART_ROUND = 4
+MAX_RESTARTS = 40
+#: Two starts reach the same optimum when their objectives agree to this (relative).
+SAME_OPTIMUM = 1e-6
+#: Two solutions agree when their proportions differ by at most this (the stability score).
+AGREE = 0.01
+
+
+def _quick_proportions(corners):
+    """Proportions from corners (k x samples) by the sum-to-one model: a comparison scale only."""
+    from scipy.optimize import nnls as scipy_nnls
+
+    C = np.clip(corners, 0.0, None)
+    lam = scipy_nnls(C.T, np.ones(C.shape[1]))[0]
+    P = lam[:, None] * C
+    total = P.sum(axis=0)
+    return P / np.where(total > 0, total, 1.0)
+
+
+def agreement(P_best, others, tolerance=AGREE):
+    """Share of solutions whose proportions agree with ``P_best`` to ``tolerance``.
+
+    Components are matched one to one (Hungarian method on the summed
+    absolute differences) before the largest absolute difference is taken, so
+    a solution with its components in another order agrees.
+
+    Parameters
+    ----------
+    P_best : ndarray, shape (k, n_samples)
+        The reference proportions.
+    others : sequence of ndarray, shape (k, n_samples)
+        The solutions to compare (the reference itself may be among them).
+    tolerance : float, default 0.01
+        Largest absolute difference of an agreeing solution.
+
+    Returns
+    -------
+    float
+        The share in [0, 1] (1.0 for no solutions).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.reference_free import agreement
+    >>> P = np.array([[0.2, 0.7], [0.8, 0.3]])
+    >>> agreement(P, [P, P[::-1], P + [[0.1, 0.0], [-0.1, 0.0]]])
+    0.6666666666666666
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    if not len(others):
+        return 1.0
+    agree = 0
+    for P in others:
+        cost = np.abs(P_best[:, None, :] - P[None, :, :]).sum(axis=2)
+        rows, cols = linear_sum_assignment(cost)
+        agree += float(np.abs(P_best[rows] - P[cols]).max()) <= tolerance
+    return agree / len(others)
+
+
+def _restarts(run, n_restarts, progress, desc):
+    """Run ``run(r)`` for starts r = 0, 1, ... and keep the best (smallest ``.fun``).
+
+    ``n_restarts`` an int: that many restarts besides start 0.  ``"auto"``:
+    rounds of :data:`RESTART_ROUND` until the best objective has been reached
+    (to :data:`SAME_OPTIMUM`) by at least two starts, or :data:`MAX_RESTARTS`.
+    Returns the best result, every start's objective and every start's result.
+    """
+    auto = isinstance(n_restarts, str)
+    total = MAX_RESTARTS + 1 if auto else n_restarts + 1
+    results = []
+    with progress_bar(None if auto else total, progress, desc=desc, unit="start") as bar:
+        r = 0
+        while r < total:
+            stop = min(total, r + (RESTART_ROUND if r else 1 + RESTART_ROUND))
+            for i in range(r, stop):
+                results.append(run(i))
+                bar.update(1)
+            r = stop
+            if auto:
+                funs = np.array([res.fun for res in results])
+                best = funs.min()
+                if np.isfinite(best) and np.sum(
+                        np.abs(funs - best) <= SAME_OPTIMUM * max(1.0, abs(best))) >= 2:
+                    break
+    funs = np.array([res.fun for res in results])
+    best = results[int(np.argmin(np.where(np.isfinite(funs), funs, np.inf)))]
+    return best, funs, results
+
+
+def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=(), progress=False,
+                  extra=None):
     """SPA start, then the hinge-penalised minimum-volume refinement with restarts.
 
-    Returns the corners ((k-1) x k, one column per corner), the SPA genes and
-    a dict of diagnostics.  ``more_genes``: the remedies (:class:`Fix`) that
-    keep more genes, named when the genes span no ``k``-corner simplex.
+    Returns the corners ((k-1) x k, one column per corner), the SPA genes, a
+    dict of diagnostics and every start's corners.  ``more_genes``: the
+    remedies (:class:`Fix`) that keep more genes, named when the genes span
+    no ``k``-corner simplex.  ``extra(c)``, when given, adds a term (value,
+    gradient) to the objective (the dual simplex's penalty on the samples).
     """
     from scipy.optimize import minimize
 
@@ -513,24 +675,133 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=(), progress=F
 
     def fun(c):
         value, grad, _ = simplex_objective(c, Ya, hinge_weight)
+        if extra is not None and np.isfinite(value):
+            more, more_grad = extra(c)
+            value, grad = value + more, grad + more_grad
         return value, grad
 
-    best = None
-    with single_threaded_blas(), progress_bar(n_restarts + 1, progress, desc="linseed corners",
-                                              unit="start") as bar:
-        for r in range(n_restarts + 1):
-            x0 = start if r == 0 else start + rng.normal(scale=0.1, size=start.shape) * spread
-            # small dense algebra: multi-threaded BLAS only adds contention here
-            res = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B",
-                           options={"maxiter": 1000})
-            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-                best = res
-            bar.update(1)
+    # one stream of jitter per start, drawn in order: the same starts whatever stops the loop
+    jitter = [None] + [rng.normal(scale=0.1, size=start.shape) for _ in range(MAX_RESTARTS if
+                                                                        isinstance(n_restarts, str)
+                                                                        else n_restarts)]
+
+    def run(r):
+        x0 = start if r == 0 else start + jitter[r] * spread
+        return minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+
+    # small dense algebra: multi-threaded BLAS only adds contention here
+    with single_threaded_blas():
+        best, funs, results = _restarts(run, n_restarts, progress, "linseed corners")
     corners = best.x.reshape(k - 1, k)
     _, _, n_outside = simplex_objective(best.x, Ya, hinge_weight)
     info = {"objective": float(best.fun), "n_iter": int(best.nit), "converged": bool(best.success),
-            "n_outside": int(n_outside), "spa_residual": residual}
-    return corners, spa, info
+            "n_outside": int(n_outside), "spa_residual": residual, "n_starts": len(results),
+            "start_objectives": funs}
+    return corners, spa, info, [res.x.reshape(k - 1, k) for res in results]
+
+
+def sinkhorn_scale(G, *, tol=1e-12, max_iter=10000):
+    """Scale the rows and columns of ``G`` so rows sum to 1 and columns to ``n / m``.
+
+    Sinkhorn-Knopp alternation (Sinkhorn 1964): ``V = diag(r) G diag(c)``.  In
+    ``V`` the genes (rows) lie in a simplex whose corners are the scaled
+    proportion profiles, and the samples (columns, divided by ``n / m``) in a
+    simplex whose corners are the scaled pure profiles: the two simplices of
+    DualSimplex (Kleverov et al. 2024).
+
+    Parameters
+    ----------
+    G : ndarray, shape (n, m)
+        Non-negative, every row and column with a positive value.
+    tol : float, default 1e-12
+        Stop when every column sum is within ``tol`` (relative) of ``n / m``.
+    max_iter : int, default 10000
+        Most alternations.
+
+    Returns
+    -------
+    V : ndarray, shape (n, m)
+    row_scale : ndarray, shape (n,)
+    column_scale : ndarray, shape (m,)
+    n_iter : int
+
+    References
+    ----------
+    Sinkhorn, R. (1964). A relationship between arbitrary positive matrices and doubly
+    stochastic matrices. Annals of Mathematical Statistics 35, 876-879.
+    Kleverov, D. et al. (2024). Non-negative matrix factorization and deconvolution as dual
+    simplex problem. bioRxiv 2024.04.09.588652.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.reference_free import sinkhorn_scale
+    >>> V, r, c, _ = sinkhorn_scale(np.array([[1.0, 2.0], [3.0, 1.0], [2.0, 2.0]]))
+    >>> np.allclose(V.sum(1), 1.0), np.allclose(V.sum(0), 1.5)
+    (True, True)
+    """
+    V = np.array(G, dtype=np.float64)
+    n, m = V.shape
+    r = np.ones(n)
+    c = np.ones(m)
+    target = n / m
+    it = 0
+    for it in range(1, max_iter + 1):
+        rows = V.sum(axis=1)
+        V /= rows[:, None]
+        r /= rows
+        cols = V.sum(axis=0) / target
+        V /= cols[None, :]
+        c /= cols
+        if np.abs(cols - 1.0).max() <= tol:
+            break
+    return V, r, c, it
+
+
+def _dual_corners(G, k, hinge_weight, n_restarts, rng, more_genes=(), progress=False):
+    """Corners of the Sinkhorn-scaled dual simplex (DualSimplex), in sample space.
+
+    ``G`` (the significant genes, linear) is Sinkhorn-scaled
+    (:func:`sinkhorn_scale`) and projected on its top ``k`` singular vectors:
+    the genes' coordinates ``X = V R'`` (their first column is the constant
+    ``1/sqrt(m)``) lie in a simplex whose corners ``X_hat`` map back to the
+    scaled proportions ``H = X_hat R``.  The corners minimise the volume of the
+    gene simplex with a squared hinge on genes outside it (the genes' weights
+    ``W >= 0``, as in :func:`_find_corners`) plus the same hinge on negative
+    entries of ``m * H`` (the proportions ``H >= 0``: the samples inside the
+    dual simplex).  Returns the corners in the original sample space (k x m,
+    rows summing to 1), the diagnostics and every start's corners.
+    """
+    V, _, col_scale, n_sinkhorn = sinkhorn_scale(G)
+    _, vectors = np.linalg.eigh(V.T @ V)
+    R = np.ascontiguousarray(vectors[:, ::-1][:, :k].T)  # k x m, orthonormal rows
+    R[0] *= np.sign(R[0].sum()) or 1.0
+    flip = np.sign(R[np.arange(1, k), np.abs(R[1:]).argmax(axis=1)])
+    R[1:] *= np.where(flip == 0, 1.0, flip)[:, None]
+    X = V @ R.T
+    c0 = float(X[:, 0].mean())
+    Y = np.ascontiguousarray(X[:, 1:])
+    m = V.shape[1]
+    R1 = np.ascontiguousarray(R[1:])
+
+    def extra(c):
+        Cm = c.reshape(k - 1, k)
+        H = c0 * R[0][None, :] + Cm.T @ R1  # k x m
+        neg = np.minimum(m * H, 0.0)
+        grad = 2.0 * hinge_weight * m * (neg @ R1.T)  # k x (k-1)
+        return hinge_weight * float(np.sum(neg * neg)), grad.T.ravel()
+
+    corners_x, spa, info, starts = _find_corners(Y, k, hinge_weight, n_restarts, rng,
+                                                 more_genes, progress, extra=extra)
+
+    def to_samples(Cm):
+        H = (c0 * R[0][None, :] + Cm.T @ R1) / col_scale[None, :]
+        H = np.clip(H, 0.0, None)
+        total = H.sum(axis=1, keepdims=True)
+        return H / np.where(total > 0, total, 1.0)
+
+    info["sinkhorn_iterations"] = n_sinkhorn
+    return to_samples(corners_x), spa, info, [to_samples(c) for c in starts]
 
 
 def _variance_power(mean, residual_var):
@@ -569,7 +840,7 @@ def _solve(A, B, kind, n_jobs, weights=None, residuals=False):
     return X, info
 
 
-def _proportions(corners, G, keep, n_jobs, weighting="variance"):
+def _proportions(corners, G, keep, n_jobs, weighting="variance", component_scale="totals"):
     """Proportions (k x samples, columns summing to 1) from the corners.
 
     NNLS of every analysed gene on the corners gives the pure profiles up to
@@ -599,6 +870,14 @@ def _proportions(corners, G, keep, n_jobs, weighting="variance"):
         )
     Wn = W0 / totals
     A, B = Wn[keep], G[keep] / G.sum(axis=0)
+    if component_scale == "sum_to_one":
+        from types import SimpleNamespace
+
+        P = _quick_proportions(corners)
+        residual = B - A @ P
+        info = SimpleNamespace(residual_norm=np.sqrt(np.einsum("ij,ij->j", residual, residual)),
+                               converged=np.ones(P.shape[1], dtype=bool))
+        return P, info, Wn, 0.0
     weighted = weighting == "variance"
     # the residuals are computed once: by the solver for the final fit, or here for the
     # variance model (whose fit is final when the model asks for no weights)
@@ -727,6 +1006,13 @@ class LinseedResult(ProportionsResult):
             + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.dropped.items()),
             f"  corners: {self.info.get('n_outside', 0)} significant genes outside the simplex",
         ]
+        if "method" in self.info:
+            stability = self.info.get("stability", float("nan"))
+            lines.append(
+                f"  method {self.info['method']}, k rule {self.info.get('k_rule')}, null "
+                f"{self.info.get('null')}, scale {self.info.get('component_scale')}; stability "
+                f"{stability:.2f} (share of {self.info.get('n_starts', 1)} starts agreeing with "
+                "the best to 0.01)")
         if "variance_power" in self.info:
             b = self.info["variance_power"]
             how = f"gene weights mean^-{b:.2f}" if b > 0 else "unweighted"
@@ -857,6 +1143,14 @@ LINSEED_SCALES = SCALES
 DUPLICATES = ("raise", "sum")
 #: The weightings of the proportions fit.
 WEIGHTINGS = ("variance", "none")
+#: How the corners (or factors) are found: see :func:`linseed`, ``method``.
+METHODS = ("simplex", "dualsimplex", "nmf", "ica", "anchors")
+#: The rules for the number of components (``k_rule``; :mod:`fastdeconv.n_types`).
+K_RULES = ("spectrum", "mdl", "bcv")
+#: The nulls of the significance test (``null``).
+NULLS = ("saddlepoint", "permutation")
+#: The models of each component's scale (``component_scale``).
+COMPONENT_SCALES = ("totals", "sum_to_one")
 
 
 @dataclass(frozen=True)
@@ -899,6 +1193,10 @@ progress
     """
 
     n_types: object = "auto"
+    method: str = "simplex"
+    k_rule: str = "spectrum"
+    null: str = "saddlepoint"
+    component_scale: str = "totals"
     top_genes: int = 10000
     min_mean: object = "auto"
     n_permutations: int = 100
@@ -907,7 +1205,7 @@ progress
     spearman_threshold: float = 0.0
     variance_threshold: float = 0.99
     hinge_weight: float = 1000.0
-    n_restarts: int = 8
+    n_restarts: object = "auto"
     weighting: str = "variance"
     n_markers: int = 100
     marker_genes: dict = None
@@ -931,13 +1229,20 @@ progress
             check_choice(self.n_types, "n_types", ("auto",))
         else:
             checked["n_types"] = check_int(self.n_types, "n_types", minimum=2)
-        for name, low in (("top_genes", 3), ("n_permutations", 1), ("n_markers", 1),
-                          ("n_restarts", 0)):
+        check_choice(self.method, "method", METHODS)
+        check_choice(self.k_rule, "k_rule", K_RULES)
+        check_choice(self.null, "null", NULLS)
+        check_choice(self.component_scale, "component_scale", COMPONENT_SCALES)
+        if isinstance(self.n_restarts, str):
+            check_choice(self.n_restarts, "n_restarts", ("auto",))
+        else:
+            checked["n_restarts"] = check_int(self.n_restarts, "n_restarts", minimum=0)
+        for name, low in (("top_genes", 3), ("n_permutations", 1), ("n_markers", 1)):
             checked[name] = check_int(getattr(self, name), name, minimum=low)
         pvalue = checked["pvalue"] = check_float(self.pvalue, "pvalue", maximum=1.0,
                                                  allow_maximum=True)
         n_permutations = checked["n_permutations"]
-        if 1.0 / (n_permutations + 1.0) >= pvalue:
+        if self.null == "permutation" and 1.0 / (n_permutations + 1.0) >= pvalue:
             need = int(np.ceil(1.0 / pvalue))
             fixes = [Fix("n_permutations", need)]
             larger = next((p for p in (*_LARGER_PVALUES, 1.0) if p > 1.0 / (n_permutations + 1)))
@@ -1125,6 +1430,10 @@ def linseed(
     bulk,
     n_types="auto",
     *,
+    method="simplex",
+    k_rule="spectrum",
+    null="saddlepoint",
+    component_scale="totals",
     top_genes=10000,
     min_mean="auto",
     n_permutations=100,
@@ -1133,7 +1442,7 @@ def linseed(
     spearman_threshold=0.0,
     variance_threshold=0.99,
     hinge_weight=1000.0,
-    n_restarts=8,
+    n_restarts="auto",
     weighting="variance",
     n_markers=100,
     marker_genes=None,
@@ -1164,8 +1473,50 @@ def linseed(
         is refused before any work as transposed (see ``transpose``).
     n_types : int or "auto", default "auto"
         Number of components ``k``, at least 2 and fewer than the samples;
-        ``"auto"`` applies the rule of :func:`estimate_k` to the significant
-        genes.
+        ``"auto"`` applies the rule ``k_rule`` to the significant genes.
+    method : {"simplex", "dualsimplex", "nmf", "ica", "anchors"}, default "simplex"
+        How the components are found from the significant genes (see
+        :doc:`/linseed` for each method's model and the comparison on data):
+
+        - ``"simplex"``: LinSeed's corners, a successive-projection start
+          refined to the minimum-volume simplex enclosing the row-normalised
+          genes (hinge-penalised, ``hinge_weight``);
+        - ``"dualsimplex"``: the genes Sinkhorn-scaled (rows and columns,
+          :func:`sinkhorn_scale`) and the corners found in the dual simplex
+          formulation of DualSimplex: the genes inside the gene simplex and
+          the samples inside the sample simplex (non-negative proportions);
+        - ``"nmf"``: non-negative matrix factorisation of the significant
+          genes by HALS polished by the library's exact NNLS, started from the
+          simplex corners (:func:`fastdeconv.factorization.nmf`);
+        - ``"ica"``: scikit-learn's FastICA, the sources oriented, rectified
+          and refitted by NNLS (:func:`fastdeconv.factorization.ica`; needs
+          ``pip install fastdeconv[ica]``);
+        - ``"anchors"``: the separable (topic-model) factorisation of
+          CellDistinguisher: anchor genes by successive projection, every gene
+          an exact convex combination of them
+          (:func:`fastdeconv.factorization.anchors`).
+
+        Every method then shares the proportions step (``component_scale``,
+        ``weighting``), the signature, the markers and the diagnostics.
+    k_rule : {"spectrum", "mdl", "bcv"}, default "spectrum"
+        The rule for ``n_types="auto"`` (:mod:`fastdeconv.n_types`): the
+        singular-value spectrum with the noise-subspace guard
+        (:func:`estimate_k`), the minimum description length of debCAM, or
+        bi-cross-validated (held-out) reconstruction.
+    null : {"saddlepoint", "permutation"}, default "saddlepoint"
+        The null of the significance test, both LinSeed's edge re-assignment
+        (a gene's summed edge weight against that of as many edges drawn at
+        random from all edges): ``"saddlepoint"`` computes its tail from the
+        histogram of all edge weights (no Monte Carlo error: the same genes
+        for every seed); ``"permutation"`` samples it ``n_permutations`` times,
+        as the R package does.
+    component_scale : {"totals", "sum_to_one"}, default "totals"
+        The model for each component's scale, which the corners leave free:
+        ``"totals"`` fits the pure profiles (NNLS of every gene on the corners)
+        with equal total expression, as after library-size normalisation, and
+        each sample by simplex-constrained (weighted) least squares;
+        ``"sum_to_one"`` takes the scales that make the proportions of every
+        sample sum to 1 best (NNLS of a vector of ones on the corners).
     top_genes : int, default 10000
         Analyse the most expressed genes (by mean ``log2(1 + x)``).
     min_mean : "auto" or float, default "auto"
@@ -1176,13 +1527,16 @@ def linseed(
         and form chance linear edges with the markers of minority cell types;
         on RNA-seq pseudo-bulk they made the unfiltered defaults fail.
     n_permutations : int, default 100
-        Permutations of the linearity null; the smallest p-value is
-        ``1 / (n_permutations + 1)``.
+        Permutations of the linearity null with ``null="permutation"``; the
+        smallest p-value is then ``1 / (n_permutations + 1)``.
     pvalue : float, default 0.01
-        Keep genes whose permutation p-value is below this.
+        Keep genes whose p-value is below this.
     seed : int, default 0
-        Seed of the permutation null and of the corner restarts; the result is
-        deterministic for a given seed (and independent of ``n_jobs``).
+        Seed of the random parts (the permutations with ``null="permutation"``,
+        the restarts' jitter); the result is deterministic for a given seed
+        (and independent of ``n_jobs``), and with the defaults the same for
+        every seed to 0.01 wherever the restarts find one optimum (see
+        ``info["stability"]``).
     spearman_threshold : float, default 0.0
         A gene pair is an edge when its linearity R^2 is positive and its
         Spearman correlation exceeds this.
@@ -1192,8 +1546,12 @@ def linseed(
         Weight of the squared hinge on genes outside the simplex in the corner
         refinement; large values give the minimum-volume enclosing simplex,
         small ones let outlying genes stay outside.
-    n_restarts : int, default 8
-        Seeded random restarts of the corner refinement (besides the SPA start).
+    n_restarts : int or "auto", default "auto"
+        Seeded random restarts of the corner refinement, or of NMF (besides
+        the first start).  ``"auto"``: rounds of 4 until the best objective
+        has been reached by two starts (or 40 restarts).  The share of starts
+        whose proportions agree with the best's to 0.01 is reported as
+        ``info["stability"]``.
     weighting : {"variance", "none"}, default "variance"
         How the genes are weighted in the fit of the proportions:
         ``"variance"`` estimates the power ``b`` of the genes' residual
@@ -1304,7 +1662,9 @@ def linseed(
     from fastdeconv._parallel import single_threaded_blas
 
     options = LinseedOptions(
-        n_types=n_types, top_genes=top_genes, min_mean=min_mean, n_permutations=n_permutations,
+        n_types=n_types, method=method, k_rule=k_rule, null=null,
+        component_scale=component_scale, top_genes=top_genes, min_mean=min_mean,
+        n_permutations=n_permutations,
         pvalue=pvalue, seed=seed, spearman_threshold=spearman_threshold,
         variance_threshold=variance_threshold, hinge_weight=hinge_weight, n_restarts=n_restarts,
         weighting=weighting, n_markers=n_markers, marker_genes=marker_genes, scale=scale,
@@ -1412,20 +1772,24 @@ def _stage_significance(data, options, rng, clock, progress=False):
     """All-pairs mutual linearity, then the permutation p-values; keep the significant genes."""
     d = data
     block = _block_rows(len(d.G), options.block_memory_mb)
-    power, degree, n_edges = _linearity(d.X, d.R, d.sq, d.tss, options.spearman_threshold, block,
-                                        options.n_jobs, progress)
+    power, degree, n_edges, weights = _linearity(d.X, d.R, d.sq, d.tss,
+                                                 options.spearman_threshold, block,
+                                                 options.n_jobs, progress)
     clock.lap("linearity")
-    pvalues = _permutation_pvalues(d.X, d.R, d.sq, d.tss, power, degree, n_edges,
-                                   options.spearman_threshold, options.n_permutations, rng,
-                                   progress)
+    if options.null == "saddlepoint":
+        pvalues = _saddlepoint_pvalues(power, degree, weights)
+    else:
+        pvalues = _permutation_pvalues(d.X, d.R, d.sq, d.tss, power, degree, n_edges,
+                                       options.spearman_threshold, options.n_permutations, rng,
+                                       progress)
     significant = pvalues < options.pvalue
     keep = np.flatnonzero(significant)
     n = len(d.G)
     d.dropped["not_significant"] = int(n - keep.size)
-    clock.lap("permutation")
+    clock.lap("significance")
     if keep.size < 3:
         fixes = _more_genes(options, len(d.values))
-        if options.n_permutations < 1000:  # finer p-values
+        if options.null == "permutation" and options.n_permutations < 1000:  # finer p-values
             fixes.append(Fix("n_permutations", 1000))
         advice = f"use {_one_of(fixes)}, or " if fixes else ""
         raise InputProblem(
@@ -1451,25 +1815,87 @@ def _stage_k(data, significance, options):
     return Xf, kd
 
 
-def _stage_corners(Xf, k, options, rng, n_clean, progress=False):
-    """Project the significant genes and find the simplex's corners."""
+def _factor_corners(method, G, k, options, init):
+    """Corners (k x samples, rows summing to 1) from a factorisation ``G ~ W H``: H's rows."""
+    from fastdeconv import factorization
+
+    if method == "nmf":
+        fact = factorization.nmf(G, k, init=init, n_restarts=options.n_restarts,
+                                 seed=options.seed, n_jobs=options.n_jobs)
+    elif method == "ica":
+        fact = factorization.ica(G, k, seed=options.seed)
+    else:
+        fact = factorization.anchors(G, k)
+    H = np.clip(fact.H, 0.0, None)
+    total = H.sum(axis=1, keepdims=True)
+    if np.any(total <= 0):
+        empty = [j + 1 for j in np.flatnonzero(total[:, 0] <= 0)]
+        raise InputProblem(
+            f"the {method} factorisation left component(s) {empty} empty; the data do not "
+            f"support {k} components: use fewer ({{0}})", Fix("n_types", max(2, k - 1))
+        )
+    info = {"objective": float(fact.objective), "n_iter": int(fact.n_iter),
+            "converged": bool(fact.converged), "n_starts": len(fact.restarts),
+            "start_objectives": np.asarray(fact.restarts), "stability": float(fact.stability)}
+    if fact.anchors is not None:
+        info["anchors"] = np.asarray(fact.anchors)
+    return H / total, info
+
+
+def _stage_corners(data, significance, Xf, k, options, rng, n_clean, progress=False):
+    """Project the significant genes and find the corners by ``options.method``.
+
+    Every method gives the corners in sample space (k x samples, rows summing
+    to 1: the row-normalised proportion profiles); they are then placed in the
+    (k-1)-dimensional subspace of the significant genes, where the genes'
+    barycentric coordinates name the markers.
+    """
     mu, V, Y = _project(Xf, k)
-    corners_y, spa, info = _find_corners(Y, k, options.hinge_weight, options.n_restarts, rng,
-                                         _more_genes(options, n_clean), progress)
-    corners = mu + corners_y.T @ V.T  # k x m, rows sum to 1
+    more = _more_genes(options, n_clean)
+    method = options.method
+    G = np.ascontiguousarray(data.G[significance.keep])
+    if method in ("simplex", "nmf"):
+        corners_y, spa, info, starts = _find_corners(Y, k, options.hinge_weight,
+                                                     options.n_restarts, rng, more, progress)
+        corners = mu + corners_y.T @ V.T  # k x m, rows sum to 1
+        starts = [mu + c.T @ V.T for c in starts]
+    else:
+        if method == "dualsimplex":
+            corners, spa, info, starts = _dual_corners(G, k, options.hinge_weight,
+                                                       options.n_restarts, rng, more, progress)
+        else:
+            spa = np.zeros(0, dtype=np.int64)
+            corners, info = _factor_corners(method, G, k, options, None)
+            spa = info.pop("anchors", spa)
+            starts = None
+    if method == "nmf":
+        simplex_info = info
+        corners, info = _factor_corners("nmf", G, k, options, np.clip(corners, 0.0, None))
+        info["simplex_objective"] = simplex_info["objective"]
+        starts = None
+    if starts is not None:
+        best = _quick_proportions(corners)
+        info["stability"] = agreement(best, [_quick_proportions(c) for c in starts])
+    corners_y = ((corners - mu) @ V).T  # (k-1) x k
     distance = np.sqrt(((Y[:, :, None] - corners_y[None, :, :]) ** 2).sum(axis=1))  # genes x k
     # barycentric coordinates of the significant genes: each gene belongs to the
     # corner with the largest one (the nearest corner can be another one when the
     # simplex is elongated)
-    barycentric = np.column_stack([Y, np.ones(len(Y))]) @ np.linalg.inv(
-        np.vstack([corners_y, np.ones(k)])).T
+    E = np.vstack([corners_y, np.ones(k)])
+    barycentric = np.column_stack([Y, np.ones(len(Y))]) @ np.linalg.pinv(E).T
+    if method in ("simplex", "dualsimplex"):
+        info.setdefault("n_outside", int(np.sum((barycentric < -1e-9).any(axis=1))))
+    else:
+        info["n_outside"] = int(np.sum((barycentric < -1e-9).any(axis=1)))
+    info["method"] = method
     return _Simplex(mu, V, Y, corners_y, corners, spa, info, distance, barycentric)
 
 
 def _stage_proportions(data, significance, simplex, options):
     """Proportions from the corners, the component names and the signature."""
     P, info, Wn, variance_power = _proportions(simplex.corners, data.G, significance.keep,
-                                               options.n_jobs, options.weighting)
+                                               options.n_jobs, options.weighting,
+                                               options.component_scale)
     names = _name_components(len(P), Wn, data.top_index, options.marker_genes,
                              data.frame.index, options)
     signature = _solve(P.T, data.values.T, "nnls", options.n_jobs)[0].T
@@ -1498,6 +1924,8 @@ def _stage_result(data, significance, kd, simplex, fit, options, timings):
     info = dict(simplex.info)
     info.update({"variance_power": fit.variance_power, "n_edges": significance.n_edges,
                  "spa_genes": [sig_index[i] for i in simplex.spa], "seed": options.seed,
+                 "null": options.null, "k_rule": options.k_rule,
+                 "component_scale": options.component_scale,
                  "block_rows": significance.block_rows, "timings": timings})
     return LinseedResult(
         proportions=pd.DataFrame(fit.P.T, index=samples, columns=names),
@@ -1529,7 +1957,8 @@ def _pipeline(bulk, genes, layer, options):
         significance = _stage_significance(data, options, rng, clock, show)
         Xf, kd = _stage_k(data, significance, options)
         clock.lap("choose_k")
-        simplex = _stage_corners(Xf, kd.k, options, rng, len(data.values), show)
+        simplex = _stage_corners(data, significance, Xf, kd.k, options, rng, len(data.values),
+                                 show)
         clock.lap("corners")
         fit = _stage_proportions(data, significance, simplex, options)
     clock.lap("proportions")

@@ -332,13 +332,13 @@ def test_messages_advise_flags_not_keywords(small, tmp_path, capsys):
         assert not re.search(r"\b(n_types|top_genes|min_mean|n_permutations|pvalue)=", line), line
         return line
 
-    assert "--pvalue 0.05" in fails(small, "--cell-types 3 --permutations 50")
-    assert "--permutations 100" in fails(small, "--cell-types 3 --permutations 50")
+    assert "--pvalue 0.05" in fails(small, "--cell-types 3 --null permutation --permutations 50")
+    assert "--permutations 100" in fails(small, "--cell-types 3 --null permutation --permutations 50")
     assert "--min-mean 0" in fails(small, "--cell-types 3 --min-mean 1e12")
     assert "--scale log2" in fails(np.log2(small + 1), "--cell-types 3")
     noise = pd.DataFrame(np.random.default_rng(0).lognormal(3, 1, size=(200, 10)),
                          index=[f"n{i}" for i in range(200)])
-    line = fails(noise, "--cell-types 6 --permutations 30 --pvalue 0.05")
+    line = fails(noise, "--cell-types 6 --null permutation --permutations 30 --pvalue 0.05")
     assert re.search(r"--cell-types \d|--pvalue 0\.1|--permutations 1000", line), line
     known = tmp_path / "known.csv"
     pd.DataFrame({"cell_type": ["A"], "gene": [small.index[0].upper()]}).to_csv(known,
@@ -406,3 +406,30 @@ def test_linseed_plot_names_its_dataset(bulk_file, tmp_path, monkeypatch):
                 f"--plot {png} {FAST_CLI}") == 0
     assert png.stat().st_size > 1000
     assert "LinSeed: 3 components of bulk.tsv" in titles
+
+
+def test_cli_choices_are_the_librarys():
+    """The choices spelled in the CLI module are the library's (no NumPy import to build it)."""
+    from fastdeconv.cli.linseed import CHOICES
+    from fastdeconv.reference_free import COMPONENT_SCALES, K_RULES, METHODS, NULLS
+
+    assert CHOICES == {"method": METHODS, "k_rule": K_RULES, "null": NULLS,
+                       "component_scale": COMPONENT_SCALES}
+
+
+@pytest.mark.parametrize("args, flag", [
+    ("--method pca", "--method"),
+    ("--k-rule elbow", "--k-rule"),
+    ("--null exact", "--null"),
+    ("--component-scale equal", "--component-scale"),
+    ("--restarts -1", "--restarts"),
+    ("--restarts many", "--restarts"),
+    ("--hinge-weight 0", "--hinge-weight"),
+])
+def test_new_flags_refuse_bad_values(small, tmp_path, capsys, args, flag):
+    path = tmp_path / "b.tsv"
+    small.to_csv(path, sep="\t", index_label="gene")
+    out = tmp_path / "p.tsv"
+    assert _run(f"linseed --bulk {path} --output {out} --cell-types 3 {args}") == 2
+    assert flag in capsys.readouterr().err
+    assert not out.exists()

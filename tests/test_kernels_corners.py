@@ -74,7 +74,7 @@ def test_refinement_recovers_a_simplex_without_pure_points():
     corners, Y, A = _simplex_points(k, 3000, seed=4, pure=False)
     Ya = np.column_stack([Y, np.ones(len(Y))])
     spa, _ = successive_projection(Ya, k)
-    found, _, info = _find_corners(Y, k, 1000.0, 3, np.random.default_rng(0))
+    found, _, info, _ = _find_corners(Y, k, 1000.0, 3, np.random.default_rng(0))
     scale = np.abs(corners).max()
 
     def error(est):

@@ -75,7 +75,8 @@ def _pseudobulk(cells, **kw):
 
 
 def _linseed(bulk, **kw):
-    res = linseed(bulk, 3, n_permutations=20, pvalue=0.05, **kw)
+    res = linseed(bulk, 3, n_permutations=20, pvalue=0.05, null="permutation", n_restarts=8,
+                  **kw)
     return res.proportions, res.genes
 
 

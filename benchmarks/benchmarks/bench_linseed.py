@@ -56,7 +56,7 @@ class LinseedGSE19830:
         self.G = np.ascontiguousarray(values[top])
         self.X, self.sq, self.tss, self.R = _normalise(self.G)
         self.block = 10000 // 25
-        self.power, self.degree, self.n_edges = _linearity(
+        self.power, self.degree, self.n_edges, self.weights = _linearity(
             self.X, self.R, self.sq, self.tss, 0.0, self.block, None)
         p = _permutation_pvalues(self.X, self.R, self.sq, self.tss, self.power, self.degree,
                                  self.n_edges, 0.0, 100, np.random.default_rng(0))

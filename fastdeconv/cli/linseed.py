@@ -21,6 +21,12 @@ from fastdeconv.cli._common import (
 #: an :class:`fastdeconv.errors.InputProblem` names the flag to type.
 FLAGS = {
     "n_types": "--cell-types",
+    "method": "--method",
+    "k_rule": "--k-rule",
+    "null": "--null",
+    "component_scale": "--component-scale",
+    "n_restarts": "--restarts",
+    "hinge_weight": "--hinge-weight",
     "top_genes": "--top-genes",
     "min_mean": "--min-mean",
     "n_permutations": "--permutations",
@@ -39,6 +45,12 @@ FLAGS = {
 #: The library's defaults, spelled here so that building the parser imports no NumPy
 #: (a test checks them against :class:`fastdeconv.reference_free.LinseedOptions`).
 DEFAULTS = {
+    "method": "simplex",
+    "k_rule": "spectrum",
+    "null": "saddlepoint",
+    "component_scale": "totals",
+    "n_restarts": "auto",
+    "hinge_weight": 1000.0,
     "top_genes": 10000,
     "min_mean": "auto",
     "n_permutations": 100,
@@ -51,10 +63,21 @@ DEFAULTS = {
 }
 
 
+#: The choices of the library (:mod:`fastdeconv.reference_free`), spelled here for the same
+#: reason (a test checks them against ``METHODS``, ``K_RULES``, ``NULLS``, ``COMPONENT_SCALES``).
+CHOICES = {
+    "method": ("simplex", "dualsimplex", "nmf", "ica", "anchors"),
+    "k_rule": ("spectrum", "mdl", "bcv"),
+    "null": ("saddlepoint", "permutation"),
+    "component_scale": ("totals", "sum_to_one"),
+}
+
 #: ``type=`` of ``--cell-types``: ``auto`` or an integer of at least 2.
 cell_types = number_type(int, lambda v: v >= 2, "'auto' or an integer of at least 2", auto=True)
 _min_mean = number_type(float, lambda v: v >= 0, "'auto' or a number >= 0", auto=True)
 _pvalue = number_type(float, lambda v: 0 < v <= 1, "a p-value above 0 and at most 1")
+_restarts = number_type(int, lambda v: v >= 0, "'auto' or an integer >= 0", auto=True)
+_hinge = number_type(float, lambda v: v > 0, "a number above 0")
 
 
 def _int_at_least(low):
@@ -166,11 +189,56 @@ def add_parser(subparsers):
         "filter otherwise (default: auto)",
     )
     p.add_argument(
+        "--method",
+        choices=CHOICES["method"],
+        default=DEFAULTS["method"],
+        help="how the components are found: LinSeed's minimum-volume simplex, the "
+        "Sinkhorn-scaled dual simplex, NMF started from the simplex, ICA (needs "
+        "scikit-learn), or anchor genes (default: %(default)s)",
+    )
+    p.add_argument(
+        "--k-rule",
+        choices=CHOICES["k_rule"],
+        default=DEFAULTS["k_rule"],
+        help="rule for --cell-types auto: singular-value spectrum with a noise guard, "
+        "minimum description length (debCAM), or bi-cross-validation (default: %(default)s)",
+    )
+    p.add_argument(
+        "--null",
+        choices=CHOICES["null"],
+        default=DEFAULTS["null"],
+        help="null of the linearity test: computed by the saddlepoint method (the same "
+        "genes for every seed) or sampled by --permutations (default: %(default)s)",
+    )
+    p.add_argument(
+        "--component-scale",
+        choices=CHOICES["component_scale"],
+        default=DEFAULTS["component_scale"],
+        help="model of each component's scale: pure profiles of equal total expression, "
+        "or proportions that sum to 1 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--restarts",
+        type=_restarts,
+        default=DEFAULTS["n_restarts"],
+        metavar="N",
+        help="restarts of the corner search or NMF; auto: until the best objective "
+        "repeats (default: auto)",
+    )
+    p.add_argument(
+        "--hinge-weight",
+        type=_hinge,
+        default=DEFAULTS["hinge_weight"],
+        metavar="W",
+        help="weight of the penalty on genes outside the simplex (default: %(default)s)",
+    )
+    p.add_argument(
         "--permutations",
         type=_int_at_least(1),
         default=DEFAULTS["n_permutations"],
         metavar="N",
-        help="permutations of the linearity null (the smallest p-value is 1/(N+1))",
+        help="permutations of the linearity null with --null permutation (the smallest "
+        "p-value is then 1/(N+1))",
     )
     p.add_argument(
         "--pvalue",
@@ -229,6 +297,12 @@ def run(args):
     result = linseed(
         bulk,
         args.cell_types,
+        method=args.method,
+        k_rule=args.k_rule,
+        null=args.null,
+        component_scale=args.component_scale,
+        n_restarts=args.restarts,
+        hinge_weight=args.hinge_weight,
         top_genes=args.top_genes,
         min_mean=args.min_mean,
         n_permutations=args.permutations,

@@ -26,11 +26,13 @@ signatures. Nature Communications 10, 2209. doi:10.1038/s41467-019-09990-5
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fastdeconv._jit import jit, jit_helper
 
-__all__ = ["accumulate_block", "pair_weights", "window_sums"]
+__all__ = ["accumulate_block", "pair_weights", "window_sums", "saddlepoint_pvalues"]
 
 
 @jit_helper
@@ -48,7 +50,8 @@ def _pair_weight(i, j, Zij, Sij, sq, tss, spearman_threshold):
 
 
 @jit
-def accumulate_block(Z, S, start, sq, tss, spearman_threshold, power, degree):
+def accumulate_block(Z, S, start, sq, tss, spearman_threshold, power, degree, hist_count,
+                     hist_sum):
     """Add the edges of one block of rows to the per-gene sums (upper triangle only).
 
     Parameters
@@ -67,6 +70,12 @@ def accumulate_block(Z, S, start, sq, tss, spearman_threshold, power, degree):
         Summed edge weight per gene, updated in place.
     degree : ndarray of int64, shape (n,)
         Number of edges per gene, updated in place.
+    hist_count : ndarray of int64, shape (B,)
+        Histogram of the edge weights (``B`` equal bins on ``[0, 1]``), updated in place.
+    hist_sum : ndarray, shape (B,)
+        Summed weight of the edges in each bin, updated in place (so that each
+        bin's mean weight is exact: the analytic null of
+        :func:`saddlepoint_pvalues` uses these).
 
     Returns
     -------
@@ -83,12 +92,14 @@ def accumulate_block(Z, S, start, sq, tss, spearman_threshold, power, degree):
     >>> sq = (X ** 2).sum(1); tss = ((X - X.mean(1, keepdims=True)) ** 2).sum(1)
     >>> R = np.array([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0], [1.0, 0.0, -1.0]]) / np.sqrt(2)
     >>> power = np.zeros(3); degree = np.zeros(3, dtype=np.int64)
-    >>> accumulate_block(X @ X.T, R @ R.T, 0, sq, tss, 0.0, power, degree)[0]
+    >>> hc = np.zeros(8, dtype=np.int64); hs = np.zeros(8)
+    >>> accumulate_block(X @ X.T, R @ R.T, 0, sq, tss, 0.0, power, degree, hc, hs)[0]
     1
     >>> degree
     array([1, 1, 0])
     """
     b, w = Z.shape
+    n_bins = hist_count.shape[0]
     n_edges = 0
     total = 0.0
     for r in range(b):
@@ -103,6 +114,11 @@ def accumulate_block(Z, S, start, sq, tss, spearman_threshold, power, degree):
                 degree[j] += 1
                 n_edges += 1
                 total += wt
+                h = int(wt * n_bins)
+                if h >= n_bins:
+                    h = n_bins - 1
+                hist_count[h] += 1
+                hist_sum[h] += wt
     return n_edges, total
 
 
@@ -201,3 +217,137 @@ def window_sums(cumulative, starts, degree, power):
             if stat >= power[i] - 1e-12 * (abs(power[i]) + 1.0):
                 count[i] += 1
     return count
+
+
+@jit_helper
+def _cgf(t, values, logp, wmax):
+    """Cumulant generating function of the edge-weight distribution at ``t``, and its
+    first two derivatives (the tilted mean and variance), by a stable log-sum-exp."""
+    z = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    for b in range(values.shape[0]):
+        e = np.exp(logp[b] + t * (values[b] - wmax))
+        z += e
+        m1 += e * values[b]
+        m2 += e * values[b] * values[b]
+    m1 /= z
+    m2 /= z
+    return np.log(z) + t * wmax, m1, max(m2 - m1 * m1, 0.0)
+
+
+@jit
+def saddlepoint_pvalues(power, degree, values, probs):
+    """P-values of the genes' summed edge weights under the edge re-assignment null.
+
+    The null of a gene with ``d`` edges is the sum of ``d`` independent draws
+    from the distribution of all edge weights (``values`` with probabilities
+    ``probs``): the null that the permutation test samples.  Its upper tail
+    ``P(S_d >= power)`` is computed by the Lugannani-Rice saddlepoint formula
+    (Daniels 1987), exact to relative ``O(1/d)`` and with no Monte Carlo error:
+    the same p-values for every seed.  ``t`` solves ``K'(t) = power / d`` by
+    safeguarded Newton steps on the cumulant generating function ``K``.
+
+    Parameters
+    ----------
+    power : ndarray, shape (n,)
+        Observed summed edge weight per gene.
+    degree : ndarray of int64, shape (n,)
+        Edges per gene.
+    values, probs : ndarray, shape (B,)
+        Support (the bins' mean weights) and probabilities of the edge-weight
+        distribution (bins with no edge left out).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        The p-values (1 for a gene without edges).
+
+    References
+    ----------
+    Lugannani, R., Rice, S. (1980). Saddle point approximation for the distribution of
+    the sum of independent random variables. Advances in Applied Probability 12, 475-490.
+    Daniels, H. E. (1987). Tail probability approximations. International Statistical
+    Review 55, 37-48.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.kernels.linearity import saddlepoint_pvalues
+    >>> values, probs = np.array([0.25, 0.75]), np.array([0.5, 0.5])
+    >>> p = saddlepoint_pvalues(np.array([50.0, 80.0]), np.array([100, 100]), values, probs)
+    >>> [round(float(x), 3) for x in p]   # mean 50, sd 2.5: z = 0 and z = 12
+    [0.5, 0.0]
+    """
+    n = power.shape[0]
+    B = values.shape[0]
+    out = np.ones(n)
+    logp = np.log(probs)
+    wmax = 0.0
+    wmin = np.inf
+    mean = 0.0
+    for b in range(B):
+        wmax = max(wmax, values[b])
+        wmin = min(wmin, values[b])
+        mean += probs[b] * values[b]
+    var = 0.0
+    for b in range(B):
+        var += probs[b] * (values[b] - mean) ** 2
+    for g in range(n):
+        d = degree[g]
+        if d <= 0:
+            continue
+        x = power[g] / d  # the mean weight of the gene's edges
+        if var <= 0.0:
+            out[g] = 1.0 if x <= mean * (1.0 + 1e-12) else 0.0
+            continue
+        if x >= wmax:
+            # only every edge at the largest weight reaches it
+            out[g] = np.exp(d * logp[np.argmax(values)]) if x <= wmax * (1.0 + 1e-12) else 0.0
+            continue
+        if x <= wmin:
+            continue
+        z = (x - mean) * np.sqrt(d / var)
+        if abs(z) < 1e-4:  # at the mean: the saddlepoint formula's removable singularity
+            out[g] = 0.5 - 0.5 * math.erf(z / np.sqrt(2.0))
+            continue
+        # Newton on K'(t) = x, safeguarded by a bracket (K' is increasing)
+        t = (x - mean) / var
+        lo = -np.inf
+        hi = np.inf
+        K = 0.0
+        k2 = var
+        for _ in range(200):
+            K, k1, k2 = _cgf(t, values, logp, wmax)
+            f = k1 - x
+            if f > 0.0:
+                hi = min(hi, t)
+            else:
+                lo = max(lo, t)
+            step = f / k2 if k2 > 0.0 else np.inf
+            new = t - step
+            if not (lo < new < hi) or not np.isfinite(new):
+                if np.isfinite(lo) and np.isfinite(hi):
+                    new = 0.5 * (lo + hi)
+                elif np.isfinite(lo):
+                    new = lo + max(1.0, abs(lo))
+                else:
+                    new = hi - max(1.0, abs(hi))
+            if abs(new - t) <= 1e-12 * max(1.0, abs(t)):
+                t = new
+                break
+            t = new
+        K, k1, k2 = _cgf(t, values, logp, wmax)
+        r2 = 2.0 * d * (t * x - K)
+        r = np.sqrt(max(r2, 0.0))
+        if t < 0.0:
+            r = -r
+        u = t * np.sqrt(d * k2)
+        if abs(r) < 1e-8 or abs(u) < 1e-12:
+            out[g] = 0.5 - 0.5 * math.erf(z / np.sqrt(2.0))
+            continue
+        tail = 0.5 * math.erfc(r / np.sqrt(2.0))
+        dens = np.exp(-0.5 * r * r) / np.sqrt(2.0 * np.pi)
+        p = tail + dens * (1.0 / u - 1.0 / r)
+        out[g] = min(max(p, 0.0), 1.0)
+    return out
