@@ -565,13 +565,30 @@ AGREE = 0.01
 
 def _quick_proportions(corners):
     """Proportions from corners (k x samples) by the sum-to-one model: a comparison scale only."""
-    from scipy.optimize import nnls as scipy_nnls
-
     C = np.clip(corners, 0.0, None)
-    lam = scipy_nnls(C.T, np.ones(C.shape[1]))[0]
+    lam = _solve(C.T, np.ones((C.shape[1], 1)), "nnls", 1)[0][:, 0]
     P = lam[:, None] * C
     total = P.sum(axis=0)
     return P / np.where(total > 0, total, 1.0)
+
+
+def _assignment(cost):
+    """The column matched to each row of a square cost matrix at least total cost.
+
+    Every permutation is scored for up to 7 rows (5040 of them), which spares
+    small problems the import of :mod:`scipy.optimize` (a third of a second);
+    larger ones use its Hungarian method.
+    """
+    k = cost.shape[0]
+    if k > 7:
+        from scipy.optimize import linear_sum_assignment
+
+        return linear_sum_assignment(cost)[1]
+    from itertools import permutations
+
+    perms = np.array(list(permutations(range(k))))
+    totals = cost[np.arange(k)[None, :], perms].sum(axis=1)
+    return perms[int(np.argmin(totals))]
 
 
 def agreement(P_best, others, tolerance=AGREE):
@@ -603,15 +620,13 @@ def agreement(P_best, others, tolerance=AGREE):
     >>> agreement(P, [P, P[::-1], P + [[0.1, 0.0], [-0.1, 0.0]]])
     0.6666666666666666
     """
-    from scipy.optimize import linear_sum_assignment
-
     if not len(others):
         return 1.0
     agree = 0
     for P in others:
         cost = np.abs(P_best[:, None, :] - P[None, :, :]).sum(axis=2)
-        rows, cols = linear_sum_assignment(cost)
-        agree += float(np.abs(P_best[rows] - P[cols]).max()) <= tolerance
+        cols = _assignment(cost)
+        agree += float(np.abs(P_best - P[cols]).max()) <= tolerance
     return agree / len(others)
 
 
@@ -645,20 +660,34 @@ def _restarts(run, n_restarts, progress, desc):
     return best, funs, results
 
 
+@dataclass
+class _Start:
+    """One start of the corner search: its corners (flattened), objective, iterations."""
+
+    x: np.ndarray
+    fun: float
+    nit: int
+    success: bool
+
+
 def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=(), progress=False,
-                  extra=None):
+                  dual=None):
     """SPA start, then the hinge-penalised minimum-volume refinement with restarts.
 
     Returns the corners ((k-1) x k, one column per corner), the SPA genes, a
     dict of diagnostics and every start's corners.  ``more_genes``: the
     remedies (:class:`Fix`) that keep more genes, named when the genes span
-    no ``k``-corner simplex.  ``extra(c)``, when given, adds a term (value,
-    gradient) to the objective (the dual simplex's penalty on the samples).
+    no ``k``-corner simplex.  ``dual``, when given, is ``(base, dirs, weight)``:
+    the dual simplex's hinge on the corners' sample-space profiles
+    (:func:`fastdeconv.kernels.corners.minimise_corners`).  Each start is
+    minimised by the kernel's BFGS (no Python call per iteration).
     """
-    from scipy.optimize import minimize
-
     from fastdeconv._parallel import single_threaded_blas
-    from fastdeconv.kernels.corners import simplex_objective, successive_projection
+    from fastdeconv.kernels.corners import (
+        minimise_corners,
+        simplex_objective,
+        successive_projection,
+    )
 
     Ya = np.ascontiguousarray(np.column_stack([Y, np.ones(len(Y))]))
     spa, residual = successive_projection(Ya, k)
@@ -672,13 +701,7 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=(), progress=F
             f"projection found only degenerate corners){advice}", *fixes
         )
     spread = Y.std(axis=0)[:, None]
-
-    def fun(c):
-        value, grad, _ = simplex_objective(c, Ya, hinge_weight)
-        if extra is not None and np.isfinite(value):
-            more, more_grad = extra(c)
-            value, grad = value + more, grad + more_grad
-        return value, grad
+    base, dirs, weight = dual if dual is not None else (np.zeros(0), np.zeros((0, 0)), 0.0)
 
     # one stream of jitter per start, drawn in order: the same starts whatever stops the loop
     jitter = [None] + [rng.normal(scale=0.1, size=start.shape) for _ in range(MAX_RESTARTS if
@@ -687,7 +710,10 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=(), progress=F
 
     def run(r):
         x0 = start if r == 0 else start + jitter[r] * spread
-        return minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+        x, value, n_iter, ok = minimise_corners(np.ascontiguousarray(x0.ravel()), Ya,
+                                                float(hinge_weight), base, dirs, float(weight),
+                                                1000, 1e-5, 2.2e-9)
+        return _Start(x, float(value), int(n_iter), bool(ok))
 
     # small dense algebra: multi-threaded BLAS only adds contention here
     with single_threaded_blas():
@@ -781,18 +807,10 @@ def _dual_corners(G, k, hinge_weight, n_restarts, rng, more_genes=(), progress=F
     X = V @ R.T
     c0 = float(X[:, 0].mean())
     Y = np.ascontiguousarray(X[:, 1:])
-    m = V.shape[1]
     R1 = np.ascontiguousarray(R[1:])
-
-    def extra(c):
-        Cm = c.reshape(k - 1, k)
-        H = c0 * R[0][None, :] + Cm.T @ R1  # k x m
-        neg = np.minimum(m * H, 0.0)
-        grad = 2.0 * hinge_weight * m * (neg @ R1.T)  # k x (k-1)
-        return hinge_weight * float(np.sum(neg * neg)), grad.T.ravel()
-
+    dual = (np.ascontiguousarray(c0 * R[0]), R1, float(hinge_weight))
     corners_x, spa, info, starts = _find_corners(Y, k, hinge_weight, n_restarts, rng,
-                                                 more_genes, progress, extra=extra)
+                                                 more_genes, progress, dual=dual)
 
     def to_samples(Cm):
         H = (c0 * R[0][None, :] + Cm.T @ R1) / col_scale[None, :]
@@ -1186,7 +1204,7 @@ progress
     >>> opts.n_types, opts.pvalue, opts.scale
     (3, 0.05, 'auto')
     >>> try:
-    ...     LinseedOptions(pvalue=0.01, n_permutations=50)
+    ...     LinseedOptions(pvalue=0.01, n_permutations=50, null="permutation")
     ... except ValueError as err:
     ...     print(str(err)[:58])
     with 50 permutations the smallest possible p-value is 1/51

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastdeconv._jit import jit
+from fastdeconv._jit import jit, jit_helper
 
-__all__ = ["successive_projection", "simplex_objective"]
+__all__ = ["successive_projection", "simplex_objective", "minimise_corners"]
 
 
 @jit
@@ -126,6 +126,18 @@ def simplex_objective(corners, Ya, hinge_weight):
     >>> round(value, 6), n_out
     (0.0, 0)
     """
+    return _objective(corners, Ya, hinge_weight, np.zeros(0), np.zeros((0, 0)), 0.0)
+
+
+@jit_helper
+def _objective(corners, Ya, hinge_weight, sample_base, sample_dirs, sample_weight):
+    """:func:`simplex_objective`, plus (``sample_weight > 0``) the dual simplex's hinge.
+
+    The dual term is ``sample_weight * sum(min(m * H, 0)^2)`` with the corners'
+    sample-space profiles ``H = sample_base + corners' @ sample_dirs`` (k x m;
+    ``sample_base`` (m,), ``sample_dirs`` ((k-1), m)): the samples outside the
+    sample simplex (negative proportions).
+    """
     k = Ya.shape[1]
     E = np.ones((k, k))
     for r in range(k - 1):
@@ -157,4 +169,152 @@ def simplex_objective(corners, Ya, hinge_weight):
     for r in range(k - 1):
         for c in range(k):
             grad[r * k + c] = G[r, c]
-    return logdet + hinge_weight * penalty, grad, n_outside
+    value = logdet + hinge_weight * penalty
+    if sample_weight > 0.0:
+        m = sample_base.shape[0]
+        for c in range(k):
+            for t in range(m):
+                h = sample_base[t]
+                for r in range(k - 1):
+                    h += corners[r * k + c] * sample_dirs[r, t]
+                h *= m
+                if h < 0.0:
+                    value += sample_weight * h * h
+                    g = 2.0 * sample_weight * h * m
+                    for r in range(k - 1):
+                        grad[r * k + c] += g * sample_dirs[r, t]
+    return value, grad, n_outside
+
+
+@jit
+def minimise_corners(start, Ya, hinge_weight, sample_base, sample_dirs, sample_weight,
+                     max_iter, gtol, ftol):
+    """Minimise the corner objective from ``start`` by BFGS with a backtracking line search.
+
+    The objective is :func:`simplex_objective` (with ``sample_weight > 0`` also
+    the dual simplex's hinge on the corners' sample-space profiles; see
+    ``_objective``).  The dimension is ``(k-1) k`` (at most a few hundred), so
+    the inverse Hessian is kept dense.  A step that leaves the domain (a
+    degenerate simplex, objective ``inf``) or does not decrease the objective
+    enough (Armijo, ``1e-4``) is halved; an accepted step whose end is still
+    steep (Wolfe's curvature condition, ``0.9``) is doubled while that pays.  Stops when the largest gradient
+    entry is at most ``gtol``, when an iteration lowers the objective by at
+    most ``ftol`` relative to it (the criteria of scipy's L-BFGS-B), or after
+    ``max_iter`` iterations.
+
+    Parameters
+    ----------
+    start : ndarray, shape ((k - 1) * k,)
+        The starting corners, flattened as for :func:`simplex_objective`.
+    Ya : ndarray, shape (n, k)
+        The points with a trailing 1.
+    hinge_weight : float
+        Weight of the hinge on points outside the simplex.
+    sample_base : ndarray, shape (m,)
+        With ``sample_dirs`` (shape ((k-1), m)) and ``sample_weight``: the dual
+        term (pass ``np.zeros(0)``, ``np.zeros((0, 0))`` and 0.0 for none).
+    sample_dirs : ndarray
+    sample_weight : float
+    max_iter : int
+        Most iterations.
+    gtol, ftol : float
+        Gradient and relative-decrease tolerances.
+
+    Returns
+    -------
+    corners : ndarray, shape ((k - 1) * k,)
+    value : float
+    n_iter : int
+    converged : bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.kernels.corners import minimise_corners
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.dirichlet(np.ones(3), 400)                   # points inside a triangle
+    >>> C = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])     # its corners, one per column
+    >>> Ya = np.column_stack([A @ C.T, np.ones(400)])
+    >>> start = (0.5 * C + 0.5 / 3).ravel()                  # a smaller triangle inside
+    >>> x, value, n_iter, ok = minimise_corners(start, Ya, 1e4, np.zeros(0),
+    ...                                         np.zeros((0, 0)), 0.0, 1000, 1e-5, 2.2e-9)
+    >>> bool(np.abs(x.reshape(2, 3) - C).max() < 0.05), ok
+    (True, True)
+    """
+    d = start.shape[0]
+    x = start.copy()
+    f, g, _ = _objective(x, Ya, hinge_weight, sample_base, sample_dirs, sample_weight)
+    if not np.isfinite(f):
+        return x, f, 0, False
+    Hinv = np.eye(d)
+    first = True
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        if np.abs(g).max() <= gtol:
+            converged = True
+            it -= 1
+            break
+        p = -(Hinv @ g)
+        slope = 0.0
+        for i in range(d):
+            slope += g[i] * p[i]
+        if slope >= 0.0:  # not a descent direction: restart from the gradient
+            Hinv = np.eye(d)
+            p = -g.copy()
+            slope = -(g @ g)
+            first = True
+        step = 1.0
+        if first:
+            step = min(1.0, 1.0 / np.abs(g).max())
+        accepted = False
+        x_new = x
+        f_new = f
+        g_new = g
+        for _ in range(80):
+            x_new = x + step * p
+            f_new, g_new, _ = _objective(x_new, Ya, hinge_weight, sample_base, sample_dirs,
+                                         sample_weight)
+            if np.isfinite(f_new) and f_new <= f + 1e-4 * step * slope:
+                accepted = True
+                break
+            step *= 0.5
+        if not accepted:
+            converged = np.abs(g).max() <= 1e3 * gtol
+            break
+        # the first step tried was accepted but the slope is still steep (the curvature
+        # condition of Wolfe fails): extrapolate, doubling the step while it pays
+        for _ in range(40):
+            if g_new @ p >= 0.9 * slope:
+                break
+            trial = 2.0 * step
+            x_t = x + trial * p
+            f_t, g_t, _ = _objective(x_t, Ya, hinge_weight, sample_base, sample_dirs,
+                                     sample_weight)
+            if not (np.isfinite(f_t) and f_t <= f + 1e-4 * trial * slope and f_t < f_new):
+                break
+            step, x_new, f_new, g_new = trial, x_t, f_t, g_t
+        s = x_new - x
+        y = g_new - g
+        sy = s @ y
+        decrease = f - f_new
+        x = x_new
+        g = g_new
+        f_old = f
+        f = f_new
+        if sy > 1e-12 * np.sqrt((s @ s) * (y @ y)):
+            if first:  # scale the initial inverse Hessian (Nocedal & Wright 6.20)
+                Hinv = np.eye(d) * (sy / (y @ y))
+                first = False
+            rho = 1.0 / sy
+            Hy = Hinv @ y
+            yHy = y @ Hy
+            for i in range(d):
+                for j in range(d):
+                    Hinv[i, j] += (-rho * (s[i] * Hy[j] + Hy[i] * s[j])
+                                   + (rho * rho * yHy + rho) * s[i] * s[j])
+        if decrease <= ftol * max(abs(f_old), abs(f), 1.0):
+            converged = True
+            break
+    return x, f, it, converged
+
