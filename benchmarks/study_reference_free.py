@@ -51,21 +51,34 @@ def _top(mix, n=10000):
     return mix.iloc[np.sort(order)]
 
 
-def pure_mix_cases(data_dir, seeds=(0, 1), samples=(12, 33), noises=(0.1, 0.3)):
-    """Designed mixtures of measured pure samples with known proportions."""
+def pure_mix_cases(data_dir, seeds=(0, 1), samples=(12, 33), noises=(0.1, 0.3, "array")):
+    """Designed mixtures of measured pure samples with known proportions.
+
+    ``noises``: the sd of multiplicative log-normal noise, or ``"array"``: a
+    platform-like departure from linear mixing on top of sd 0.2 (every gene's
+    signal raised to its own power in [0.85, 1], as a saturating probe, plus
+    an additive background of the data's 5% quantile with its own noise).
+    """
     for name in GIVEN:
         d = read_dataset(Path(data_dir) / name)
         pure, labels = _top(d["pure"]), d["pure_labels"]
         types = list(dict.fromkeys(labels.to_numpy()))
         by_type = {t: pure.loc[:, labels.index[labels.to_numpy() == t]].to_numpy() for t in types}
         for seed, m, noise in itertools.product(seeds, samples, noises):
-            rng = np.random.default_rng([seed, m, int(noise * 100)])
+            rng = np.random.default_rng([seed, m, 999 if noise == "array" else int(noise * 100)])
             P = rng.dirichlet(np.ones(len(types)), size=m).T  # k x m
             G = np.zeros((len(pure), m))
             for j, t in enumerate(types):
                 reps = by_type[t]
                 G += reps[:, rng.integers(0, reps.shape[1], m)] * P[j]
-            G *= rng.lognormal(0.0, noise, size=G.shape)
+            if noise == "array":
+                scale = np.median(G)
+                gamma = rng.uniform(0.85, 1.0, size=(len(G), 1))
+                G = scale * (G / scale) ** gamma * rng.lognormal(0.0, 0.2, size=G.shape)
+                floor = np.quantile(G, 0.05)
+                G = G + floor * rng.lognormal(0.0, 0.5, size=G.shape)
+            else:
+                G *= rng.lognormal(0.0, noise, size=G.shape)
             cols = [f"s{i}" for i in range(m)]
             yield (f"puremix:{name.split('_')[0]}:m{m}:sd{noise}:s{seed}",
                    pd.DataFrame(G, index=pure.index, columns=cols),

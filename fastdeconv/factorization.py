@@ -33,7 +33,7 @@ import numpy as np
 
 from fastdeconv._checks import check_float, check_int
 
-__all__ = ["Factorization", "nmf", "ica", "anchors", "match_components"]
+__all__ = ["Factorization", "nmf", "ica", "anchors", "match_components", "agreement"]
 
 #: value below which HALS does not let an entry fall (Gillis and Glineur 2012)
 FLOOR = 1e-16
@@ -58,6 +58,9 @@ ALPHA = 0.5
 MAX_INNER = 50
 #: most alternations of the exact NNLS polish
 POLISH_STEPS = 20
+#: the polish stops when an alternation lowers the objective by at most POLISH_TOL * tol
+#: (relative): objectives of restarts then compare to better than ``tol``
+POLISH_TOL = 1e-3
 
 
 @dataclass
@@ -134,7 +137,7 @@ def match_components(P_ref, P):
 
     Components (rows) are matched one to one minimising the summed absolute
     differences ``sum_s |P_ref[i, s] - P[perm[i], s]|`` over all pairs, by
-    :func:`scipy.optimize.linear_sum_assignment`.
+    enumeration up to 7 components, else :func:`scipy.optimize.linear_sum_assignment`.
 
     Parameters
     ----------
@@ -166,8 +169,6 @@ def match_components(P_ref, P):
     >>> match_components(P, P[::-1]).tolist()
     [1, 0]
     """
-    from scipy.optimize import linear_sum_assignment
-
     P_ref = np.asarray(P_ref, dtype=np.float64)
     P = np.asarray(P, dtype=np.float64)
     if P_ref.ndim != 2 or P_ref.shape != P.shape:
@@ -176,23 +177,73 @@ def match_components(P_ref, P):
             f"{P_ref.shape} and {P.shape}"
         )
     cost = np.abs(P_ref[:, None, :] - P[None, :, :]).sum(axis=2)
-    rows, cols = linear_sum_assignment(cost)
-    perm = np.empty(P.shape[0], dtype=np.int64)
-    perm[rows] = cols
-    return perm
+    return np.asarray(_assignment(cost), dtype=np.int64)
 
 
 def _stability(best, Hs):
     """Share of the runs ``Hs`` whose proportions agree with run ``best``'s to AGREE."""
     if len(Hs) < 2:
         return 1.0
-    P_best = _proportions(Hs[best])
+    return agreement(_proportions(Hs[best]), [_proportions(H) for H in Hs])
+
+
+def _assignment(cost):
+    """The column matched to each row of a square cost matrix at least total cost.
+
+    Every permutation is scored for up to 7 rows (5040 of them), which spares
+    small problems the import of :mod:`scipy.optimize` (a third of a second);
+    larger ones use its Hungarian method.
+    """
+    k = cost.shape[0]
+    if k > 7:
+        from scipy.optimize import linear_sum_assignment
+
+        return linear_sum_assignment(cost)[1]
+    from itertools import permutations
+
+    perms = np.array(list(permutations(range(k))))
+    totals = cost[np.arange(k)[None, :], perms].sum(axis=1)
+    return perms[int(np.argmin(totals))]
+
+
+def agreement(P_best, others, tolerance=AGREE):
+    """Share of solutions whose proportions agree with ``P_best`` to ``tolerance``.
+
+    Components are matched one to one (Hungarian method on the summed
+    absolute differences) before the largest absolute difference is taken, so
+    a solution with its components in another order agrees.
+
+    Parameters
+    ----------
+    P_best : ndarray, shape (k, n_samples)
+        The reference proportions.
+    others : sequence of ndarray, shape (k, n_samples)
+        The solutions to compare (the reference itself may be among them).
+    tolerance : float, default 0.01
+        Largest absolute difference of an agreeing solution.
+
+    Returns
+    -------
+    float
+        The share in [0, 1] (1.0 for no solutions).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastdeconv.factorization import agreement
+    >>> P = np.array([[0.2, 0.7], [0.8, 0.3]])
+    >>> agreement(P, [P, P[::-1], P + [[0.1, 0.0], [-0.1, 0.0]]])
+    0.6666666666666666
+    """
+    if not len(others):
+        return 1.0
     agree = 0
-    for H in Hs:
-        P = _proportions(H)
+    for P in others:
         perm = match_components(P_best, P)
-        agree += float(np.abs(P_best - P[perm]).max()) <= AGREE
-    return agree / len(Hs)
+        agree += float(np.abs(P_best - P[perm]).max()) <= tolerance
+    return agree / len(others)
+
+
 
 
 def _check_input(G, k):
@@ -322,9 +373,9 @@ def _hals(G, GT, gg, W, Ht, max_iter, tol):
     return max_iter, max_iter == 0
 
 
-def _polish(G, W, H):
+def _polish(G, W, H, tol):
     """Exact alternating NNLS: W = argmin ||G' - H'W'||, then H = argmin ||G - W H||, until
-    the objective stops decreasing (at most POLISH_STEPS alternations)."""
+    an alternation lowers the objective by at most ``tol`` (relative; at most POLISH_STEPS)."""
     prev = _objective(G, W, H)
     ok = True
     steps = 0
@@ -334,7 +385,7 @@ def _polish(G, W, H):
         H, ok_h = _nnls(W, G)
         ok = ok_w and ok_h
         obj = _objective(G, W, H)
-        if prev - obj <= 1e-12 * prev:
+        if prev - obj <= tol * prev:
             break
         prev = obj
     return np.ascontiguousarray(W), H, obj, steps, ok
@@ -396,7 +447,8 @@ def nmf(G, k, *, init=None, n_restarts=10, seed=0, max_iter=2000, tol=1e-6, n_jo
        (relative), or after ``max_iter`` iterations.
     2. An exact polish: alternating NNLS on the library's active-set solver,
        ``W = argmin_{W>=0} ||G' - H'W'||`` then ``H = argmin_{H>=0} ||G - W H||``,
-       until the objective stops decreasing (at most 20 alternations), so the
+       until an alternation lowers the objective by at most ``1e-3 * tol``
+       (relative; at most 20 alternations), so the
        returned ``H`` satisfies the optimality (KKT) conditions of NNLS given
        ``W`` to the solver's tolerance.
     3. Restarts: restart 0 starts from ``init``; restart ``r >= 1`` from the
@@ -419,7 +471,8 @@ def nmf(G, k, *, init=None, n_restarts=10, seed=0, max_iter=2000, tol=1e-6, n_jo
         corners), with ``W0`` its NNLS fit.
     n_restarts : int or "auto", default 10
         Number of runs (>= 1).  ``"auto"``: runs in rounds of 4 until the best
-        objective has been reached (to a relative 1e-6) by at least two runs,
+        objective has been reached (to a relative 1e-6, or both objectives
+        below 1e-12 times ``0.5 ||G||^2``: an exact fit) by at least two runs,
         or 40 runs.
     seed : int, default 0
         Seed of the perturbations.
@@ -505,22 +558,25 @@ def nmf(G, k, *, init=None, n_restarts=10, seed=0, max_iter=2000, tol=1e-6, n_jo
     def run(r):
         W, Ht = _start(Gs, H0s, W0, r, seeds)
         its, hals_ok = _hals(Gs, GsT, gg, W, Ht, max_iter, tol)
-        W, H, _, steps, nnls_ok = _polish(G, W, Ht.T * c)
+        W, H, _, steps, nnls_ok = _polish(G, W, Ht.T * c, POLISH_TOL * tol)
         return W, H, _objective(G, W, H), its, hals_ok and nnls_ok, steps
 
+    # the same optimum: within AUTO_SAME (relative) of the best, or both at rounding level
+    # (objectives below 1e-12 * 0.5 ||G||^2: an exact factorisation)
     results = []
     while len(results) < total:
         stop = min(total, len(results) + (AUTO_ROUND if auto else total))
         results.extend(thread_map(run, range(len(results), stop), n_jobs))
         if auto:
             objs = np.array([res[2] for res in results])
-            best = objs.min()
-            if np.sum(objs - best <= AUTO_SAME * max(best, np.finfo(float).tiny)) >= 2:
+            same = max(AUTO_SAME * objs.min(), 1e-12 * 0.5 * gg * c * c)
+            if np.sum(objs - objs.min() <= same) >= 2:
                 break
     objs = np.array([res[2] for res in results])
     best = int(np.argmin(objs))
     W, H, _, its, ok, steps = results[best]
-    stability = _stability(best, [res[1] for res in results])
+    # proportions of every run in the normalisation of the result (columns of W sum to 1)
+    stability = _stability(best, [res[1] * res[0].sum(axis=0)[:, None] for res in results])
     info = {
         "init": "svd" if init is None or isinstance(init, str) else "array",
         "iterations": np.array([res[3] for res in results], dtype=np.int64),

@@ -51,7 +51,9 @@ from fastdeconv._checks import check_choice, check_float, check_int
 from fastdeconv._parallel import resolve_n_jobs
 from fastdeconv._progress import advancer, compile_notice, progress_bar, show_progress
 from fastdeconv.errors import Fix, InputProblem, literal
+from fastdeconv.factorization import AUTO_MAX, AUTO_ROUND, AUTO_SAME
 from fastdeconv.inputs import MISSING, SCALES
+from fastdeconv.n_types import K_RULES, KDiagnostics, _choose_k, _hysime_k  # noqa: F401
 from fastdeconv.results import ProportionsResult
 
 __all__ = ["linseed", "LinseedResult", "KDiagnostics", "estimate_k"]
@@ -106,100 +108,6 @@ def _more_genes(options, n_clean):
 
 
 # --------------------------------------------------------------------------- k
-
-
-@dataclass
-class KDiagnostics:
-    """How the number of components was chosen.
-
-    Attributes
-    ----------
-    singular_values : ndarray
-        Singular values of the row-normalised, filtered data (genes x samples,
-        not centred), largest first.
-    explained : ndarray
-        Cumulative fraction of the squared singular values (``explained[j]``
-        is the share of the first ``j + 1`` components).
-    variance_threshold : float
-        The threshold of the variance rule.
-    k_variance : int
-        Smallest ``k`` with ``explained[k - 1] >= variance_threshold``.
-    k_noise : int
-        Number of components whose signal power exceeds twice the estimated
-        noise power (HySime).
-    k_auto : int
-        ``min(k_variance, k_noise)``, clipped to ``[2, max_k]``.
-    k : int
-        The number of components used (``k_auto`` or the user's).
-    automatic : bool
-        Whether ``k`` was chosen automatically.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastdeconv.reference_free import estimate_k
-    >>> rng = np.random.default_rng(0)
-    >>> G = rng.gamma(0.3, 1.0, (300, 2)) @ rng.dirichlet([1, 1], 10).T
-    >>> d = estimate_k(G / G.sum(1, keepdims=True))
-    >>> d.k, d.automatic
-    (2, True)
-    """
-
-    singular_values: np.ndarray
-    explained: np.ndarray
-    variance_threshold: float
-    k_variance: int
-    k_noise: int
-    k_auto: int
-    k: int
-    automatic: bool
-
-    def to_frame(self):
-        """Spectrum as a table: component, singular value, cumulative explained variance.
-
-        Returns
-        -------
-        pandas.DataFrame
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastdeconv.reference_free import KDiagnostics
-        >>> d = KDiagnostics(np.array([2.0, 1.0]), np.array([0.8, 1.0]), 0.99, 2, 2, 2, 2, True)
-        >>> d.to_frame().shape
-        (2, 2)
-        """
-        index = pd.RangeIndex(1, len(self.singular_values) + 1, name="component")
-        return pd.DataFrame(
-            {"singular_value": self.singular_values, "explained": self.explained}, index=index
-        )
-
-
-def _hysime_k(Y):
-    """HySime subspace size of ``Y`` (bands x pixels: here samples x genes).
-
-    Noise is estimated by regressing each sample on all the others; a
-    component of the signal correlation matrix counts when the data's power
-    along it exceeds twice the noise power (Bioucas-Dias & Nascimento 2008).
-    Every matrix is samples x samples: with ``P`` the inverse of the (lightly
-    regularised) Gram matrix ``Y Y'``, the residual of sample ``i`` regressed
-    on the others is ``P[i] Y / P[i, i]``, so all the regressions are one
-    product (the paper's loop over samples costs a cube of the samples more).
-    """
-    L, N = Y.shape
-    RR = Y @ Y.T
-    RR = RR + (1e-10 * np.trace(RR) / L) * np.eye(L)
-    RRi = np.linalg.inv(RR)
-    noise = (RRi @ Y) / np.diag(RRi)[:, None]
-    Rn = np.diag(np.einsum("ij,ij->i", noise, noise) / N)
-    Xs = Y - noise
-    Ry = Y @ Y.T / N
-    Rx = Xs @ Xs.T / N
-    _, E = np.linalg.eigh(Rx)
-    E = E[:, ::-1]
-    Py = np.einsum("ij,ij->j", E, Ry @ E)
-    Pn = np.einsum("ij,ij->j", E, Rn @ E)
-    return int(np.sum(Py > 2.0 * Pn))
 
 
 def estimate_k(normalised, *, variance_threshold=0.99, max_k=None, n_types="auto"):
@@ -257,29 +165,6 @@ def estimate_k(normalised, *, variance_threshold=0.99, max_k=None, n_types="auto
     _check_samples(X.shape[1], "normalised")
     variance_threshold = check_float(variance_threshold, "variance_threshold", maximum=1.0)
     return _choose_k(X, variance_threshold, max_k, n_types)
-
-
-def _choose_k(X, variance_threshold, max_k, n_types):
-    """The rule of :func:`estimate_k` on checked input (float64 genes x samples, >= 2 of each)."""
-    n, m = X.shape
-    # the singular values from the smaller Gram matrix (samples x samples, or genes x
-    # genes when fewer genes than samples are left); the missing ones are zero
-    if n >= m:
-        eig = np.linalg.eigvalsh(X.T @ X)
-    else:
-        eig = np.concatenate([np.linalg.eigvalsh(X @ X.T), np.zeros(m - n)])
-        eig.sort()
-    s = np.sqrt(np.clip(eig[::-1], 0.0, None))
-    total = float(np.sum(s**2))
-    explained = np.cumsum(s**2) / total if total > 0 else np.ones_like(s)
-    upper = X.shape[1] if max_k is None else int(max_k)
-    upper = max(2, min(upper, X.shape[1], X.shape[0]))
-    k_variance = int(np.searchsorted(explained, variance_threshold) + 1)
-    k_noise = _hysime_k(X.T)
-    k_auto = int(min(max(min(k_variance, k_noise), 2), upper))
-    automatic = isinstance(n_types, str)
-    k = k_auto if automatic else int(n_types)
-    return KDiagnostics(s, explained, float(variance_threshold), k_variance, k_noise, k_auto, k, automatic)
 
 
 # ------------------------------------------------------------------ linearity
@@ -554,13 +439,9 @@ def _project(Xf, k):
     return mu, V, np.ascontiguousarray(centred @ V)
 
 
-#: Restarts of the corner search per round with ``n_restarts="auto"``, and at most.
-RESTART_ROUND = 4
-MAX_RESTARTS = 40
-#: Two starts reach the same optimum when their objectives agree to this (relative).
-SAME_OPTIMUM = 1e-6
-#: Two solutions agree when their proportions differ by at most this (the stability score).
-AGREE = 0.01
+#: Restarts per round with ``n_restarts="auto"``, at most, and when two starts reach the
+#: same optimum (objectives equal to this, relative): the rule of the factorisations.
+RESTART_ROUND, MAX_RESTARTS, SAME_OPTIMUM = AUTO_ROUND, AUTO_MAX, AUTO_SAME
 
 
 def _quick_proportions(corners):
@@ -570,64 +451,6 @@ def _quick_proportions(corners):
     P = lam[:, None] * C
     total = P.sum(axis=0)
     return P / np.where(total > 0, total, 1.0)
-
-
-def _assignment(cost):
-    """The column matched to each row of a square cost matrix at least total cost.
-
-    Every permutation is scored for up to 7 rows (5040 of them), which spares
-    small problems the import of :mod:`scipy.optimize` (a third of a second);
-    larger ones use its Hungarian method.
-    """
-    k = cost.shape[0]
-    if k > 7:
-        from scipy.optimize import linear_sum_assignment
-
-        return linear_sum_assignment(cost)[1]
-    from itertools import permutations
-
-    perms = np.array(list(permutations(range(k))))
-    totals = cost[np.arange(k)[None, :], perms].sum(axis=1)
-    return perms[int(np.argmin(totals))]
-
-
-def agreement(P_best, others, tolerance=AGREE):
-    """Share of solutions whose proportions agree with ``P_best`` to ``tolerance``.
-
-    Components are matched one to one (Hungarian method on the summed
-    absolute differences) before the largest absolute difference is taken, so
-    a solution with its components in another order agrees.
-
-    Parameters
-    ----------
-    P_best : ndarray, shape (k, n_samples)
-        The reference proportions.
-    others : sequence of ndarray, shape (k, n_samples)
-        The solutions to compare (the reference itself may be among them).
-    tolerance : float, default 0.01
-        Largest absolute difference of an agreeing solution.
-
-    Returns
-    -------
-    float
-        The share in [0, 1] (1.0 for no solutions).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastdeconv.reference_free import agreement
-    >>> P = np.array([[0.2, 0.7], [0.8, 0.3]])
-    >>> agreement(P, [P, P[::-1], P + [[0.1, 0.0], [-0.1, 0.0]]])
-    0.6666666666666666
-    """
-    if not len(others):
-        return 1.0
-    agree = 0
-    for P in others:
-        cost = np.abs(P_best[:, None, :] - P[None, :, :]).sum(axis=2)
-        cols = _assignment(cost)
-        agree += float(np.abs(P_best - P[cols]).max()) <= tolerance
-    return agree / len(others)
 
 
 def _restarts(run, n_restarts, progress, desc):
@@ -1163,8 +986,6 @@ DUPLICATES = ("raise", "sum")
 WEIGHTINGS = ("variance", "none")
 #: How the corners (or factors) are found: see :func:`linseed`, ``method``.
 METHODS = ("simplex", "dualsimplex", "nmf", "ica", "anchors")
-#: The rules for the number of components (``k_rule``; :mod:`fastdeconv.n_types`).
-K_RULES = ("spectrum", "mdl", "bcv")
 #: The nulls of the significance test (``null``).
 NULLS = ("saddlepoint", "permutation")
 #: The models of each component's scale (``component_scale``).
@@ -1817,11 +1638,58 @@ def _stage_significance(data, options, rng, clock, progress=False):
     return _Significance(power, degree, n_edges, pvalues, significant, keep, block)
 
 
-def _stage_k(data, significance, options):
-    """The number of components from the significant genes' spectrum."""
+def _mdl_fits(data, significance, Xf, ks, options, rng):
+    """The pipeline's own fit ``(W, H)`` of the significant genes for every ``k`` (for MDL).
+
+    The corners by LinSeed's simplex (the fastest method), the proportions by
+    the proportions step, and ``W`` by NNLS of the genes on them; a ``k`` the
+    data do not support (degenerate corners, an empty component) is left out.
+    """
+    keep = significance.keep
+    G = np.ascontiguousarray(data.G[keep])
+    fits = {}
+    for k in ks:
+        try:
+            mu, V, Y = _project(Xf, k)
+            corners_y = _find_corners(Y, k, options.hinge_weight, options.n_restarts, rng)[0]
+            corners = mu + corners_y.T @ V.T
+            P = _proportions(corners, data.G, keep, options.n_jobs, options.weighting,
+                             options.component_scale)[0]
+        except (InputProblem, ValueError):
+            continue
+        W = _solve(P.T, G.T, "nnls", options.n_jobs)[0].T
+        fits[k] = (W, P)
+    return fits
+
+
+def _stage_k(data, significance, options, rng):
+    """The number of components: fixed, or by ``options.k_rule``.
+
+    The spectrum rule's diagnostics are always computed (they are plotted);
+    with ``k_rule="mdl"`` or ``"bcv"`` and an automatic ``k`` the rule of
+    :mod:`fastdeconv.n_types` picks ``k`` among 2 .. min(samples - 1, 10).
+    """
+    from fastdeconv.n_types import DEFAULT_MAX_K, choose_k
+
     keep = significance.keep
     Xf = np.ascontiguousarray(data.X[keep])
     kd = _choose_k(Xf, options.variance_threshold, None, options.n_types)
+    if kd.automatic and options.k_rule != "spectrum":
+        upper = min(Xf.shape[1] - 1, DEFAULT_MAX_K, keep.size - 1)
+        ks = list(range(2, max(upper, 2) + 1))
+        if options.k_rule == "bcv":
+            # the retained blocks of a 2 x 2 split hold m - ceil(m / 2) samples
+            m = Xf.shape[1]
+            choice = choose_k("bcv", Xf, [k for k in ks if k <= m - (m + 1) // 2] or [2])
+        else:
+            fits = _mdl_fits(data, significance, Xf, ks, options, rng)
+            if not fits:
+                raise InputProblem(
+                    "no number of components from 2 to {upper} gives a fit to score by MDL; "
+                    "use {0}", Fix("k_rule", "spectrum"))
+            choice = choose_k("mdl", np.ascontiguousarray(data.G[keep]), sorted(fits),
+                              fits=fits, n_jobs=options.n_jobs)
+        kd = replace(kd, k=int(choice.k), rule=options.k_rule, rule_choice=choice)
     if keep.size <= kd.k:
         fixes = _more_genes(options, len(data.values))
         if kd.k > 2:
@@ -1892,6 +1760,8 @@ def _stage_corners(data, significance, Xf, k, options, rng, n_clean, progress=Fa
         info["simplex_objective"] = simplex_info["objective"]
         starts = None
     if starts is not None:
+        from fastdeconv.factorization import agreement
+
         best = _quick_proportions(corners)
         info["stability"] = agreement(best, [_quick_proportions(c) for c in starts])
     corners_y = ((corners - mu) @ V).T  # (k-1) x k
@@ -1973,7 +1843,7 @@ def _pipeline(bulk, genes, layer, options):
     show = show_progress(options.progress, n * (n + 1) / 2 * m > PROGRESS_WORK)
     with compile_notice(show):
         significance = _stage_significance(data, options, rng, clock, show)
-        Xf, kd = _stage_k(data, significance, options)
+        Xf, kd = _stage_k(data, significance, options, rng)
         clock.lap("choose_k")
         simplex = _stage_corners(data, significance, Xf, kd.k, options, rng, len(data.values),
                                  show)

@@ -154,7 +154,7 @@ def test_cli_reaches_pipelines_through_their_modules():
         ("fastdeconv.deconvolve", "fastdeconv.regression", "select_marker_genes"),
         ("fastdeconv.deconvolve", "fastdeconv.regression", "DeconvolutionResult"),
         ("fastdeconv.linseed", "fastdeconv.reference_free", "estimate_k"),
-        ("fastdeconv.linseed", "fastdeconv.reference_free", "KDiagnostics"),
+        ("fastdeconv.linseed", "fastdeconv.n_types", "KDiagnostics"),
         ("fastdeconv.reference", "fastdeconv.signature", "cluster_cells"),
         ("fastdeconv.reference", "fastdeconv.signature", "SignatureResult"),
     ],

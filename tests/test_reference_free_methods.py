@@ -1,0 +1,113 @@
+"""The reference-free pipeline's methods, nulls, scales, restarts and stability (issue 14)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import rankdata
+
+from fastdeconv.factorization import agreement
+from fastdeconv.reference_free import (
+    METHODS,
+    _average_ranks,
+    linseed,
+    sinkhorn_scale,
+)
+from tests.test_reference_free import _match_r, _planted
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return _planted(seed=3)
+
+
+def test_average_ranks_equal_scipy_rankdata():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, m = rng.integers(1, 15), rng.integers(1, 12)
+        G = rng.integers(0, 4, size=(n, m)).astype(float)  # many ties
+        np.testing.assert_array_equal(_average_ranks(G), rankdata(G, axis=1))
+    G = rng.random((500, 33))
+    np.testing.assert_array_equal(_average_ranks(G), rankdata(G, axis=1))
+
+
+def test_sinkhorn_scale_rows_columns_and_factors():
+    rng = np.random.default_rng(1)
+    G = rng.gamma(0.5, 10.0, size=(300, 12)) + 1e-3
+    V, r, c, it = sinkhorn_scale(G)
+    np.testing.assert_allclose(V.sum(axis=1), 1.0, rtol=1e-10)
+    np.testing.assert_allclose(V.sum(axis=0), 300 / 12, rtol=1e-10)
+    np.testing.assert_allclose(V, r[:, None] * G * c[None, :], rtol=1e-10)
+    assert it < 10000
+    # the scaling of a matrix already scaled is the identity
+    V2, r2, c2, _ = sinkhorn_scale(V)
+    np.testing.assert_allclose(V2, V, rtol=1e-9)
+
+
+def test_agreement_matches_components_before_comparing():
+    P = np.array([[0.1, 0.5, 0.9], [0.9, 0.5, 0.1]])
+    assert agreement(P, [P[::-1]]) == 1.0
+    assert agreement(P, [P + np.array([[0.02, 0, 0], [-0.02, 0, 0]])]) == 0.0
+    assert agreement(P, []) == 1.0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_recovers_planted_proportions(planted, method):
+    bulk, truth, _ = planted
+    res = linseed(bulk, 3, method=method, pvalue=0.05)
+    P = res.proportions
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-12)
+    assert (P.to_numpy() >= 0).all()
+    r, rmse = _match_r(P, truth)
+    assert r > 0.95, (method, r, rmse)
+    assert res.info["method"] == method
+    assert 0.0 <= res.info["stability"] <= 1.0
+    assert res.signature.shape == (len(bulk), 3)
+    assert set(res.markers) == set(P.columns)
+    assert "method" in res.summary() or method in res.summary()
+
+
+def test_sum_to_one_scale_sums_and_recovers(planted):
+    bulk, truth, _ = planted
+    res = linseed(bulk, 3, component_scale="sum_to_one", pvalue=0.05)
+    np.testing.assert_allclose(res.proportions.sum(axis=1), 1.0, atol=1e-12)
+    assert _match_r(res.proportions, truth)[0] > 0.95
+
+
+def test_restarts_auto_stop_when_the_best_repeats(planted):
+    bulk, _, _ = planted
+    res = linseed(bulk, 3, n_restarts="auto", pvalue=0.05)
+    funs = res.info["start_objectives"]
+    assert len(funs) == res.info["n_starts"] >= 2
+    best = funs.min()
+    assert np.sum(np.abs(funs - best) <= 1e-6 * max(1.0, abs(best))) >= 2
+    fixed = linseed(bulk, 3, n_restarts=3, pvalue=0.05)
+    assert fixed.info["n_starts"] == 4
+
+
+def test_same_answer_for_every_seed_with_the_defaults(planted):
+    bulk, _, _ = planted
+    ref = linseed(bulk, 3, seed=0, pvalue=0.05).proportions
+    for seed in (1, 7):
+        other = linseed(bulk, 3, seed=seed, pvalue=0.05).proportions
+        assert np.abs(other.to_numpy() - ref.to_numpy()).max() <= 0.01
+
+
+@pytest.mark.skipif(not (DATA / "abbas_GSE11058").is_dir(),
+                    reason="../shared/data/abbas_GSE11058 is absent")
+def test_gse11058_same_answer_for_seeds_0_to_9():
+    """The issue's stability target on real data: seeds 0-9 agree to 0.01."""
+    from fastdeconv.io import read_dataset
+
+    mix = read_dataset(DATA / "abbas_GSE11058")["mixture"]
+    runs = [linseed(mix, "auto", seed=s, progress=False) for s in range(10)]
+    ref = runs[0].proportions.to_numpy()
+    for res in runs[1:]:
+        assert res.proportions.shape == runs[0].proportions.shape
+        assert np.abs(res.proportions.to_numpy() - ref).max() <= 0.01
+    assert runs[0].info["stability"] >= 0.5
