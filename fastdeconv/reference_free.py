@@ -69,8 +69,10 @@ MAX_SAMPLES = 5000
 PROGRESS_WORK = 2e9
 #: Gene pairs scored per kernel call of the permutation null (the bar advances between).
 _PAIRS_PER_CALL = 1 << 18
-#: Bins of the histogram of edge weights (on [0, 1]) behind the saddlepoint null.
-HISTOGRAM_BINS = 1 << 10
+#: Bins of the histogram of edge weights (on [0, 1]) behind the saddlepoint null (each
+#: bin stands for its edges by their exact mean: on GSE19830 the p-values agree with
+#: 1024 bins' to 0.3% relative, the same genes pass, and the step takes 0.13 s, not 0.5).
+HISTOGRAM_BINS = 1 << 8
 
 
 def _check_samples(m, name):
@@ -1043,7 +1045,7 @@ progress
     seed: object = 0
     spearman_threshold: float = 0.0
     variance_threshold: float = 0.99
-    hinge_weight: float = 1000.0
+    hinge_weight: float = 10.0
     n_restarts: object = "auto"
     weighting: str = "variance"
     n_markers: int = 100
@@ -1280,7 +1282,7 @@ def linseed(
     seed=0,
     spearman_threshold=0.0,
     variance_threshold=0.99,
-    hinge_weight=1000.0,
+    hinge_weight=10.0,
     n_restarts="auto",
     weighting="variance",
     n_markers=100,
@@ -1381,7 +1383,7 @@ def linseed(
         Spearman correlation exceeds this.
     variance_threshold : float, default 0.99
         Explained-variance threshold of the automatic ``k``.
-    hinge_weight : float, default 1000.0
+    hinge_weight : float, default 10.0
         Weight of the squared hinge on genes outside the simplex in the corner
         refinement; large values give the minimum-volume enclosing simplex,
         small ones let outlying genes stay outside.
