@@ -43,6 +43,9 @@ from fastdeconv.reference_free import linseed
 GIVEN = {"shenorr_GSE19830": 3, "abbas_GSE11058": 4}
 HAO_GROUPS = {"T cells CD4 conv": "T", "T cells CD8": "T", "Tregs": "T", "B cells": "B",
               "Plasma cells": "B", "NK cells": "NK", "Monocytes": "Mono"}
+#: finer groups for the RNA-mix-like cases: CD4 and CD8 T cells apart (similar profiles)
+HAO_FINE = {"T cells CD4 conv": "CD4", "Tregs": "CD4", "T cells CD8": "CD8", "B cells": "B",
+            "Plasma cells": "B", "NK cells": "NK", "Monocytes": "Mono", "mDC": "DC", "pDC": "DC"}
 
 
 def _top(mix, n=10000):
@@ -86,18 +89,33 @@ def pure_mix_cases(data_dir, seeds=(0, 1), samples=(12, 33), noises=(0.1, 0.3, "
 
 
 def hao_cases(data_dir, seeds=(0, 1), n_samples=20):
-    """Pseudo-bulk of PBMC cells in 4 major types (raw counts; truth: RNA fractions)."""
+    """Pseudo-bulk of PBMC cells (truth: RNA fractions).
+
+    Raw counts of 4 major types (T, B, NK, monocytes; 500 cells a sample), and
+    RNA-mix-like tables of 5 and 6 finer types (CD4 and CD8 T cells apart, and
+    dendritic cells; 1000 cells a sample) normalised to counts per million, as
+    the purified-RNA mixtures of a microarray are normalised.
+    """
     from fastdeconv.simulate import pseudobulk
 
     folder = Path(data_dir) / "hao_pbmc_sc_subset"
     counts = pd.read_csv(folder / "counts.tsv.gz", sep="\t", index_col=0)
-    labels = pd.read_csv(folder / "cell_labels.tsv", sep="\t", index_col=0).iloc[:, 0]
-    labels = labels.loc[counts.columns].map(HAO_GROUPS)
+    raw = pd.read_csv(folder / "cell_labels.tsv", sep="\t", index_col=0).iloc[:, 0]
+    raw = raw.loc[counts.columns]
+    labels = raw.map(HAO_GROUPS)
     keep = labels.notna().to_numpy()
-    counts, labels = counts.loc[:, keep], labels[keep]
     for seed in seeds:
-        pb = pseudobulk(counts, labels, n_samples, cells_per_sample=500, seed=seed, progress=False)
+        pb = pseudobulk(counts.loc[:, keep], labels[keep], n_samples, cells_per_sample=500,
+                        seed=seed, progress=False)
         yield f"pseudobulk:hao4:s{seed}", pb.bulk, pb.rna_fractions, 4
+    fine = raw.map(HAO_FINE)
+    for drop, k in (({"DC"}, 5), (set(), 6)):
+        keep = (fine.notna() & ~fine.isin(drop)).to_numpy()
+        for seed in seeds:
+            pb = pseudobulk(counts.loc[:, keep], fine[keep], n_samples, cells_per_sample=1000,
+                            seed=seed, progress=False)
+            cpm = pb.bulk / pb.bulk.sum(axis=0) * 1e6
+            yield f"rnamix:hao{k}cpm:s{seed}", cpm, pb.rna_fractions, k
 
 
 def cases(data_dir, quick=False):

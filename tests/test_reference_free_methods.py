@@ -138,3 +138,39 @@ def test_gse19830_at_least_the_r_package():
     "profiles gives only 0.864 (docs/linseed.md, 'Beyond LinSeed')"))
 def test_gse11058_at_least_the_r_package():
     assert _given_r("abbas_GSE11058") >= 0.914
+
+
+@pytest.mark.parametrize("args", ["--method anchors", "--method dualsimplex --k-rule bcv",
+                                  "--method nmf --restarts 2 --component-scale sum_to_one",
+                                  "--null permutation --permutations 40 --pvalue 0.05"])
+def test_command_line_runs_every_option(planted, tmp_path, capsys, args):
+    from fastdeconv.cli import main
+
+    bulk, truth, _ = planted
+    path = tmp_path / "bulk.tsv"
+    bulk.to_csv(path, sep="\t", index_label="gene")
+    out = tmp_path / "p.tsv"
+    assert main(["linseed", "--bulk", str(path), "--cell-types", "3", "--output", str(out),
+                 *args.split()]) == 0
+    P = pd.read_csv(out, sep="\t", index_col=0)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
+    assert _match_r(P, truth)[0] > 0.9
+    assert "stability" in capsys.readouterr().out
+
+
+def test_mdl_and_bcv_rules_pick_the_planted_k():
+    bulk, _, _ = _planted(seed=21, k=3, n_samples=16)
+    for rule in ("mdl", "bcv"):
+        res = linseed(bulk, "auto", k_rule=rule, pvalue=0.05)
+        assert res.n_types == 3, rule
+        assert res.k_diagnostics.rule == rule
+        assert res.k_diagnostics.rule_choice.k == 3
+
+
+def test_plots_work_for_a_factorisation(planted, tmp_path):
+    pytest.importorskip("matplotlib")
+    bulk, _, _ = planted
+    res = linseed(bulk, 3, method="nmf", pvalue=0.05)
+    fig = res.plot(tmp_path / "nmf.png")
+    assert (tmp_path / "nmf.png").stat().st_size > 0
+    assert len(fig.axes) == 4
