@@ -44,6 +44,7 @@ from fastdeconv._checks import check_choice, check_float, check_int
 __all__ = [
     "K_RULES",
     "KChoice",
+    "KDiagnostics",
     "choose_k",
     "spectrum_k",
     "mdl_k",

@@ -56,7 +56,7 @@ from fastdeconv.inputs import MISSING, SCALES
 from fastdeconv.n_types import K_RULES, KDiagnostics, _choose_k, _hysime_k  # noqa: F401
 from fastdeconv.results import ProportionsResult
 
-__all__ = ["linseed", "LinseedResult", "KDiagnostics", "estimate_k"]
+__all__ = ["linseed", "LinseedResult", "estimate_k", "sinkhorn_scale"]
 
 #: Most samples LinSeed analyses at once.  Every dense matrix of the method is
 #: genes x samples, (a block of) genes x genes computed in blocks of bounded
@@ -1045,7 +1045,7 @@ progress
     seed: object = 0
     spearman_threshold: float = 0.0
     variance_threshold: float = 0.99
-    hinge_weight: float = 10.0
+    hinge_weight: float = 1000.0
     n_restarts: object = "auto"
     weighting: str = "variance"
     n_markers: int = 100
@@ -1282,7 +1282,7 @@ def linseed(
     seed=0,
     spearman_threshold=0.0,
     variance_threshold=0.99,
-    hinge_weight=10.0,
+    hinge_weight=1000.0,
     n_restarts="auto",
     weighting="variance",
     n_markers=100,
@@ -1383,7 +1383,7 @@ def linseed(
         Spearman correlation exceeds this.
     variance_threshold : float, default 0.99
         Explained-variance threshold of the automatic ``k``.
-    hinge_weight : float, default 10.0
+    hinge_weight : float, default 1000.0
         Weight of the squared hinge on genes outside the simplex in the corner
         refinement; large values give the minimum-volume enclosing simplex,
         small ones let outlying genes stay outside.
@@ -1643,9 +1643,11 @@ def _stage_significance(data, options, rng, clock, progress=False):
 def _mdl_fits(data, significance, Xf, ks, options, rng):
     """The pipeline's own fit ``(W, H)`` of the significant genes for every ``k`` (for MDL).
 
-    The corners by LinSeed's simplex (the fastest method), the proportions by
-    the proportions step, and ``W`` by NNLS of the genes on them; a ``k`` the
-    data do not support (degenerate corners, an empty component) is left out.
+    The corners by LinSeed's simplex (the fastest method) from its deterministic
+    successive-projection start alone (no restarts: the rule scores up to nine
+    fits), the proportions by the proportions step, and ``W`` by NNLS of the
+    genes on them; a ``k`` the data do not support (degenerate corners, an
+    empty component) is left out.
     """
     keep = significance.keep
     G = np.ascontiguousarray(data.G[keep])
@@ -1653,7 +1655,7 @@ def _mdl_fits(data, significance, Xf, ks, options, rng):
     for k in ks:
         try:
             mu, V, Y = _project(Xf, k)
-            corners_y = _find_corners(Y, k, options.hinge_weight, options.n_restarts, rng)[0]
+            corners_y = _find_corners(Y, k, options.hinge_weight, 0, rng)[0]
             corners = mu + corners_y.T @ V.T
             P = _proportions(corners, data.G, keep, options.n_jobs, options.weighting,
                              options.component_scale)[0]

@@ -50,7 +50,7 @@ DEFAULTS = {
     "null": "saddlepoint",
     "component_scale": "totals",
     "n_restarts": "auto",
-    "hinge_weight": 10.0,
+    "hinge_weight": 1000.0,
     "top_genes": 10000,
     "min_mean": "auto",
     "n_permutations": 100,
