@@ -23,6 +23,7 @@ from fastdeconv.reference_free import (
     _normalise,
     _permutation_pvalues,
     _prepare,
+    _saddlepoint_pvalues,
     _project,
     _proportions,
     estimate_k,
@@ -63,7 +64,7 @@ class LinseedGSE19830:
         self.keep = np.flatnonzero(p < 0.01)
         self.Xf = np.ascontiguousarray(self.X[self.keep])
         self.mu, self.V, self.Y = _project(self.Xf, 3)
-        corners_y, _, _ = _find_corners(self.Y, 3, 1000.0, 8, np.random.default_rng(0))
+        corners_y = _find_corners(self.Y, 3, 1000.0, 8, np.random.default_rng(0))[0]
         self.corners = self.mu + corners_y.T @ self.V.T
 
     def time_total(self):
@@ -86,6 +87,9 @@ class LinseedGSE19830:
         _permutation_pvalues(self.X, self.R, self.sq, self.tss, self.power, self.degree,
                              self.n_edges, 0.0, 100, np.random.default_rng(0))
 
+    def time_stage_saddlepoint(self):
+        _saddlepoint_pvalues(self.power, self.degree, self.weights)
+
     def time_stage_choose_k(self):
         estimate_k(self.Xf)
 
@@ -100,3 +104,51 @@ class LinseedGSE19830:
         return int(self.keep.size)
 
     track_n_significant.unit = "genes"
+
+
+def load_gse11058():
+    """GSE11058 mixture (584 genes x 12 samples) or a synthetic stand-in of the same shape."""
+    root = Path(os.environ.get("FASTDECONV_DATA", Path(__file__).resolve().parents[2].parent
+                               / "shared" / "data"))
+    path = root / "abbas_GSE11058" / "mixture.tsv.gz"
+    if path.is_file():
+        return pd.read_csv(path, sep="\t", index_col=0)
+    rng = np.random.default_rng(1)
+    H = rng.dirichlet(np.ones(4), size=12).T
+    W = rng.gamma(0.5, 300.0, size=(584, 4)) + 5.0
+    G = W @ H * rng.lognormal(0.0, 0.05, size=(584, 12))
+    return pd.DataFrame(G, index=[f"g{i}" for i in range(584)])
+
+
+class ReferenceFreeMethods:
+    """Every method of the reference-free pipeline at its defaults (automatic k)."""
+
+    params = (["GSE19830", "GSE11058"], ["simplex", "dualsimplex", "nmf", "ica", "anchors"])
+    param_names = ["dataset", "method"]
+    timeout = 600
+
+    def setup(self, dataset, method):
+        if method == "ica":  # asv skips a benchmark whose setup raises NotImplementedError
+            try:
+                import sklearn  # noqa: F401
+            except ImportError:
+                raise NotImplementedError("scikit-learn is not installed") from None
+        self.bulk = load_gse19830() if dataset == "GSE19830" else load_gse11058()
+        linseed(self.bulk, "auto", method=method)
+
+    def time_linseed(self, dataset, method):
+        linseed(self.bulk, "auto", method=method)
+
+
+def timeraw_first_call_gse11058():
+    """A fresh process: import fastdeconv, read 584 x 12 and run LinSeed once (warm cache).
+
+    The issue-14 fixed cost; reading the small table takes a few milliseconds of it.
+    """
+    return f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+import fastdeconv
+from bench_linseed import load_gse11058
+fastdeconv.linseed(load_gse11058(), "auto", progress=False)
+"""
