@@ -1713,7 +1713,12 @@ def _factor_corners(method, G, k, options, init):
         fact = factorization.nmf(G, k, init=init, n_restarts=options.n_restarts,
                                  seed=options.seed, n_jobs=options.n_jobs)
     elif method == "ica":
-        fact = factorization.ica(G, k, seed=options.seed)
+        try:
+            fact = factorization.ica(G, k, seed=options.seed)
+        except ImportError:
+            raise InputProblem(
+                "method 'ica' needs scikit-learn: pip install fastdeconv[ica] (or pip install "
+                "scikit-learn), or use {0}", Fix("method", "simplex")) from None
     else:
         fact = factorization.anchors(G, k)
     H = np.clip(fact.H, 0.0, None)

@@ -175,3 +175,30 @@ def test_plots_work_for_a_factorisation(planted, tmp_path):
     fig = res.plot(tmp_path / "nmf.png")
     assert (tmp_path / "nmf.png").stat().st_size > 0
     assert len(fig.axes) == 4
+
+
+def test_ica_without_scikit_learn_names_the_remedy(planted, monkeypatch, tmp_path, capsys):
+    """No scikit-learn: the error says what to install, or which method to use instead."""
+    import builtins
+
+    from fastdeconv.cli import main
+    from fastdeconv.errors import InputProblem
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name == "sklearn" or name.startswith("sklearn."):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    bulk, _, _ = planted
+    with pytest.raises(InputProblem, match=r"pip install fastdeconv\[ica\].*method='simplex'"):
+        linseed(bulk, 3, method="ica", pvalue=0.05)
+    path = tmp_path / "bulk.tsv"
+    bulk.to_csv(path, sep="\t", index_label="gene")
+    out = tmp_path / "p.tsv"
+    assert main(["linseed", "--bulk", str(path), "--cell-types", "3", "--output", str(out),
+                 "--method", "ica"]) == 1
+    assert "--method simplex" in capsys.readouterr().err
+    assert not out.exists()
