@@ -388,6 +388,8 @@ def _polish(G, W, H, tol):
         if prev - obj <= tol * prev:
             break
         prev = obj
+    else:  # the cap, with the objective still falling: not converged
+        ok = False
     return np.ascontiguousarray(W), H, obj, steps, ok
 
 
@@ -562,7 +564,8 @@ def nmf(G, k, *, init=None, n_restarts=10, seed=0, max_iter=2000, tol=1e-6, n_jo
         return W, H, _objective(G, W, H), its, hals_ok and nnls_ok, steps
 
     # the same optimum: within AUTO_SAME (relative) of the best, or both at rounding level
-    # (objectives below 1e-12 * 0.5 ||G||^2: an exact factorisation)
+    # (objectives below 1e-12 * 0.5 ||G||^2: an exact factorisation), or the same
+    # proportions to AGREE (runs stopped by ``tol`` at slightly different objectives)
     results = []
     while len(results) < total:
         stop = min(total, len(results) + (AUTO_ROUND if auto else total))
@@ -570,7 +573,12 @@ def nmf(G, k, *, init=None, n_restarts=10, seed=0, max_iter=2000, tol=1e-6, n_jo
         if auto:
             objs = np.array([res[2] for res in results])
             same = max(AUTO_SAME * objs.min(), 1e-12 * 0.5 * gg * c * c)
-            if np.sum(objs - objs.min() <= same) >= 2:
+            best = int(np.argmin(objs))
+            props = [_proportions(res[1] * res[0].sum(axis=0)[:, None]) for res in results]
+            n_same = sum(
+                objs[r] - objs[best] <= same
+                or agreement(props[best], [props[r]]) == 1.0 for r in range(len(results)))
+            if n_same >= 2:
                 break
     objs = np.array([res[2] for res in results])
     best = int(np.argmin(objs))

@@ -53,7 +53,7 @@ from fastdeconv._progress import advancer, compile_notice, progress_bar, show_pr
 from fastdeconv.errors import Fix, InputProblem, literal
 from fastdeconv.factorization import AUTO_MAX, AUTO_ROUND, AUTO_SAME
 from fastdeconv.inputs import MISSING, SCALES
-from fastdeconv.n_types import K_RULES, KDiagnostics, _choose_k, _hysime_k  # noqa: F401
+from fastdeconv.n_types import K_RULES, KDiagnostics, _choose_k  # noqa: F401 (re-exported)
 from fastdeconv.results import ProportionsResult
 
 __all__ = ["linseed", "LinseedResult", "estimate_k", "sinkhorn_scale"]
@@ -575,6 +575,15 @@ def sinkhorn_scale(G, *, tol=1e-12, max_iter=10000):
     row_scale : ndarray, shape (n,)
     column_scale : ndarray, shape (m,)
     n_iter : int
+    converged : bool
+        Whether the column sums reached ``tol`` (a pattern of zeros can make the
+        balance unreachable: then the rows sum to 1 and the columns do not).
+
+    Raises
+    ------
+    ValueError
+        If ``G`` is not a finite, non-negative 2-D array, or a row or column of
+        it is all zero (such a gene or sample cannot be scaled).
 
     References
     ----------
@@ -587,11 +596,15 @@ def sinkhorn_scale(G, *, tol=1e-12, max_iter=10000):
     --------
     >>> import numpy as np
     >>> from fastdeconv.reference_free import sinkhorn_scale
-    >>> V, r, c, _ = sinkhorn_scale(np.array([[1.0, 2.0], [3.0, 1.0], [2.0, 2.0]]))
-    >>> np.allclose(V.sum(1), 1.0), np.allclose(V.sum(0), 1.5)
-    (True, True)
+    >>> V, r, c, _, ok = sinkhorn_scale(np.array([[1.0, 2.0], [3.0, 1.0], [2.0, 2.0]]))
+    >>> np.allclose(V.sum(1), 1.0), np.allclose(V.sum(0), 1.5), ok
+    (True, True, True)
     """
     V = np.array(G, dtype=np.float64)
+    if V.ndim != 2 or not np.all(np.isfinite(V)) or np.any(V < 0):
+        raise ValueError("G must be a finite, non-negative 2-D array (genes x samples)")
+    if not (np.all(V.sum(axis=1) > 0) and np.all(V.sum(axis=0) > 0)):
+        raise ValueError("G has an all-zero row or column; drop those genes or samples first")
     n, m = V.shape
     r = np.ones(n)
     c = np.ones(m)
@@ -605,8 +618,8 @@ def sinkhorn_scale(G, *, tol=1e-12, max_iter=10000):
         V /= cols[None, :]
         c /= cols
         if np.abs(cols - 1.0).max() <= tol:
-            break
-    return V, r, c, it
+            return V, r, c, it, True
+    return V, r, c, it, False
 
 
 def _dual_corners(G, k, hinge_weight, n_restarts, rng, more_genes=(), progress=False):
@@ -623,7 +636,12 @@ def _dual_corners(G, k, hinge_weight, n_restarts, rng, more_genes=(), progress=F
     dual simplex).  Returns the corners in the original sample space (k x m,
     rows summing to 1), the diagnostics and every start's corners.
     """
-    V, _, col_scale, n_sinkhorn = sinkhorn_scale(G)
+    V, _, col_scale, n_sinkhorn, balanced = sinkhorn_scale(G)
+    if not balanced:
+        raise InputProblem(
+            f"the significant genes cannot be Sinkhorn-balanced (their zeros leave some "
+            f"sample almost empty; {n_sinkhorn} iterations); use {{0}}",
+            Fix("method", "simplex"))
     _, vectors = np.linalg.eigh(V.T @ V)
     R = np.ascontiguousarray(vectors[:, ::-1][:, :k].T)  # k x m, orthonormal rows
     R[0] *= np.sign(R[0].sum()) or 1.0
@@ -850,12 +868,17 @@ class LinseedResult(ProportionsResult):
             f"  corners: {self.info.get('n_outside', 0)} significant genes outside the simplex",
         ]
         if "method" in self.info:
-            stability = self.info.get("stability", float("nan"))
+            starts = self.info.get("n_starts", 1)
+            if starts > 1:
+                stability = (f"stability {self.info.get('stability', float('nan')):.2f} (share "
+                             f"of {starts} starts agreeing with the best to 0.01)")
+            else:
+                stability = "stability not measured (one run, no restarts)"
+            rule = self.info.get("k_rule")
             lines.append(
-                f"  method {self.info['method']}, k rule {self.info.get('k_rule')}, null "
-                f"{self.info.get('null')}, scale {self.info.get('component_scale')}; stability "
-                f"{stability:.2f} (share of {self.info.get('n_starts', 1)} starts agreeing with "
-                "the best to 0.01)")
+                f"  method {self.info['method']}, "
+                + (f"k rule {rule}" if rule else "k given") + f", null "
+                f"{self.info.get('null')}, scale {self.info.get('component_scale')}; {stability}")
         if "variance_power" in self.info:
             b = self.info["variance_power"]
             how = f"gene weights mean^-{b:.2f}" if b > 0 else "unweighted"
@@ -1357,7 +1380,8 @@ def linseed(
         with equal total expression, as after library-size normalisation, and
         each sample by simplex-constrained (weighted) least squares;
         ``"sum_to_one"`` takes the scales that make the proportions of every
-        sample sum to 1 best (NNLS of a vector of ones on the corners).
+        sample sum to 1 best (NNLS of a vector of ones on the corners); it fits
+        no genes, so ``weighting`` does not apply to it.
     top_genes : int, default 10000
         Analyse the most expressed genes (by mean ``log2(1 + x)``).
     min_mean : "auto" or float, default "auto"
@@ -1684,12 +1708,18 @@ def _stage_k(data, significance, options, rng):
         if options.k_rule == "bcv":
             # the retained blocks of a 2 x 2 split hold m - ceil(m / 2) samples
             m = Xf.shape[1]
-            choice = choose_k("bcv", Xf, [k for k in ks if k <= m - (m + 1) // 2] or [2])
+            fitting = [k for k in ks if k <= m - (m + 1) // 2]
+            if not fitting:
+                raise InputProblem(
+                    f"bi-cross-validation holds out half of the {m} samples, which leaves too "
+                    "few to fit 2 components; use {0} or {1}", Fix("k_rule", "spectrum"),
+                    Fix("k_rule", "mdl"))
+            choice = choose_k("bcv", Xf, fitting)
         else:
             fits = _mdl_fits(data, significance, Xf, ks, options, rng)
             if not fits:
                 raise InputProblem(
-                    "no number of components from 2 to {upper} gives a fit to score by MDL; "
+                    f"no number of components from 2 to {upper} gives a fit to score by MDL; "
                     "use {0}", Fix("k_rule", "spectrum"))
             choice = choose_k("mdl", np.ascontiguousarray(data.G[keep]), sorted(fits),
                               fits=fits, n_jobs=options.n_jobs)
@@ -1705,16 +1735,26 @@ def _stage_k(data, significance, options, rng):
     return Xf, kd
 
 
+def _int_seed(options):
+    """The seed as the integer the factorisations take (a Generator seed draws one)."""
+    seed = options.seed
+    if isinstance(seed, (int, np.integer)):
+        return int(seed)
+    return int(np.random.default_rng(seed).integers(2**31))
+
+
 def _factor_corners(method, G, k, options, init):
     """Corners (k x samples, rows summing to 1) from a factorisation ``G ~ W H``: H's rows."""
     from fastdeconv import factorization
 
     if method == "nmf":
-        fact = factorization.nmf(G, k, init=init, n_restarts=options.n_restarts,
-                                 seed=options.seed, n_jobs=options.n_jobs)
+        # n_restarts counts the starts besides the first, as for the corners; nmf counts runs
+        restarts = options.n_restarts
+        fact = factorization.nmf(G, k, init=init, n_jobs=options.n_jobs, seed=_int_seed(options),
+                                 n_restarts=restarts if isinstance(restarts, str) else restarts + 1)
     elif method == "ica":
         try:
-            fact = factorization.ica(G, k, seed=options.seed)
+            fact = factorization.ica(G, k, seed=_int_seed(options))
         except ImportError:
             raise InputProblem(
                 "method 'ica' needs scikit-learn: pip install fastdeconv[ica] (or pip install "
@@ -1821,7 +1861,7 @@ def _stage_result(data, significance, kd, simplex, fit, options, timings):
     info = dict(simplex.info)
     info.update({"variance_power": fit.variance_power, "n_edges": significance.n_edges,
                  "spa_genes": [sig_index[i] for i in simplex.spa], "seed": options.seed,
-                 "null": options.null, "k_rule": options.k_rule,
+                 "null": options.null, "k_rule": options.k_rule if kd.automatic else None,
                  "component_scale": options.component_scale,
                  "block_rows": significance.block_rows, "timings": timings})
     return LinseedResult(

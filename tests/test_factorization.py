@@ -239,9 +239,9 @@ def test_auto_restarts_stop_once_the_best_objective_repeats():
     fit = nmf(G, 4, n_restarts="auto", n_jobs=2, max_iter=50)
     objs = fit.restarts
     assert objs.size % 4 == 0 and objs.size <= 40
-    if objs.size < 40:
-        assert np.sum(_same(objs, G)) >= 2
-    # the earlier rounds did not already meet the rule
+    # it stops when two runs reach the best objective, or agree with the best run's
+    # proportions to 0.01 (not visible from the objectives alone); the earlier rounds
+    # did not already meet the objective part of the rule
     for r in range(4, objs.size, 4):
         assert np.sum(_same(objs[:r], G)) < 2
 

@@ -39,14 +39,22 @@ def test_average_ranks_equal_scipy_rankdata():
 def test_sinkhorn_scale_rows_columns_and_factors():
     rng = np.random.default_rng(1)
     G = rng.gamma(0.5, 10.0, size=(300, 12)) + 1e-3
-    V, r, c, it = sinkhorn_scale(G)
+    V, r, c, it, ok = sinkhorn_scale(G)
+    assert ok
     np.testing.assert_allclose(V.sum(axis=1), 1.0, rtol=1e-10)
     np.testing.assert_allclose(V.sum(axis=0), 300 / 12, rtol=1e-10)
     np.testing.assert_allclose(V, r[:, None] * G * c[None, :], rtol=1e-10)
     assert it < 10000
     # the scaling of a matrix already scaled is the identity
-    V2, r2, c2, _ = sinkhorn_scale(V)
+    V2, r2, c2, _, _ = sinkhorn_scale(V)
     np.testing.assert_allclose(V2, V, rtol=1e-9)
+    # bad input is refused, an unbalanceable zero pattern is reported
+    for bad in (G * np.nan, -G, np.vstack([G, np.zeros(12)])):
+        with pytest.raises(ValueError, match="G "):
+            sinkhorn_scale(bad)
+    Z = G.copy()
+    Z[5:, 0] = 0.0  # sample 0 carried by 5 of 300 genes: it cannot take its share n / m
+    assert not sinkhorn_scale(Z, max_iter=200)[4]
 
 
 def test_agreement_matches_components_before_comparing():
@@ -202,3 +210,36 @@ def test_ica_without_scikit_learn_names_the_remedy(planted, monkeypatch, tmp_pat
                  "--method", "ica"]) == 1
     assert "--method simplex" in capsys.readouterr().err
     assert not out.exists()
+
+
+
+def test_review_fixes_nmf_restarts_bcv_fixed_k_and_generator_seed(planted):
+    """n_restarts=0 with NMF, BCV with too few samples, a fixed k, a Generator seed."""
+    from fastdeconv.errors import InputProblem
+
+    bulk, _, _ = planted
+    res = linseed(bulk, 3, method="nmf", n_restarts=0, pvalue=0.05)
+    assert res.info["n_starts"] == 1 and "not measured" in res.summary()
+    assert res.info["k_rule"] is None and "k given" in res.summary()
+    with pytest.raises(InputProblem, match="k_rule='spectrum'"):
+        linseed(bulk.iloc[:, :3], "auto", k_rule="bcv", pvalue=0.05)
+    for method in ("nmf", "ica"):
+        linseed(bulk, 3, method=method, seed=np.random.default_rng(1), pvalue=0.05)
+
+
+def test_corner_search_does_not_stop_on_a_spoilt_hessian():
+    """The reviewer's case: BFGS used to stop at 10.04 with a gradient of 3.3 (optimum 4.51)."""
+    from fastdeconv.kernels.corners import minimise_corners, simplex_objective
+
+    rng = np.random.default_rng(3)
+    for k in (4, 5, 6):
+        A = rng.dirichlet(np.ones(k) * 0.5, 500)
+        C = rng.normal(size=(k - 1, k))
+        Y = A @ C.T + rng.normal(scale=0.03, size=(500, k - 1))
+        Ya = np.ascontiguousarray(np.column_stack([Y, np.ones(500)]))
+        x0 = np.ascontiguousarray((0.6 * C + 0.4 * C.mean(1, keepdims=True)).ravel()
+                                  + 0.05 * rng.normal(size=(k - 1) * k))
+    e0, e1 = np.zeros(0), np.zeros((0, 0))
+    x, value, _, ok = minimise_corners(x0, Ya, 1000.0, e0, e1, 0.0, 1000, 1e-5, 2.2e-9)
+    assert ok and value < 4.6
+    assert np.abs(simplex_objective(x, Ya, 1000.0)[1]).max() < 1e-2

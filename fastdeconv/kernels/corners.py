@@ -1,4 +1,5 @@
-"""Simplex-corner kernels for LinSeed: successive projection, and the refinement objective.
+"""Simplex-corner kernels for LinSeed: successive projection, the refinement objective and
+its minimiser (BFGS, :func:`minimise_corners`).
 
 The genes, projected onto the (k-1)-dimensional affine subspace of the
 row-normalised data, are points ``y_i``; written with a trailing 1 they are the
@@ -196,8 +197,10 @@ def minimise_corners(start, Ya, hinge_weight, sample_base, sample_dirs, sample_w
     ``_objective``).  The dimension is ``(k-1) k`` (at most a few hundred), so
     the inverse Hessian is kept dense.  A step that leaves the domain (a
     degenerate simplex, objective ``inf``) or does not decrease the objective
-    enough (Armijo, ``1e-4``) is halved; an accepted step whose end is still
-    steep (Wolfe's curvature condition, ``0.9``) is doubled while that pays.  Stops when the largest gradient
+    enough (Armijo, ``1e-4``) is halved; a full step whose end is still steep
+    (Wolfe's curvature condition, ``0.9``) is doubled while that pays.  A
+    direction nearly orthogonal to the gradient, a failed line search or a
+    stalled quasi-Newton step restart the inverse Hessian from the identity.  Stops when the largest gradient
     entry is at most ``gtol``, when an iteration lowers the objective by at
     most ``ftol`` relative to it (the criteria of scipy's L-BFGS-B), or after
     ``max_iter`` iterations.
@@ -226,6 +229,11 @@ def minimise_corners(start, Ya, hinge_weight, sample_base, sample_dirs, sample_w
     value : float
     n_iter : int
     converged : bool
+
+    References
+    ----------
+    Nocedal, J., Wright, S. J. (2006). Numerical Optimization, 2nd ed., Springer:
+    chapter 6 (BFGS, the scaling 6.20 of the first inverse Hessian) and 3.1 (Armijo).
 
     Examples
     --------
@@ -259,15 +267,19 @@ def minimise_corners(start, Ya, hinge_weight, sample_base, sample_dirs, sample_w
         slope = 0.0
         for i in range(d):
             slope += g[i] * p[i]
-        if slope >= 0.0:  # not a descent direction: restart from the gradient
+        # not a descent direction, or almost orthogonal to the gradient (a spoilt inverse
+        # Hessian): restart from the gradient
+        if slope >= -1e-8 * np.sqrt((g @ g) * (p @ p)):
             Hinv = np.eye(d)
             p = -g.copy()
             slope = -(g @ g)
             first = True
+        fresh = first
         step = 1.0
         if first:
             step = min(1.0, 1.0 / np.abs(g).max())
         accepted = False
+        halved = False
         x_new = x
         f_new = f
         g_new = g
@@ -279,13 +291,18 @@ def minimise_corners(start, Ya, hinge_weight, sample_base, sample_dirs, sample_w
                 accepted = True
                 break
             step *= 0.5
+            halved = True
         if not accepted:
+            if not fresh:  # the quasi-Newton direction failed: try the gradient once more
+                Hinv = np.eye(d)
+                first = True
+                continue
             converged = np.abs(g).max() <= 1e3 * gtol
             break
         # the first step tried was accepted but the slope is still steep (the curvature
         # condition of Wolfe fails): extrapolate, doubling the step while it pays
         for _ in range(40):
-            if g_new @ p >= 0.9 * slope:
+            if halved or g_new @ p >= 0.9 * slope:
                 break
             trial = 2.0 * step
             x_t = x + trial * p
@@ -314,7 +331,12 @@ def minimise_corners(start, Ya, hinge_weight, sample_base, sample_dirs, sample_w
                     Hinv[i, j] += (-rho * (s[i] * Hy[j] + Hy[i] * s[j])
                                    + (rho * rho * yHy + rho) * s[i] * s[j])
         if decrease <= ftol * max(abs(f_old), abs(f), 1.0):
-            converged = True
-            break
+            if np.abs(g).max() <= 1e3 * gtol or (fresh and not halved):
+                converged = True
+                break
+            # a tiny decrease from a halved or quasi-Newton step with a large gradient
+            # left: not converged; start again from the gradient
+            Hinv = np.eye(d)
+            first = True
     return x, f, it, converged
 

@@ -1,4 +1,8 @@
-"""Mutual-linearity kernels for LinSeed: pairwise scores in blocks, the permutation null.
+"""Mutual-linearity kernels for LinSeed: pairwise scores in blocks, and the null.
+
+The null of a gene's summed edge weight is sampled (the permutation null:
+:func:`pair_weights`, :func:`window_sums`) or computed from the histogram of all
+edge weights that :func:`accumulate_block` keeps (:func:`saddlepoint_pvalues`).
 
 All functions take float64 arrays prepared by :mod:`fastdeconv.reference_free`:
 
