@@ -285,11 +285,15 @@ def _objective(G, W, H):
     return 0.5 * float(np.einsum("ij,ij->", R, R))
 
 
-def _nnls(A, B):
-    """``argmin_{X>=0} ||A X - B||`` per column of ``B``, on the library's exact solver."""
+def _nnls(A, B, n_jobs=1):
+    """``argmin_{X>=0} ||A X - B||`` per column of ``B``, on the library's exact solver.
+
+    Returns the solution and whether every column converged.  One thread by
+    default: the factorisations run their restarts on the threads.
+    """
     from fastdeconv.solvers._core import solve
 
-    X, info = solve(np.ascontiguousarray(A, dtype=np.float64), B, kind="nnls", n_jobs=1)
+    X, info = solve(np.ascontiguousarray(A, dtype=np.float64), B, kind="nnls", n_jobs=n_jobs)
     return X, bool(np.all(info.converged))
 
 

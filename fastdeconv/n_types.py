@@ -374,11 +374,10 @@ def spectrum_k(X, ks=None, *, variance_threshold=0.99):
 
 
 def _nnls(A, B, n_jobs=None):
-    """NNLS of every column of ``B`` on ``A`` (k x columns of B)."""
-    from fastdeconv.solvers._core import solve
+    """NNLS of every column of ``B`` on ``A`` (the factorisations' solver, without its flag)."""
+    from fastdeconv.factorization import _nnls as solve_nnls
 
-    X, _ = solve(np.ascontiguousarray(A, dtype=np.float64), B, kind="nnls", n_jobs=n_jobs)
-    return X
+    return solve_nnls(A, B, n_jobs)[0]
 
 
 def _mdl_terms(n, m, k, mse):
