@@ -51,7 +51,7 @@ from fastdeconv._checks import check_choice, check_float, check_int
 from fastdeconv._parallel import resolve_n_jobs
 from fastdeconv._progress import advancer, compile_notice, progress_bar, show_progress
 from fastdeconv.errors import Fix, InputProblem, literal
-from fastdeconv.factorization import AUTO_MAX, AUTO_ROUND, AUTO_SAME
+from fastdeconv.factorization import AUTO_MAX, AUTO_ROUND, AUTO_SAME, agreement
 from fastdeconv.inputs import MISSING, SCALES
 from fastdeconv.n_types import K_RULES, KDiagnostics, _choose_k  # noqa: F401 (re-exported)
 from fastdeconv.results import ProportionsResult
@@ -441,13 +441,13 @@ def _project(Xf, k):
     return mu, V, np.ascontiguousarray(centred @ V)
 
 
-#: Restarts per round with ``n_restarts="auto"``, at most, and when two starts reach the
-#: same optimum (objectives equal to this, relative): the rule of the factorisations.
-RESTART_ROUND, MAX_RESTARTS, SAME_OPTIMUM = AUTO_ROUND, AUTO_MAX, AUTO_SAME
+def _sum_to_one(corners):
+    """Proportions from corners (k x samples) by the sum-to-one model.
 
-
-def _quick_proportions(corners):
-    """Proportions from corners (k x samples) by the sum-to-one model: a comparison scale only."""
+    The scales that make every sample's proportions sum to 1 best (NNLS of a
+    vector of ones on the corners): ``component_scale="sum_to_one"``, and the
+    common scale on which the stability score compares the starts.
+    """
     C = np.clip(corners, 0.0, None)
     lam = _solve(C.T, np.ones((C.shape[1], 1)), "nnls", 1)[0][:, 0]
     P = lam[:, None] * C
@@ -459,17 +459,18 @@ def _restarts(run, n_restarts, progress, desc):
     """Run ``run(r)`` for starts r = 0, 1, ... and keep the best (smallest ``.fun``).
 
     ``n_restarts`` an int: that many restarts besides start 0.  ``"auto"``:
-    rounds of :data:`RESTART_ROUND` until the best objective has been reached
-    (to :data:`SAME_OPTIMUM`) by at least two starts, or :data:`MAX_RESTARTS`.
+    rounds of ``AUTO_ROUND`` until the best objective has been reached (to
+    ``AUTO_SAME``, relative) by at least two starts, or ``AUTO_MAX`` restarts:
+    the rule of :func:`fastdeconv.factorization.nmf`.
     Returns the best result, every start's objective and every start's result.
     """
     auto = isinstance(n_restarts, str)
-    total = MAX_RESTARTS + 1 if auto else n_restarts + 1
+    total = AUTO_MAX + 1 if auto else n_restarts + 1
     results = []
     with progress_bar(None if auto else total, progress, desc=desc, unit="start") as bar:
         r = 0
         while r < total:
-            stop = min(total, r + (RESTART_ROUND if r else 1 + RESTART_ROUND))
+            stop = min(total, r + (AUTO_ROUND if r else 1 + AUTO_ROUND))
             for i in range(r, stop):
                 results.append(run(i))
                 bar.update(1)
@@ -478,7 +479,7 @@ def _restarts(run, n_restarts, progress, desc):
                 funs = np.array([res.fun for res in results])
                 best = funs.min()
                 if np.isfinite(best) and np.sum(
-                        np.abs(funs - best) <= SAME_OPTIMUM * max(1.0, abs(best))) >= 2:
+                        np.abs(funs - best) <= AUTO_SAME * max(1.0, abs(best))) >= 2:
                     break
     funs = np.array([res.fun for res in results])
     best = results[int(np.argmin(np.where(np.isfinite(funs), funs, np.inf)))]
@@ -529,9 +530,8 @@ def _find_corners(Y, k, hinge_weight, n_restarts, rng, more_genes=(), progress=F
     base, dirs, weight = dual if dual is not None else (np.zeros(0), np.zeros((0, 0)), 0.0)
 
     # one stream of jitter per start, drawn in order: the same starts whatever stops the loop
-    jitter = [None] + [rng.normal(scale=0.1, size=start.shape) for _ in range(MAX_RESTARTS if
-                                                                        isinstance(n_restarts, str)
-                                                                        else n_restarts)]
+    n_jitter = AUTO_MAX if isinstance(n_restarts, str) else n_restarts
+    jitter = [None] + [rng.normal(scale=0.1, size=start.shape) for _ in range(n_jitter)]
 
     def run(r):
         x0 = start if r == 0 else start + jitter[r] * spread
@@ -734,7 +734,7 @@ def _proportions(corners, G, keep, n_jobs, weighting="variance", component_scale
     if component_scale == "sum_to_one":
         from types import SimpleNamespace
 
-        P = _quick_proportions(corners)
+        P = _sum_to_one(corners)
         residual = B - A @ P
         info = SimpleNamespace(residual_norm=np.sqrt(np.einsum("ij,ij->j", residual, residual)),
                                converged=np.ones(P.shape[1], dtype=bool))
@@ -1789,30 +1789,26 @@ def _stage_corners(data, significance, Xf, k, options, rng, n_clean, progress=Fa
     more = _more_genes(options, n_clean)
     method = options.method
     G = np.ascontiguousarray(data.G[significance.keep])
-    if method in ("simplex", "nmf"):
+    starts = None  # every start's corners, where the method restarts
+    if method == "dualsimplex":
+        corners, spa, info, starts = _dual_corners(G, k, options.hinge_weight,
+                                                   options.n_restarts, rng, more, progress)
+    elif method in ("simplex", "nmf"):
         corners_y, spa, info, starts = _find_corners(Y, k, options.hinge_weight,
                                                      options.n_restarts, rng, more, progress)
         corners = mu + corners_y.T @ V.T  # k x m, rows sum to 1
         starts = [mu + c.T @ V.T for c in starts]
-    else:
-        if method == "dualsimplex":
-            corners, spa, info, starts = _dual_corners(G, k, options.hinge_weight,
-                                                       options.n_restarts, rng, more, progress)
-        else:
-            spa = np.zeros(0, dtype=np.int64)
-            corners, info = _factor_corners(method, G, k, options, None)
-            spa = info.pop("anchors", spa)
+        if method == "nmf":  # started from the simplex corners; its own restarts and stability
+            simplex_objective = info["objective"]
+            corners, info = _factor_corners("nmf", G, k, options, np.clip(corners, 0.0, None))
+            info["simplex_objective"] = simplex_objective
             starts = None
-    if method == "nmf":
-        simplex_info = info
-        corners, info = _factor_corners("nmf", G, k, options, np.clip(corners, 0.0, None))
-        info["simplex_objective"] = simplex_info["objective"]
-        starts = None
+    else:
+        corners, info = _factor_corners(method, G, k, options, None)
+        spa = info.pop("anchors", np.zeros(0, dtype=np.int64))
     if starts is not None:
-        from fastdeconv.factorization import agreement
-
-        best = _quick_proportions(corners)
-        info["stability"] = agreement(best, [_quick_proportions(c) for c in starts])
+        best = _sum_to_one(corners)
+        info["stability"] = agreement(best, [_sum_to_one(c) for c in starts])
     corners_y = ((corners - mu) @ V).T  # (k-1) x k
     distance = np.sqrt(((Y[:, :, None] - corners_y[None, :, :]) ** 2).sum(axis=1))  # genes x k
     # barycentric coordinates of the significant genes: each gene belongs to the
@@ -1820,10 +1816,8 @@ def _stage_corners(data, significance, Xf, k, options, rng, n_clean, progress=Fa
     # simplex is elongated)
     E = np.vstack([corners_y, np.ones(k)])
     barycentric = np.column_stack([Y, np.ones(len(Y))]) @ np.linalg.pinv(E).T
-    if method in ("simplex", "dualsimplex"):
-        info.setdefault("n_outside", int(np.sum((barycentric < -1e-9).any(axis=1))))
-    else:
-        info["n_outside"] = int(np.sum((barycentric < -1e-9).any(axis=1)))
+    # the corner searches count the genes outside by their own objective; the factorisations here
+    info.setdefault("n_outside", int(np.sum((barycentric < -1e-9).any(axis=1))))
     info["method"] = method
     return _Simplex(mu, V, Y, corners_y, corners, spa, info, distance, barycentric)
 

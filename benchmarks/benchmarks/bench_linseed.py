@@ -31,18 +31,23 @@ from fastdeconv.reference_free import (
 )
 
 
-def load_gse19830():
-    """GSE19830 mixture (genes x samples) or a synthetic stand-in of the same shape."""
+def _load(folder, n_genes, n_samples, k, seed):
+    """A shared dataset's mixture (genes x samples), or a seeded synthetic stand-in of its shape."""
     root = Path(os.environ.get("FASTDECONV_DATA", Path(__file__).resolve().parents[2].parent
                                / "shared" / "data"))
-    path = root / "shenorr_GSE19830" / "mixture.tsv.gz"
+    path = root / folder / "mixture.tsv.gz"
     if path.is_file():
         return pd.read_csv(path, sep="\t", index_col=0)
-    rng = np.random.default_rng(0)
-    H = rng.dirichlet(np.ones(3), size=33).T
-    W = rng.gamma(0.5, 300.0, size=(13841, 3)) + 5.0
-    G = W @ H * rng.lognormal(0.0, 0.05, size=(13841, 33))
-    return pd.DataFrame(G, index=[f"g{i}" for i in range(13841)])
+    rng = np.random.default_rng(seed)
+    H = rng.dirichlet(np.ones(k), size=n_samples).T
+    W = rng.gamma(0.5, 300.0, size=(n_genes, k)) + 5.0
+    G = W @ H * rng.lognormal(0.0, 0.05, size=(n_genes, n_samples))
+    return pd.DataFrame(G, index=[f"g{i}" for i in range(n_genes)])
+
+
+def load_gse19830():
+    """GSE19830 mixture (13841 genes x 33 samples) or a synthetic stand-in of the same shape."""
+    return _load("shenorr_GSE19830", 13841, 33, 3, 0)
 
 
 class LinseedGSE19830:
@@ -108,16 +113,7 @@ class LinseedGSE19830:
 
 def load_gse11058():
     """GSE11058 mixture (584 genes x 12 samples) or a synthetic stand-in of the same shape."""
-    root = Path(os.environ.get("FASTDECONV_DATA", Path(__file__).resolve().parents[2].parent
-                               / "shared" / "data"))
-    path = root / "abbas_GSE11058" / "mixture.tsv.gz"
-    if path.is_file():
-        return pd.read_csv(path, sep="\t", index_col=0)
-    rng = np.random.default_rng(1)
-    H = rng.dirichlet(np.ones(4), size=12).T
-    W = rng.gamma(0.5, 300.0, size=(584, 4)) + 5.0
-    G = W @ H * rng.lognormal(0.0, 0.05, size=(584, 12))
-    return pd.DataFrame(G, index=[f"g{i}" for i in range(584)])
+    return _load("abbas_GSE11058", 584, 12, 4, 1)
 
 
 class ReferenceFreeMethods:
